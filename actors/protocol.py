@@ -1,0 +1,155 @@
+"""Messages between the actors of the running system.
+
+Actors address each other by stable name (see ``supervision.Registry``) and
+exchange these frozen values. Events travel in batches: one message carries
+many events, so mailbox capacities count batches, not events.
+
+The flow of an event::
+
+    source --Ingest--> journal --Deliver--> dedup --Deduplicated--> flow_control
+    flow_control --Deliver--> router --(ask) handlers--> Settled --> journal
+    flow_control --Demand--> journal        router --Demand--> flow_control
+
+Every stage that finishes with an event for good (a duplicate, shed, stale,
+handled or dead-lettered) reports it to the journal with :class:`Settled`, and
+the journal's checkpoint advances over the contiguous settled prefix. A
+restarted pipeline actor sends :class:`Resync`, and the journal redelivers
+everything after the checkpoint.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from realtime.event import Event, Reject
+
+
+class Names:
+    """The stable names of the actors and supervisors (CONTRACT.md)."""
+
+    ROOT = "root"
+    METRICS = "metrics"
+    JOURNAL = "journal"
+    PIPELINE = "pipeline"
+    DEDUP = "dedup"
+    FLOW_CONTROL = "flow_control"
+    ROUTER = "router"
+    TRACKING = "tracking"
+    NOTIFIER = "notifier"
+    SOURCES = "sources"
+    KILLS = "kills"
+    WEB = "web"
+
+    @staticmethod
+    def map_source(slug: str) -> str:
+        return f"map:{slug}"
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A source's resume point (e.g. the SSE last event id), committed with its events."""
+
+    source: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ingest:
+    """Source -> journal: new input, to be committed in one transaction."""
+
+    source: str
+    events: tuple[Event, ...] = ()
+    rejects: tuple[Reject, ...] = ()
+    cursor: Cursor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetCursor:
+    """Ask the journal for a source's last committed resume point (``str | None``)."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Committed events (each with ``seq``) handed to the next stage."""
+
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Deduplicated:
+    """Dedup -> flow_control: the unique events of a delivery.
+
+    ``consumed`` is how many events the delivery had, duplicates included, so
+    that flow control can account the demand it granted.
+    """
+
+    events: tuple[Event, ...]
+    consumed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """Downstream -> upstream: permission to send ``n`` more events."""
+
+    consumer: str
+    n: int
+
+
+class Outcome(enum.StrEnum):
+    """Why an event is finished with."""
+
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    SHED = "shed"
+    STALE = "stale"
+    IGNORED = "ignored"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Any stage -> journal: these events are finished with, for ``outcome``."""
+
+    seqs: tuple[int, ...]
+    outcome: Outcome
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """A (re)started pipeline actor -> journal: redeliver from the checkpoint."""
+
+    requester: str
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """Router -> handler (asked): handle these events; the reply means accepted.
+
+    A handler replies only once the events are safe with it (e.g. the notifier
+    has written its ledger entries); an exception in reply is retried.
+    """
+
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReport:
+    """Every actor -> metrics, about once a second.
+
+    Attributes:
+        actor: the reporter's name.
+        counters: increments since the previous report (``events_total``, ...).
+        gauges: current values (``window_size``, ``backlog``, ...).
+        latencies: per stage, seconds from socket to that stage, for events
+            finished since the last report (bounded by the reporter).
+    """
+
+    actor: str
+    counters: Mapping[str, float] = field(default_factory=dict)
+    gauges: Mapping[str, float] = field(default_factory=dict)
+    latencies: Mapping[str, tuple[float, ...]] = field(default_factory=dict)

@@ -1,0 +1,457 @@
+"""Configuration: ``config.toml`` into typed, frozen objects.
+
+Every table is a frozen dataclass; the loader walks the dataclass fields, so a
+new setting is one field with a default. Anything the file says that no field
+expects is an error naming the key, as is a value of the wrong type or a
+missing required value. A string value ``"env:NAME"`` in a :class:`Secret`
+field is read from the environment and never printed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+ENV_PREFIX = "env:"
+MASK = "***"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret value; ``str()`` and ``repr()`` never show it.
+
+    Attributes:
+        value: the secret itself ("" when unset).
+        origin: where it came from, safe to print (``env:NAME`` or ``inline``).
+    """
+
+    value: str
+    origin: str
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __str__(self) -> str:
+        return MASK if self.value else ""
+
+    def __repr__(self) -> str:
+        return f"Secret({self.origin}, {'set' if self.value else 'unset'})"
+
+
+def _secret(default: str = "") -> Any:
+    return field(default_factory=lambda: Secret(default, "inline"))
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    data_dir: str = "data"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    bind: str = "127.0.0.1"
+    port: int = 8765
+    token: Secret = _secret()
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    enabled: bool = True
+    seed: int = 42
+    kills_port: int = 4004
+    map_port: int = 4010
+    discord_port: int = 4020
+    kills_per_s: float = 0.5
+    map_events_per_s: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class KillsSourceConfig:
+    enabled: bool = True
+    url: str = "ws://127.0.0.1:4004/socket/websocket"
+    heartbeat_interval_s: float = 30.0
+    heartbeat_timeout_s: float = 60.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    circuit_failures: int = 8
+    circuit_open_s: float = 120.0
+    max_frame_bytes: int = 1_048_576
+    subscription_updates_per_minute: int = 10
+    preload_limit_per_system: int = 20
+    preload_since_hours: int = 24
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesConfig:
+    kills: KillsSourceConfig = field(default_factory=KillsSourceConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class MapConfig:
+    slug: str
+    base_url: str = "http://127.0.0.1:4010"
+    api_key: Secret = _secret()
+    events: tuple[str, ...] = ()
+    keepalive_timeout_s: float = 75.0
+    connect_timeout_s: float = 10.0
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    config_error_retry_s: float = 300.0
+    backfill_window_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordConfig:
+    mode: Literal["bot", "webhook"] = "bot"
+    api_base: str = "https://discord.com/api/v10"
+    bot_token: Secret = _secret()
+    channel_id: str = ""
+    webhook_url: Secret = _secret()
+    request_timeout_s: float = 10.0
+    max_attempts: int = 8
+    retry_min_s: float = 0.5
+    retry_max_s: float = 60.0
+    concurrency: int = 4
+    send_queue: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class KillNotifyConfig:
+    enabled: bool = True
+    min_value_isk: float = 0.0
+    wormhole_only: bool = False
+    exclude_systems: tuple[int, ...] = ()
+    exclude_characters: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MapNotifyConfig:
+    system_added: bool = True
+    character_added: bool = True
+    character_removed: bool = True
+    rally_point_added: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    sinks: tuple[Literal["console", "discord"], ...] = ("console",)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    kills: KillNotifyConfig = field(default_factory=KillNotifyConfig)
+    map: MapNotifyConfig = field(default_factory=MapNotifyConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class FiltersConfig:
+    max_kill_age_s: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxConfig:
+    """Mailbox capacity per actor (messages, not events: a batch is one message)."""
+
+    dedup: int = 1000
+    flow_control: int = 10000
+    router: int = 1000
+    notifier: int = 1000
+    metrics: int = 1000
+    journal: int = 10000
+    tracking: int = 1000
+    sources: int = 1000
+    web: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionConfig:
+    max_restarts: int = 5
+    max_seconds: float = 30.0
+    backoff_min_s: float = 0.01
+    backoff_max_s: float = 5.0
+    shutdown_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class JournalConfig:
+    retention_days: float = 7.0
+    batch_max: int = 1000
+    batch_wait_ms: float = 5.0
+    max_in_flight: int = 5000
+    max_reject_bytes: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class DedupConfig:
+    """``window_s = 0`` means ``max(2 * [filters] max_kill_age_s, 3600)``."""
+
+    window_s: float = 0.0
+    max_entries: int = 200_000
+    default_strategy: Literal["key", "content", "hybrid"] = "hybrid"
+    strategies: Mapping[str, Literal["key", "content", "hybrid"]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    high_watermark: int = 8000
+    low_watermark: int = 6000
+    batch: int = 256
+    demand: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    history_s: int = 3600
+    alert_history: int = 200
+    regression_ratio: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    discord_channel_id: str = ""
+    cooldown_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class DebugConfig:
+    allow_fault_injection: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    app: AppConfig = field(default_factory=AppConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    maps: tuple[MapConfig, ...] = ()
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    filters: FiltersConfig = field(default_factory=FiltersConfig)
+    mailbox: MailboxConfig = field(default_factory=MailboxConfig)
+    supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    debug: DebugConfig = field(default_factory=DebugConfig)
+
+    source_path: ClassVar[str] = "config.toml"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.app.data_dir)
+
+    @property
+    def dedup_window_s(self) -> float:
+        """The effective dedup window: never shorter than a replayable kill's age."""
+        if self.dedup.window_s > 0:
+            return self.dedup.window_s
+        return max(2 * self.filters.max_kill_age_s, 3600.0)
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or fails validation.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse(table, os.environ if environ is None else environ)
+
+
+def parse(table: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
+    """Build a :class:`Config` from a parsed TOML table and validate it."""
+    config = _build(Config, table, "", environ)
+    _validate(config)
+    return config
+
+
+def masked(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain data, secrets masked."""
+    return typing.cast("dict[str, Any]", _plain(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return f"{MASK} ({value.origin})" if value.value else f"(unset, {value.origin})"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _build(cls: type[Any], table: Any, prefix: str, environ: Mapping[str, str]) -> Any:
+    where = prefix or "the top level"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: expected a table, got {_type_name(table)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in table:
+        if name not in fields:
+            raise ConfigError(f"{_key(prefix, name)}: unknown key")
+    values: dict[str, Any] = {}
+    for name, spec in fields.items():
+        key = _key(prefix, name)
+        if name in table:
+            values[name] = _convert(hints[name], table[name], key, environ)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{key}: required but missing")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, environ: Mapping[str, str]) -> Any:  # noqa: PLR0911, PLR0912
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Secret:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {_type_name(value)}")
+        if value.startswith(ENV_PREFIX):
+            name = value[len(ENV_PREFIX) :]
+            return Secret(environ.get(name, ""), value)
+        return Secret(value, "inline")
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast("type[Any]", hint), value, key, environ)
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{key}: {value!r} is not one of {allowed}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {_type_name(value)}")
+        return tuple(_convert(args[0], v, f"{key}[{i}]", environ) for i, v in enumerate(value))
+    if origin is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a table, got {_type_name(value)}")
+        return types.MappingProxyType(
+            {k: _convert(args[1], v, f"{key}.{k}", environ) for k, v in value.items()}
+        )
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {_type_name(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {_type_name(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {_type_name(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {_type_name(value)}")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def _type_name(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names |= {list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def _validate(config: Config) -> None:  # noqa: PLR0912
+    http = config.http
+    if not 0 < http.port < 65536:
+        raise ConfigError(f"http.port: {http.port} is not a TCP port (1-65535)")
+    if not _is_loopback(http.bind) and not http.token:
+        raise ConfigError(
+            f"http.token: binding {http.bind} (not loopback) without a token is refused; "
+            "set http.token or bind 127.0.0.1"
+        )
+    kills = config.sources.kills
+    if kills.heartbeat_interval_s <= 0:
+        raise ConfigError("sources.kills.heartbeat_interval_s: must be positive")
+    if kills.heartbeat_timeout_s <= kills.heartbeat_interval_s:
+        raise ConfigError(
+            "sources.kills.heartbeat_timeout_s: must be longer than heartbeat_interval_s "
+            f"({kills.heartbeat_timeout_s} <= {kills.heartbeat_interval_s})"
+        )
+    if not kills.url.startswith(("ws://", "wss://", "http://", "https://")):
+        raise ConfigError(f"sources.kills.url: {kills.url!r} is not a ws(s):// or http(s):// URL")
+    seen: set[str] = set()
+    for index, map_config in enumerate(config.maps):
+        key = f"maps[{index}]"
+        if not _SLUG.match(map_config.slug):
+            raise ConfigError(f"{key}.slug: {map_config.slug!r} is not a map slug")
+        if map_config.slug in seen:
+            raise ConfigError(f"{key}.slug: {map_config.slug!r} appears twice")
+        seen.add(map_config.slug)
+        if not map_config.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}.base_url: {map_config.base_url!r} is not an http(s) URL")
+        if map_config.keepalive_timeout_s <= 0:
+            raise ConfigError(f"{key}.keepalive_timeout_s: must be positive")
+        if not config.simulator.enabled and not map_config.api_key:
+            raise ConfigError(
+                f"{key}.api_key: empty (from {map_config.api_key.origin}); "
+                "the map's API needs a Bearer key"
+            )
+    discord = config.notify.discord
+    if "discord" in config.notify.sinks and not config.simulator.enabled:
+        if discord.mode == "bot" and not (discord.bot_token and discord.channel_id):
+            raise ConfigError(
+                "notify.discord.bot_token: bot mode needs bot_token and channel_id "
+                f"(bot_token from {discord.bot_token.origin})"
+            )
+        if discord.mode == "webhook" and not discord.webhook_url:
+            raise ConfigError(
+                f"notify.discord.webhook_url: webhook mode needs a webhook URL "
+                f"(from {discord.webhook_url.origin})"
+            )
+    if discord.request_timeout_s <= 0:
+        raise ConfigError("notify.discord.request_timeout_s: must be positive")
+    if config.filters.max_kill_age_s <= 0:
+        raise ConfigError("filters.max_kill_age_s: must be positive")
+    for name in MailboxConfig.__dataclass_fields__:
+        if getattr(config.mailbox, name) < 1:
+            raise ConfigError(f"mailbox.{name}: capacity must be at least 1")
+    flow = config.flow
+    if not 0 < flow.low_watermark < flow.high_watermark <= config.mailbox.flow_control:
+        raise ConfigError(
+            "flow.high_watermark: need 0 < low_watermark < high_watermark <= "
+            f"mailbox.flow_control ({flow.low_watermark}, {flow.high_watermark}, "
+            f"{config.mailbox.flow_control})"
+        )
+    if config.dedup.max_entries < 1:
+        raise ConfigError("dedup.max_entries: must be at least 1")
+    if config.journal.retention_days <= 0:
+        raise ConfigError("journal.retention_days: must be positive")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
