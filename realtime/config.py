@@ -51,8 +51,7 @@ class Secret:
         return f"Secret({self.origin}, {'set' if self.value else 'unset'})"
 
 
-def _secret(default: str = "") -> Any:
-    return field(default_factory=lambda: Secret(default, "inline"))
+NO_SECRET = Secret("", "inline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +64,7 @@ class AppConfig:
 class HttpConfig:
     bind: str = "127.0.0.1"
     port: int = 8765
-    token: Secret = _secret()
+    token: Secret = NO_SECRET
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +103,7 @@ class SourcesConfig:
 class MapConfig:
     slug: str
     base_url: str = "http://127.0.0.1:4010"
-    api_key: Secret = _secret()
+    api_key: Secret = NO_SECRET
     events: tuple[str, ...] = ()
     keepalive_timeout_s: float = 75.0
     connect_timeout_s: float = 10.0
@@ -118,9 +117,9 @@ class MapConfig:
 class DiscordConfig:
     mode: Literal["bot", "webhook"] = "bot"
     api_base: str = "https://discord.com/api/v10"
-    bot_token: Secret = _secret()
+    bot_token: Secret = NO_SECRET
     channel_id: str = ""
-    webhook_url: Secret = _secret()
+    webhook_url: Secret = NO_SECRET
     request_timeout_s: float = 10.0
     max_attempts: int = 8
     retry_min_s: float = 0.5
