@@ -279,7 +279,7 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
 
 def parse(table: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     """Build a :class:`Config` from a parsed TOML table and validate it."""
-    config = _build(Config, table, "", environ)
+    config: Config = _build(Config, table, "", environ)
     _validate(config)
     return config
 
