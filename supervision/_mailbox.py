@@ -1,0 +1,215 @@
+"""Bounded actor mailboxes with overflow policies and a control lane.
+
+pykka's inbox is an unbounded ``queue.Queue`` shared by user messages and
+``stop``. :class:`BoundedMailbox` replaces it: user messages are bounded by a
+capacity with an overflow policy, while *control* messages (pykka's stop,
+supervision, status, fault injection) travel in a separate unbounded lane that
+is always served first. A full mailbox therefore never blocks ``stop()`` or a
+supervisor, and a drop policy can never drop a stop request.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+from pykka._envelope import Envelope
+from pykka.messages import _ActorStop
+
+
+class Control:
+    """Base class of messages that bypass the bound and are served first."""
+
+    __slots__ = ()
+
+
+class OverflowPolicy(enum.StrEnum):
+    """What ``put`` does when the user lane is at capacity.
+
+    ``block`` waits for room (the sender is slowed: backpressure); ``drop_oldest``
+    discards the oldest queued message; ``drop_newest`` discards the message
+    being put; ``reject`` raises :class:`MailboxFullError` in the sender. A
+    dropped ``ask`` fails its future with :class:`MailboxFullError`, so no caller
+    waits forever.
+    """
+
+    BLOCK = "block"
+    DROP_OLDEST = "drop_oldest"
+    DROP_NEWEST = "drop_newest"
+    REJECT = "reject"
+
+
+class MailboxFullError(Exception):
+    """A message was refused or dropped because the mailbox was full."""
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxSpec:
+    """Capacity and overflow policy of one actor's mailbox."""
+
+    capacity: int
+    policy: OverflowPolicy = OverflowPolicy.BLOCK
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            msg = f"mailbox capacity must be at least 1, got {self.capacity}"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStats:
+    """A point-in-time view of a mailbox.
+
+    Attributes:
+        size: user messages queued now.
+        capacity: the bound on user messages.
+        high_water: the largest ``size`` ever seen.
+        control: control messages queued now.
+        dropped: messages discarded by a drop policy (or by a closed mailbox).
+        rejected: ``put`` calls refused by the ``reject`` policy.
+        blocked_puts: ``put`` calls that had to wait for room.
+        blocked_s: total time senders spent waiting for room.
+        policy: the overflow policy.
+    """
+
+    size: int
+    capacity: int
+    high_water: int
+    control: int
+    dropped: int
+    rejected: int
+    blocked_puts: int
+    blocked_s: float
+    policy: str
+
+
+def is_control(message: object) -> bool:
+    return isinstance(message, Control | _ActorStop)
+
+
+class BoundedMailbox:
+    """A pykka ``ActorInbox`` (``put``/``get``/``empty``) with a bound.
+
+    Created unbounded by pykka's ``_create_actor_inbox`` and configured with
+    :meth:`configure` before the actor starts. Thread-safe.
+    """
+
+    _BLOCK_SLICE_S = 0.1
+
+    def __init__(self, spec: MailboxSpec | None = None) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._user: collections.deque[Envelope[Any]] = collections.deque()
+        self._control: collections.deque[Envelope[Any]] = collections.deque()
+        self._spec = spec or MailboxSpec(capacity=2**31 - 1)
+        self._high_water = 0
+        self._dropped = 0
+        self._rejected = 0
+        self._blocked_puts = 0
+        self._blocked_s = 0.0
+        self._closed = False
+
+    def configure(self, spec: MailboxSpec) -> None:
+        with self._cond:
+            self._spec = spec
+            self._cond.notify_all()
+
+    @property
+    def spec(self) -> MailboxSpec:
+        return self._spec
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        """Queue ``envelope`` under the overflow policy (control messages: always)."""
+        with self._cond:
+            if is_control(envelope.message):
+                self._control.append(envelope)
+                self._cond.notify_all()
+                return
+            if len(self._user) >= self._spec.capacity and not self._make_room(envelope):
+                return
+            self._user.append(envelope)
+            self._high_water = max(self._high_water, len(self._user))
+            self._cond.notify_all()
+
+    def offer(self, envelope: Envelope[Any]) -> bool:
+        """Queue ``envelope`` only if there is room now; never blocks, never drops another."""
+        with self._cond:
+            if self._closed or (
+                not is_control(envelope.message) and len(self._user) >= self._spec.capacity
+            ):
+                return False
+            lane = self._control if is_control(envelope.message) else self._user
+            lane.append(envelope)
+            self._high_water = max(self._high_water, len(self._user))
+            self._cond.notify_all()
+            return True
+
+    def _make_room(self, envelope: Envelope[Any]) -> bool:
+        """Apply the policy to a full user lane; True when ``envelope`` may be appended."""
+        policy = self._spec.policy
+        if policy is OverflowPolicy.BLOCK:
+            started = time.monotonic()
+            self._blocked_puts += 1
+            while len(self._user) >= self._spec.capacity and not self._closed:
+                self._cond.wait(self._BLOCK_SLICE_S)
+            self._blocked_s += time.monotonic() - started
+            if self._closed:
+                self._refuse(envelope, "the actor stopped while the sender waited for room")
+                raise pykka.ActorDeadError("actor stopped while a sender waited for room")
+            return True
+        if policy is OverflowPolicy.DROP_OLDEST:
+            self._refuse(self._user.popleft(), "dropped as the oldest message of a full mailbox")
+            self._dropped += 1
+            return True
+        if policy is OverflowPolicy.DROP_NEWEST:
+            self._refuse(envelope, "dropped: the mailbox was full")
+            self._dropped += 1
+            return False
+        self._rejected += 1
+        msg = f"mailbox full ({self._spec.capacity} messages)"
+        raise MailboxFullError(msg)
+
+    @staticmethod
+    def _refuse(envelope: Envelope[Any], why: str) -> None:
+        if envelope.reply_to is not None:
+            error = MailboxFullError(why)
+            envelope.reply_to.set_exception(exc_info=(MailboxFullError, error, None))
+
+    def get(self) -> Envelope[Any]:
+        """The next envelope, control lane first; blocks until there is one."""
+        with self._cond:
+            while not self._control and not self._user:
+                self._cond.wait()
+            if self._control:
+                return self._control.popleft()
+            envelope = self._user.popleft()
+            self._cond.notify_all()
+            return envelope
+
+    def empty(self) -> bool:
+        with self._cond:
+            return not self._control and not self._user
+
+    def close(self) -> None:
+        """Mark the owner as stopped: blocked and future senders stop waiting."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def statistics(self) -> MailboxStats:
+        with self._cond:
+            return MailboxStats(
+                size=len(self._user),
+                capacity=self._spec.capacity,
+                high_water=self._high_water,
+                control=len(self._control),
+                dropped=self._dropped,
+                rejected=self._rejected,
+                blocked_puts=self._blocked_puts,
+                blocked_s=self._blocked_s,
+                policy=str(self._spec.policy),
+            )

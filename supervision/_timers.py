@@ -1,0 +1,140 @@
+"""Timers: one-shot and periodic messages to an actor, cancelled when it stops.
+
+One scheduler thread (a daemon: it holds no state worth a clean exit) serves
+every timer in the process from a heap. A timer never blocks that thread: a
+message that finds the target's mailbox full is counted as missed, and a
+periodic timer simply fires again at its next tick.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pykka._envelope import Envelope
+
+from supervision._mailbox import BoundedMailbox
+
+
+@dataclass(eq=False, slots=True)
+class TimerHandle:
+    """A scheduled message; :meth:`cancel` is idempotent and thread-safe."""
+
+    message: Any
+    interval_s: float | None
+    mailbox: BoundedMailbox
+    owner: Timers
+    cancelled: bool = False
+    fired: int = 0
+    missed: int = 0
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.owner.forget(self)
+
+
+@dataclass(order=True, slots=True)
+class _Entry:
+    due: float
+    order: int
+    handle: TimerHandle = field(compare=False)
+
+
+class _Scheduler:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[_Entry] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, handle: TimerHandle, due: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, _Entry(due, next(self._order), handle))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="supervision-timers", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0].due > time.monotonic():
+                    timeout = self._heap[0].due - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                entry = heapq.heappop(self._heap)
+            self._fire(entry)
+
+    def _fire(self, entry: _Entry) -> None:
+        handle = entry.handle
+        if handle.cancelled:
+            return
+        if handle.mailbox.offer(Envelope(handle.message)):
+            handle.fired += 1
+        else:
+            handle.missed += 1
+        if handle.interval_s is None:
+            handle.owner.forget(handle)
+            return
+        # Fixed-rate ticks; a tick far in the past (a stalled process) is skipped.
+        now = time.monotonic()
+        due = entry.due + handle.interval_s
+        if due < now:
+            due = now + handle.interval_s
+        self.schedule(handle, due)
+
+
+_SCHEDULER = _Scheduler()
+
+
+class Timers:
+    """The timers of one actor. Owned by the actor; cancelled all at once when it stops."""
+
+    def __init__(self, mailbox: BoundedMailbox) -> None:
+        self._mailbox = mailbox
+        self._lock = threading.Lock()
+        self._active: set[TimerHandle] = set()
+        self._closed = False
+
+    def send_after(self, delay_s: float, message: Any) -> TimerHandle:
+        """Deliver ``message`` to the actor once, after ``delay_s`` seconds."""
+        return self._start(message, delay_s, None)
+
+    def send_interval(self, interval_s: float, message: Any) -> TimerHandle:
+        """Deliver ``message`` every ``interval_s`` seconds, first after one interval."""
+        if interval_s <= 0:
+            msg = f"timer interval must be positive, got {interval_s}"
+            raise ValueError(msg)
+        return self._start(message, interval_s, interval_s)
+
+    def _start(self, message: Any, delay_s: float, interval_s: float | None) -> TimerHandle:
+        handle = TimerHandle(message, interval_s, self._mailbox, self)
+        with self._lock:
+            if self._closed:
+                handle.cancelled = True
+                return handle
+            self._active.add(handle)
+        _SCHEDULER.schedule(handle, time.monotonic() + max(0.0, delay_s))
+        return handle
+
+    def forget(self, handle: TimerHandle) -> None:
+        with self._lock:
+            self._active.discard(handle)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            self._closed = True
+            handles = list(self._active)
+            self._active.clear()
+        for handle in handles:
+            handle.cancelled = True
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._active)
