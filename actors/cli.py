@@ -1,28 +1,142 @@
-"""The ``run.py`` command line."""
+"""The ``run.py`` command line (CONTRACT.md): run, tree, check-config, events, replay, bench."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+import requests
 
 from realtime import config as config_module
+from realtime.config import Config
+from supervision import TreeStartError, render_tree
+
+logger = logging.getLogger("run")
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="run.py", description=__doc__)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.handler
+    return command(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="The wanderer real-time notifier engine."
+    )
+    parser.add_argument("--config", default="config.toml", help="path to config.toml")
+    parser.set_defaults(handler=cmd_run)
     sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run until SIGINT/SIGTERM (the default)")
+    run.add_argument("--config", default="config.toml")
+    run.set_defaults(handler=cmd_run)
+
+    tree = sub.add_parser("tree", help="print the live supervision tree of a running instance")
+    tree.add_argument("--config", default="config.toml")
+    tree.add_argument("--url", help="base URL of the instance (default: from the config)")
+    tree.add_argument("--json", action="store_true", help="print JSON instead of a picture")
+    tree.set_defaults(handler=cmd_tree)
+
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", default="config.toml")
-    args = parser.parse_args(argv)
-    if args.command == "check-config":
-        try:
-            loaded = config_module.load(args.config)
-        except config_module.ConfigError as exc:
-            print(f"config error: {exc}", file=sys.stderr)
-            return 2
-        print(json.dumps(config_module.masked(loaded), indent=2))
-        return 0
-    parser.print_help()
-    return 0
+    check.set_defaults(handler=cmd_check_config)
+    return parser
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return config_module.load(path)
+    except config_module.ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_BAD_CONFIG
+    print(json.dumps(config_module.masked(loaded), indent=2))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from actors.app import build
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_BAD_CONFIG
+    _setup_logging(loaded.app.log_level)
+    app = build(loaded)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s; shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        app.start()
+    except TreeStartError as error:
+        logger.critical("could not start: %s", error)
+        return EXIT_FAILED
+    logger.info("running; %s", app.listening.url())
+    while not stop.is_set() and not app.tree.failed.is_set():
+        stop.wait(0.2)
+    if app.tree.failed.is_set():
+        failure = app.tree.failure
+        logger.critical(
+            "the supervision tree gave up (%s); exiting", failure.message if failure else "?"
+        )
+        app.stop()
+        return EXIT_FAILED
+    stuck = app.stop()
+    if stuck:
+        logger.warning("stopped; actors that did not stop in time: %s", ", ".join(stuck))
+    logger.info("stopped")
+    return EXIT_OK
+
+
+def cmd_tree(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    url = args.url
+    token = ""
+    if loaded is not None:
+        token = loaded.http.token.value
+        url = url or f"http://{loaded.http.bind}:{loaded.http.port}"
+    if not url:
+        print("no --url and no usable config to find the instance", file=sys.stderr)
+        return EXIT_FAILED
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = requests.get(f"{url.rstrip('/')}/api/tree", headers=headers, timeout=5)
+    except requests.RequestException as error:
+        print(f"no instance answers at {url}: {type(error).__name__}", file=sys.stderr)
+        return EXIT_FAILED
+    if response.status_code != 200:
+        print(f"{url} answered {response.status_code}: {response.text[:200]}", file=sys.stderr)
+        return EXIT_FAILED
+    tree = response.json()
+    if args.json:
+        print(json.dumps(tree, indent=2))
+    else:
+        print(render_tree(tree, colour=sys.stdout.isatty()))
+    return EXIT_OK

@@ -381,8 +381,8 @@ _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 def _validate(config: Config) -> None:  # noqa: PLR0912
     http = config.http
-    if not 0 < http.port < 65536:
-        raise ConfigError(f"http.port: {http.port} is not a TCP port (1-65535)")
+    if not 0 <= http.port < 65536:
+        raise ConfigError(f"http.port: {http.port} is not a TCP port (0-65535; 0 picks a free one)")
     if not _is_loopback(http.bind) and not http.token:
         raise ConfigError(
             f"http.token: binding {http.bind} (not loopback) without a token is refused; "

@@ -1,0 +1,106 @@
+"""The running system: the supervision tree built from the configuration.
+
+::
+
+    root                       one_for_one
+    ├── metrics
+    ├── journal
+    ├── pipeline               one_for_one
+    │   ├── dedup, flow_control, router, tracking, notifier
+    ├── sources                one_for_one
+    │   ├── kills
+    │   └── map:{slug}
+    └── web
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from actors.protocol import Names
+from actors.web import WebActor, WebApp
+from realtime.config import Config
+from supervision import (
+    Backoff,
+    ChildSpec,
+    MailboxSpec,
+    Registry,
+    SupervisionTree,
+    SupervisorSpec,
+)
+
+
+@dataclass(slots=True)
+class Listening:
+    """Where the web actor listens, once it does (port 0 binds any free port)."""
+
+    ready: threading.Event = field(default_factory=threading.Event)
+    address: tuple[str, int] | None = None
+
+    def set(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.ready.set()
+
+    def url(self, timeout_s: float = 10.0) -> str:
+        if not self.ready.wait(timeout_s) or self.address is None:
+            msg = f"the web actor did not listen within {timeout_s}s"
+            raise TimeoutError(msg)
+        host, port = self.address
+        return f"http://{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """One instance of the system: its tree and its web front."""
+
+    config: Config
+    tree: SupervisionTree
+    web: WebApp
+    listening: Listening
+
+    @property
+    def registry(self) -> Registry:
+        return self.tree.registry
+
+    def start(self) -> App:
+        self.tree.start()
+        return self
+
+    def stop(self) -> list[str]:
+        """Ordered shutdown; the names of actors that were stuck."""
+        return self.tree.stop()
+
+    def __enter__(self) -> App:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def supervisor(config: Config, name: str, children: Sequence[ChildSpec]) -> SupervisorSpec:
+    settings = config.supervision
+    return SupervisorSpec(
+        name=name,
+        children=tuple(children),
+        max_restarts=settings.max_restarts,
+        max_seconds=settings.max_seconds,
+        backoff=Backoff(settings.backoff_min_s, settings.backoff_max_s),
+    )
+
+
+def build(config: Config) -> App:
+    """Assemble (without starting) the tree for ``config``."""
+    registry = Registry()
+    web_app = WebApp(config, registry)
+    listening = Listening()
+    web = ChildSpec(
+        name=Names.WEB,
+        start=lambda ctx: WebActor.start(ctx, web_app, listening.set),
+        mailbox=MailboxSpec(config.mailbox.web),
+        shutdown_s=config.supervision.shutdown_timeout_s,
+    )
+    tree = SupervisionTree(supervisor(config, Names.ROOT, [web]), registry)
+    web_app.tree = tree
+    return App(config, tree, web_app, listening)

@@ -1,0 +1,127 @@
+"""The program as a user runs it: ``python run.py`` and its commands, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.process import ROOT, free_port, running, write_config
+from tests.support import wait_for
+
+QUIET = """
+[simulator]
+enabled = false
+[sources.kills]
+enabled = false
+[debug]
+allow_fault_injection = true
+"""
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_run_serves_the_tree_and_stops_in_order_with_exit_0_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, QUIET, port)
+    with running(config, port) as instance:
+        shown = run_cli("tree", "--config", str(config))
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines()[0].startswith("root  [supervisor]  running")
+        assert "web  [worker]  running" in shown.stdout
+        as_json = run_cli("tree", "--url", instance.url, "--json")
+        tree = json.loads(as_json.stdout)
+        assert tree["name"] == "root"
+        assert {"name", "kind", "state", "restarts", "last_failure", "mailbox", "children"} <= set(
+            tree
+        )
+        assert instance.stop() == 0
+        assert "stopped" in instance.log_text()
+
+
+def test_crash_injection_restarts_the_actor_and_the_tree_shows_it(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, QUIET, port)
+    with running(config, port) as instance:
+        answer = requests.post(f"{instance.url}/debug/crash/web", timeout=5)
+        assert answer.status_code == 202
+
+        def web_restarted() -> bool:
+            try:
+                tree = requests.get(f"{instance.url}/api/tree", timeout=2).json()
+            except requests.RequestException:
+                return False
+            web = next(c for c in tree["children"] if c["name"] == "web")
+            return bool(web["restarts"] == 1 and web["state"] == "running")
+
+        wait_for(web_restarted, timeout_s=10)
+        shown = run_cli("tree", "--url", instance.url)
+        assert "restarts=1" in shown.stdout
+        assert "InjectedCrashError" in shown.stdout
+        assert instance.stop() == 0
+
+
+def test_fault_injection_is_404_unless_enabled(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, QUIET.replace("true", "false"), port)
+    with running(config, port) as instance:
+        assert requests.post(f"{instance.url}/debug/crash/web", timeout=5).status_code == 404
+        assert instance.stop() == 0
+
+
+def test_token_guards_the_api_but_not_liveness(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, QUIET, port)
+    text = config.read_text().replace(f"port = {port}\n", f'port = {port}\ntoken = "env:TOK"\n')
+    config.write_text(text)
+    with running(config, port, env={"TOK": "s3cret-token"}) as instance:
+        assert requests.get(f"{instance.url}/api/tree", timeout=5).status_code == 401
+        bad = {"Authorization": "Bearer nope"}
+        assert requests.get(f"{instance.url}/api/tree", headers=bad, timeout=5).status_code == 401
+        good = {"Authorization": "Bearer s3cret-token"}
+        assert requests.get(f"{instance.url}/api/tree", headers=good, timeout=5).status_code == 200
+        assert requests.get(f"{instance.url}/livez", timeout=5).status_code == 200
+        # run.py tree reads the token from the same config.
+        shown = run_cli("tree", "--config", str(config), env={"TOK": "s3cret-token"})
+        assert shown.returncode == 0, shown.stderr
+        assert instance.stop() == 0
+        assert "s3cret-token" not in instance.log_text()
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[http]\nprot = 8765\n")
+    result = run_cli("--config", str(config))
+    assert result.returncode == 2
+    assert "http.prot: unknown key" in result.stderr
+    assert run_cli("check-config", "--config", str(config)).returncode == 2
+
+
+def test_check_config_prints_the_effective_config_with_secrets_masked(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[http]\ntoken = "plain-secret"\n')
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 0
+    shown = json.loads(result.stdout)
+    assert shown["http"]["token"] == "*** (inline)"
+    assert "plain-secret" not in result.stdout
+
+
+def test_tree_exits_1_when_no_instance_answers() -> None:
+    result = run_cli("tree", "--url", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "no instance answers" in result.stderr

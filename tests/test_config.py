@@ -1,0 +1,84 @@
+"""Specifications of configuration loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from realtime import config as config_module
+from realtime.config import ConfigError, load, parse
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config.toml"
+
+
+def test_shipped_config_is_valid_and_runs_the_demo_world() -> None:
+    loaded = load(SHIPPED, environ={})
+    assert loaded.simulator.enabled
+    assert [m.slug for m in loaded.maps] == ["demo"]
+    assert loaded.mailbox.flow_control == 10000
+
+
+def test_unknown_key_is_an_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"sources\.kills\.urll: unknown key"):
+        parse({"sources": {"kills": {"urll": "ws://x"}}}, {})
+
+
+def test_wrong_type_is_an_error_naming_key_and_type() -> None:
+    with pytest.raises(ConfigError, match=r"http\.port: expected an integer, got a string"):
+        parse({"http": {"port": "8765"}}, {})
+    with pytest.raises(ConfigError, match=r"maps\[0\]\.keepalive_timeout_s: expected a number"):
+        parse({"maps": [{"slug": "a", "keepalive_timeout_s": True}]}, {})
+
+
+def test_missing_required_value_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"maps\[0\]\.slug: required but missing"):
+        parse({"maps": [{"base_url": "http://x"}]}, {})
+
+
+def test_literal_values_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"notify\.discord\.mode: 'carrier pigeon' is not one"):
+        parse({"notify": {"discord": {"mode": "carrier pigeon"}}}, {})
+
+
+def test_env_secret_is_read_from_the_environment_and_never_printed() -> None:
+    loaded = parse(
+        {"maps": [{"slug": "a", "api_key": "env:MAP_KEY"}]}, {"MAP_KEY": "hunter2-secret"}
+    )
+    assert loaded.maps[0].api_key.value == "hunter2-secret"
+    printed = json.dumps(config_module.masked(loaded)) + repr(loaded) + str(loaded)
+    assert "hunter2" not in printed
+    assert "env:MAP_KEY" in printed
+
+
+def test_non_loopback_bind_without_token_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"http\.token: binding 0\.0\.0\.0"):
+        parse({"http": {"bind": "0.0.0.0"}}, {})
+    parse({"http": {"bind": "0.0.0.0", "token": "t"}}, {})
+
+
+def test_real_map_without_api_key_names_the_env_variable() -> None:
+    table = {"simulator": {"enabled": False}, "maps": [{"slug": "a", "api_key": "env:NOPE"}]}
+    with pytest.raises(ConfigError, match=r"maps\[0\]\.api_key: empty \(from env:NOPE\)"):
+        parse(table, {})
+
+
+def test_heartbeat_timeout_must_exceed_the_interval() -> None:
+    table = {"sources": {"kills": {"heartbeat_interval_s": 30.0, "heartbeat_timeout_s": 20.0}}}
+    with pytest.raises(ConfigError, match="heartbeat_timeout_s: must be longer"):
+        parse(table, {})
+
+
+def test_unreadable_and_invalid_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[app\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(broken)
+
+
+def test_dedup_window_defaults_to_twice_the_max_kill_age() -> None:
+    loaded = parse({"filters": {"max_kill_age_s": 7200}}, {})
+    assert loaded.dedup_window_s == 14400
