@@ -1,0 +1,358 @@
+"""The notification ledger: what was (or is being) sent, durable across crashes.
+
+The ledger lives in the journal's SQLite database file, in its own table
+``notifications``, through its own connection (the journal keeps its own; WAL
+lets both work side by side). Each row is one notification on one channel,
+keyed by the notification key with the channel appended (the notifier's
+business), and goes through::
+
+    claim ──► pending ──► sent       (mark_sent)
+                 │  ▲
+                 │  └── mark_attempt (a failed attempt that will be retried)
+                 └────► failed       (mark_failed: given up)
+
+Exactly-once posting rests on two rules:
+
+- :meth:`Ledger.claim` inserts the row *before* anything is posted and
+  returns ``None`` when the key already exists, in any state. A replay of the
+  journal, a server's preload replay or a redelivery after a restart therefore
+  never posts again; it cannot even start a second attempt.
+- the row carries a **nonce** derived from key and channel (deterministic, at
+  most 25 characters), which the sender passes to Discord with
+  ``enforce_nonce``. After a crash or a timeout, :meth:`Ledger.pending` gives
+  the unfinished rows back with the *same* nonce, so a retry of a message that
+  Discord did create returns that message instead of a duplicate.
+
+**Failed is terminal.** A row is marked failed only when the sender gives up
+(a permanent error such as 400/403/404, or attempts exhausted). Claiming a
+failed key returns ``None`` like any other: neither replay nor restart retries
+it, because a failure after timeouts may hide a message Discord did create,
+and beyond the nonce's few minutes a retry could duplicate it. Failed rows are
+counted in :meth:`Ledger.statistics` for the operator to see.
+
+Every method commits before it returns (autocommit, ``synchronous=FULL``), so
+what it reports is on disk. A :class:`Ledger` is not thread-safe: one owner
+(the notifier actor) uses it at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+NONCE_LENGTH = 24
+"""Characters of a nonce: Discord accepts at most 25."""
+
+MAX_ERROR_CHARS = 1000
+"""Bound on the stored ``last_error`` text."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    key TEXT PRIMARY KEY,
+    seq INTEGER,
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    nonce TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    discord_message_id TEXT,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    payload BLOB NOT NULL DEFAULT x''
+);
+CREATE INDEX IF NOT EXISTS notifications_by_state ON notifications (state);
+"""
+
+_COLUMNS = (
+    "key",
+    "seq",
+    "channel",
+    "state",
+    "nonce",
+    "attempts",
+    "discord_message_id",
+    "last_error",
+    "created_at",
+    "updated_at",
+    "payload",
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM notifications"  # noqa: S608 -- fixed column names
+
+
+class LedgerError(RuntimeError):
+    """The database cannot hold a ledger (wrong schema, no WAL)."""
+
+
+class LedgerState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One notification on one channel.
+
+    Attributes:
+        key: the notification key with the channel appended.
+        seq: the journal seq of the event it came from.
+        channel: where it goes (``console``, ``discord``, ...).
+        nonce: the idempotency nonce for Discord, stable for the key.
+        attempts: posting attempts made so far.
+        discord_message_id: the created message's id, once sent.
+        last_error: the last attempt's error, if it failed (bounded).
+        created_at / updated_at: wall-clock Unix seconds.
+        payload: the rendered body stored at claim time, so that a pending
+            notification can be resumed after a restart without deciding again
+            (the tracked state may not be rebuilt yet).
+    """
+
+    key: str
+    seq: int | None
+    channel: str
+    state: LedgerState
+    nonce: str
+    attempts: int
+    discord_message_id: str | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerStatistics:
+    pending: int
+    sent: int
+    failed: int
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.sent + self.failed
+
+
+def nonce_for(key: str, channel: str) -> str:
+    """The Discord nonce of ``key`` on ``channel``: 24 lowercase base32 characters.
+
+    A 120-bit BLAKE2b hash of both, so it is the same in every process and
+    after every restart, and differs between channels.
+    """
+    digest = hashlib.blake2b(
+        key.encode() + b"\x00" + channel.encode(), digest_size=NONCE_LENGTH * 5 // 8
+    ).digest()
+    return base64.b32encode(digest).decode("ascii").lower()
+
+
+def _entry(row: tuple[object, ...]) -> LedgerEntry:
+    key, seq, channel, state, nonce, attempts, message_id, error, created, updated, payload = row
+    return LedgerEntry(
+        key=str(key),
+        seq=seq if isinstance(seq, int) else None,
+        channel=str(channel),
+        state=LedgerState(str(state)),
+        nonce=str(nonce),
+        attempts=int(attempts) if isinstance(attempts, int) else 0,
+        discord_message_id=None if message_id is None else str(message_id),
+        last_error=None if error is None else str(error),
+        created_at=float(created) if isinstance(created, int | float) else 0.0,
+        updated_at=float(updated) if isinstance(updated, int | float) else 0.0,
+        payload=bytes(payload) if isinstance(payload, bytes) else b"",
+    )
+
+
+class Ledger:
+    """The ``notifications`` table of the journal database (see the module docstring)."""
+
+    def __init__(self, connection: sqlite3.Connection, clock: Callable[[], float]) -> None:
+        """Use :meth:`open`."""
+        self._db = connection
+        self._clock = clock
+        self._counts = dict.fromkeys(LedgerState, 0)
+        self._recount()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> Ledger:
+        """Open (creating if needed) the ledger in the SQLite database at ``path``.
+
+        Args:
+            path: the journal's database file.
+            busy_timeout_s: how long a write waits for the journal's write
+                transaction to finish before failing with ``sqlite3.OperationalError``.
+            clock: wall-clock Unix seconds, for ``created_at``/``updated_at``.
+
+        Raises:
+            LedgerError: the database is not in WAL mode after asking for it,
+                or an existing ``notifications`` table lacks ledger columns.
+        """
+        connection = sqlite3.connect(
+            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        try:
+            (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+            if str(mode).lower() != "wal":
+                msg = f"{path}: journal_mode is {mode}, the ledger needs WAL"
+                raise LedgerError(msg)
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.executescript(_SCHEMA)
+            present = {row[1] for row in connection.execute("PRAGMA table_info(notifications)")}
+            missing = [column for column in _COLUMNS if column not in present]
+            if missing:
+                msg = f"{path}: table notifications lacks columns {', '.join(missing)}"
+                raise LedgerError(msg)
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection, clock)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _recount(self) -> None:
+        self._counts = dict.fromkeys(LedgerState, 0)
+        for state, count in self._db.execute(
+            "SELECT state, COUNT(*) FROM notifications GROUP BY state"
+        ):
+            self._counts[LedgerState(state)] = count
+
+    def claim(
+        self, key: str, seq: int | None, channel: str, payload: bytes = b""
+    ) -> LedgerEntry | None:
+        """Record ``key`` as pending on ``channel`` before it is posted.
+
+        Returns the new entry (state pending, no attempts, its nonce), or
+        ``None`` when ``key`` is already in the ledger, whatever its state:
+        the caller must then not post it. ``payload`` is stored for resuming.
+        """
+        now = self._clock()
+        nonce = nonce_for(key, channel)
+        cursor = self._db.execute(
+            "INSERT INTO notifications"
+            " (key, seq, channel, state, nonce, attempts, created_at, updated_at, payload)"
+            " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            (key, seq, channel, nonce, now, now, payload),
+        )
+        if cursor.rowcount != 1:
+            return None
+        self._counts[LedgerState.PENDING] += 1
+        return LedgerEntry(
+            key, seq, channel, LedgerState.PENDING, nonce, 0, None, None, now, now, payload
+        )
+
+    def _transition(
+        self, key: str, sql: str, parameters: tuple[object, ...], to: LedgerState
+    ) -> bool:
+        cursor = self._db.execute(sql, (*parameters, self._clock(), key))
+        if cursor.rowcount == 1:
+            if to is not LedgerState.PENDING:
+                self._counts[LedgerState.PENDING] -= 1
+                self._counts[to] += 1
+            return True
+        if self.get(key) is None:
+            raise KeyError(key)
+        return False
+
+    def mark_sent(self, key: str, message_id: str) -> bool:
+        """A successful attempt: pending -> sent, with the created message's id.
+
+        Returns ``False`` (changing nothing) if the entry is no longer pending.
+
+        Raises:
+            KeyError: ``key`` was never claimed.
+        """
+        return self._transition(
+            key,
+            "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
+            " attempts = attempts + 1, last_error = NULL, updated_at = ?"
+            " WHERE key = ? AND state = 'pending'",
+            (message_id,),
+            LedgerState.SENT,
+        )
+
+    def mark_attempt(self, key: str, error: str) -> bool:
+        """A failed attempt that will be retried: counts it, keeps the entry pending.
+
+        Returns ``False`` (changing nothing) if the entry is no longer pending.
+
+        Raises:
+            KeyError: ``key`` was never claimed.
+        """
+        return self._transition(
+            key,
+            "UPDATE notifications SET attempts = attempts + 1, last_error = ?, updated_at = ?"
+            " WHERE key = ? AND state = 'pending'",
+            (error[:MAX_ERROR_CHARS],),
+            LedgerState.PENDING,
+        )
+
+    def mark_failed(self, key: str, error: str) -> bool:
+        """A failed attempt after which the sender gives up: pending -> failed, for good.
+
+        Returns ``False`` (changing nothing) if the entry is no longer pending.
+
+        Raises:
+            KeyError: ``key`` was never claimed.
+        """
+        return self._transition(
+            key,
+            "UPDATE notifications SET state = 'failed', attempts = attempts + 1,"
+            " last_error = ?, updated_at = ? WHERE key = ? AND state = 'pending'",
+            (error[:MAX_ERROR_CHARS],),
+            LedgerState.FAILED,
+        )
+
+    def pending(self, limit: int = 1000) -> list[LedgerEntry]:
+        """Up to ``limit`` pending entries, oldest claim first, to resume with their nonce."""
+        rows = self._db.execute(
+            f"{_SELECT} WHERE state = 'pending' ORDER BY rowid LIMIT ?", (limit,)
+        ).fetchall()
+        return [_entry(row) for row in rows]
+
+    def get(self, key: str) -> LedgerEntry | None:
+        row = self._db.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _entry(row)
+
+    def prune(self, before: float) -> int:
+        """Delete sent and failed entries last updated before ``before`` (Unix seconds).
+
+        Pending entries are never pruned. Keep entries at least as long as the
+        journal keeps events (and longer than the max kill age): a pruned key
+        can be claimed again. Returns how many were deleted.
+        """
+        cursor = self._db.execute(
+            "DELETE FROM notifications WHERE state != 'pending' AND updated_at < ?", (before,)
+        )
+        self._recount()
+        return cursor.rowcount
+
+    def statistics(self) -> LedgerStatistics:
+        """Entries per state (kept in memory: this ledger is the table's only writer)."""
+        return LedgerStatistics(
+            pending=self._counts[LedgerState.PENDING],
+            sent=self._counts[LedgerState.SENT],
+            failed=self._counts[LedgerState.FAILED],
+        )
