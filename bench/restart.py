@@ -26,6 +26,9 @@ from supervision import (
 )
 
 
+_STABLE_S = 0.005
+
+
 class _Worker(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         return message
@@ -38,13 +41,14 @@ def measure(restarts: int, backoff: Backoff) -> list[float]:
         "root",
         [ChildSpec("worker", _Worker.start)],
         max_restarts=restarts + 1,
-        max_seconds=0.001,
+        max_seconds=_STABLE_S,
         backoff=backoff,
     )
     tree = SupervisionTree(spec).start()
     latencies = []
     try:
         for _ in range(restarts):
+            time.sleep(2 * _STABLE_S)  # let the child count as stable again
             before = tree.registry.require("worker")
             crashed = time.perf_counter()
             before.tell(Crash())
