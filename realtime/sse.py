@@ -355,7 +355,8 @@ class SseParser:
             )
 
     def _dispatch(self, out: list[SseEvent | SseComment]) -> None:
-        if self._data and not self._event_dropped:
+        # A dropped event has no data: dropping clears it and stops gathering it.
+        if self._data:
             self._events += 1
             out.append(
                 SseEvent(
