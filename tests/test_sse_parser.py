@@ -566,7 +566,7 @@ def spec_reference(stream: bytes) -> tuple[list[Item], str, int | None]:
     return out, last_event_id, retry
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
 @given(streams)
 def test_random_streams_match_a_literal_transcription_of_the_spec(stream: bytes) -> None:
     parser = SseParser()
@@ -574,7 +574,13 @@ def test_random_streams_match_a_literal_transcription_of_the_spec(stream: bytes)
     assert (got, parser.last_event_id, parser.retry_ms) == spec_reference(stream)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     streams,
     st.lists(st.integers(min_value=0, max_value=400), max_size=12),
@@ -592,7 +598,7 @@ def test_any_rechunking_gives_what_feeding_whole_gives(
     assert (chunked.last_event_id, chunked.retry_ms) == (whole.last_event_id, whole.retry_ms)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(streams, st.integers(min_value=1, max_value=24))
 def test_buffers_never_exceed_their_bounds(stream: bytes, max_line_bytes: int) -> None:
     parser = SseParser(max_line_bytes, max_event_bytes=30)
@@ -654,7 +660,7 @@ def chunks_of(stream: bytes, cuts: Sequence[int]) -> Iterator[bytes]:
     yield stream[start:]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(sseclient_safe_blocks(), st.lists(st.integers(min_value=0, max_value=300), max_size=8))
 def test_agrees_with_sseclient_py_where_sseclient_py_is_right(
     case: tuple[bytes, list[tuple[str, str, str | None]]], cuts: list[int]
