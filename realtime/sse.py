@@ -137,12 +137,11 @@ class SseParser:
         "_event_type",
         "_events",
         "_last_event_id",
-        "_line_bytes",
-        "_line_parts",
         "_max_event_bytes",
         "_max_line_bytes",
         "_oversize_events",
         "_oversize_lines",
+        "_pending",
         "_retry_ms",
         "_skip_lf",
         "_unterminated_events",
@@ -169,8 +168,9 @@ class SseParser:
         self._at_stream_start = True
         self._bom_prefix = b""
         self._skip_lf = False
-        self._line_parts: list[bytes] = []
-        self._line_bytes = 0
+        # One growing buffer rather than a list of parts: a line trickling in
+        # byte by byte must cost its length in memory, not 30 times that.
+        self._pending = bytearray()
         self._discarding_line = False
         self._data: list[str] = []
         self._data_bytes = 0
@@ -217,13 +217,12 @@ class SseParser:
             chunk = self._skip_rest_of_line(chunk)
             if not chunk:
                 return out
-        if self._line_parts:
+        if self._pending:
             if b"\n" not in chunk and b"\r" not in chunk:
                 self._extend_line(chunk)
                 return out
-            chunk = b"".join(self._line_parts) + chunk
-            self._line_parts = []
-            self._line_bytes = 0
+            chunk = b"".join((self._pending, chunk))
+            self._pending.clear()
         self._parse(chunk, out)
         return out
 
@@ -236,13 +235,12 @@ class SseParser:
         is therefore always empty; it exists so that a caller handles the end
         of a stream exactly like any other input.
         """
-        if self._data or self._line_bytes or self._event_type:
+        if self._data or self._pending or self._event_type:
             self._unterminated_events += 1
         self._at_stream_start = True
         self._bom_prefix = b""
         self._skip_lf = False
-        self._line_parts = []
-        self._line_bytes = 0
+        self._pending.clear()
         self._discarding_line = False
         self._reset_event()
         return []
@@ -256,7 +254,7 @@ class SseParser:
             oversize_lines=self._oversize_lines,
             oversize_events=self._oversize_events,
             unterminated_events=self._unterminated_events,
-            buffered_line_bytes=self._line_bytes + len(self._bom_prefix),
+            buffered_line_bytes=len(self._pending) + len(self._bom_prefix),
             max_line_bytes=self._max_line_bytes,
             buffered_event_bytes=self._data_bytes,
             max_event_bytes=self._max_event_bytes,
@@ -286,13 +284,11 @@ class SseParser:
         return chunk[cr + 2 :] if chunk[cr + 1] == _LF else chunk[cr + 1 :]
 
     def _extend_line(self, part: bytes) -> None:
-        self._line_bytes += len(part)
-        if self._line_bytes > self._max_line_bytes:
-            self._line_parts = []
-            self._line_bytes = 0
+        if len(self._pending) + len(part) > self._max_line_bytes:
+            self._pending.clear()
             self._start_discarding()
         else:
-            self._line_parts.append(part)
+            self._pending += part
 
     def _start_discarding(self) -> None:
         self._discarding_line = True
@@ -315,8 +311,7 @@ class SseParser:
         elif len(tail) > max_line_bytes:
             self._start_discarding()
         else:
-            self._line_parts.append(tail)
-            self._line_bytes = len(tail)
+            self._pending += tail
 
     def _line(self, line: bytes, out: list[SseEvent | SseComment]) -> None:
         if not line:
