@@ -221,7 +221,7 @@ class PhoenixStatistics:
             ``invalid_character_ids``, ``excess_system_ids``,
             ``excess_character_ids``).
         updates_in_flight: subscription changes awaiting a reply (at most 4).
-        update_window_used: changes sent in the last minute, as of the last
+        update_window_used: changes sent in the minute before the last
             :meth:`PhoenixClient.pending_updates` (at most ``update_window_limit``).
     """
 
@@ -303,8 +303,14 @@ class _SlidingWindow:
     def __post_init__(self) -> None:
         self.times = deque(maxlen=self.limit)
 
+    def forget_before(self, now: float) -> None:
+        """Drop the acquisitions that are out of the window ending at ``now``."""
+        while self.times and now - self.times[0] >= self.window_s:
+            self.times.popleft()
+
     def try_acquire(self, now: float) -> bool:
-        if len(self.times) == self.limit and now - self.times[0] < self.window_s:
+        self.forget_before(now)
+        if len(self.times) >= self.limit:
             return False
         self.times.append(now)
         return True
@@ -595,6 +601,7 @@ class PhoenixClient:
         ``push_timeout_s`` counts as failed and is sent again.
         """
         self._observe(now)
+        self._update_window.forget_before(now)
         for kind, pending in list(self._in_flight.items()):
             if now - pending.sent_at >= self._push_timeout_s:
                 del self._in_flight[kind]

@@ -181,6 +181,9 @@ def test_a_full_minute_blocks_the_next_change_until_the_oldest_is_a_minute_old()
     assert client.pending_updates(59.9) == []
     assert client.statistics().update_window_used == 2
     assert len(client.pending_updates(60.0)) == 1
+    client.set_desired([], [])
+    assert client.pending_updates(200.0) == []
+    assert client.statistics().update_window_used == 0
 
 
 def test_changes_that_do_not_fit_the_minute_wait_for_a_later_call() -> None:
