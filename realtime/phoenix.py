@@ -1,0 +1,1065 @@
+"""The sans-I/O core of the wanderer-kills client: a Phoenix channel over WebSocket.
+
+:class:`PhoenixClient` owns no socket, no thread and no clock. The connection
+actor feeds it the frames its reader thread receives (:meth:`~PhoenixClient.receive`)
+and sends the frames it returns (:meth:`~PhoenixClient.join_frame`,
+:meth:`~PhoenixClient.heartbeat_frame`, :meth:`~PhoenixClient.pending_updates`);
+``now`` is always a monotonic clock in seconds (``time.monotonic()``), the same
+for every call on one client.
+
+Wire protocol: the Phoenix "V1" JSON serializer (``vsn=1.0.0``), where every
+frame is one JSON object ``{"topic", "event", "payload", "ref"}``. The quirks
+of the real server this follows are in PROTOCOLS.md §1:
+
+- one invalid id rejects a whole join, so ids are filtered before they are sent;
+- subscriptions change with ``subscribe_*``/``unsubscribe_*`` pushes (a re-join
+  replays the preload), at most ``updates_per_minute`` of them in any minute;
+- heartbeats are measured from the *reply*: a heartbeat that is sent proves
+  nothing (the Elixir client counted those and never noticed a half-open socket);
+- each kill often arrives twice, and again with every preload: the events carry
+  the same dedup key and deduplication downstream removes them.
+
+Input is never trusted and never raises: whatever cannot become an
+:class:`~realtime.event.Event` becomes a :class:`~realtime.event.Reject` with a
+:class:`RejectReason`, and one bad killmail does not reject its batch.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Any, Final, TypeGuard
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+
+from realtime.event import KILLS_SOURCE, Event, Priority, Reject, parse_time
+from realtime.keys import NoDomainKeyError, Strategy, event_key
+
+DEFAULT_TOPIC: Final = "killmails:lobby"
+PROTOCOL_VSN: Final = "1.0.0"
+SOCKET_PATH: Final = "/socket/websocket"
+
+MAX_SYSTEM_ID: Final = 50_000_000
+MIN_CHARACTER_ID: Final = 90_000_000
+MAX_CHARACTER_ID: Final = 3_000_000_000
+
+_PUSH_TIMEOUT_S: Final = 10.0  # phoenix.js DEFAULT_TIMEOUT for a push's reply
+_MAX_ENCODER_DEPTH: Final = 254  # orjson.dumps refuses deeper data (content keys use it)
+_DETAIL_CHARS: Final = 120
+
+
+class RejectReason(enum.StrEnum):
+    """Why input did not become an event (the ``reason`` of a :class:`Reject`)."""
+
+    FRAME_TOO_LARGE = "frame_too_large"
+    TOO_DEEP = "too_deep"
+    """Nested deeper than ``max_depth``; orjson 3.8 overflows the C stack on deep input."""
+    BINARY_FRAME = "binary_frame"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    INVALID_FRAME = "invalid_frame"
+    UNKNOWN_TOPIC = "unknown_topic"
+    UNKNOWN_EVENT = "unknown_event"
+    INVALID_PAYLOAD = "invalid_payload"
+    INVALID_KILLMAIL = "invalid_killmail"
+    MISSING_KILLMAIL_ID = "missing_killmail_id"
+    INVALID_KILL_TIME = "invalid_kill_time"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    NO_DEDUP_KEY = "no_dedup_key"
+    INTERNAL_ERROR = "internal_error"
+    """A bug in this decoder; the frame is kept rather than lost with a crash."""
+
+
+class ChannelState(enum.StrEnum):
+    """The channel's state, as in phoenix.js (without ``leaving``: we never leave)."""
+
+    CLOSED = "closed"
+    JOINING = "joining"
+    JOINED = "joined"
+    ERRORED = "errored"
+
+
+class UpdateKind(enum.StrEnum):
+    """A subscription change; the value is the event name pushed to the server.
+
+    Members are in sending order: removals first, so that the server's limits
+    on subscribed ids are not exceeded while a change is under way.
+    """
+
+    UNSUBSCRIBE_SYSTEMS = "unsubscribe_systems"
+    UNSUBSCRIBE_CHARACTERS = "unsubscribe_characters"
+    SUBSCRIBE_SYSTEMS = "subscribe_systems"
+    SUBSCRIBE_CHARACTERS = "subscribe_characters"
+
+    @property
+    def adds(self) -> bool:
+        return self in (UpdateKind.SUBSCRIBE_SYSTEMS, UpdateKind.SUBSCRIBE_CHARACTERS)
+
+    @property
+    def systems(self) -> bool:
+        return self in (UpdateKind.SUBSCRIBE_SYSTEMS, UpdateKind.UNSUBSCRIBE_SYSTEMS)
+
+
+@dataclass(frozen=True, slots=True)
+class Preload:
+    """The join's request for recent kills (servers may ignore it: see PROTOCOLS.md)."""
+
+    enabled: bool = True
+    limit_per_system: int = 20
+    since_hours: int = 24
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "limit_per_system": self.limit_per_system,
+            "since_hours": self.since_hours,
+        }
+
+
+DEFAULT_PRELOAD: Final = Preload()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """Sets of valid system and character ids."""
+
+    systems: frozenset[int] = frozenset()
+    characters: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """The join succeeded; ``subscription`` is what the server now sends us."""
+
+    subscription: Subscription
+    subscription_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinFailed:
+    """The server refused the join (the channel is ``errored``); ``reason`` is its words."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelClosed:
+    """The server closed the channel (``phx_close``): rejoin with backoff."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelErrored:
+    """The channel crashed on the server (``phx_error``): rejoin with backoff."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionAck:
+    """The server answered a subscription change.
+
+    ``ok`` false means it refused (``reason``); the change is retried by a
+    later :meth:`PhoenixClient.pending_updates`, within the rate limit.
+    """
+
+    kind: UpdateKind
+    ids: frozenset[int]
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PreloadComplete:
+    """The server finished replaying recent kills after a join.
+
+    It is a control value, not an :class:`Event`: it is a fact about this
+    connection, not about the game, and must not be journaled or deduplicated.
+    ``payload`` is as received (``total_kills``, ``systems_processed``,
+    ``errors`` on current servers).
+    """
+
+    payload: Mapping[str, Any]
+
+
+Control = Joined | JoinFailed | ChannelClosed | ChannelErrored | SubscriptionAck | PreloadComplete
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What one inbound frame amounted to.
+
+    Attributes:
+        events: new events, in the order received (killmails of one batch in order).
+        rejects: input that could not become events.
+        rtt_s: the round trip of the heartbeat this frame answers, in seconds.
+        control: a change of the channel or subscription state, if any.
+    """
+
+    events: tuple[Event, ...] = ()
+    rejects: tuple[Reject, ...] = ()
+    rtt_s: float | None = None
+    control: Control | None = None
+
+
+_NOTHING: Final = Received()
+
+
+@dataclass(frozen=True, slots=True)
+class PhoenixStatistics:
+    """A snapshot of a :class:`PhoenixClient`. Counters run over the client's
+    lifetime (across :meth:`PhoenixClient.reset`); sizes are current.
+
+    Attributes:
+        rejects: per :class:`RejectReason`, frames or killmails rejected.
+        ignored: frames deliberately dropped, per kind (``preload_status``,
+            ``preload_batch``, ``new_kill``, ``unmatched_reply``,
+            ``stale_channel_event``).
+        dropped_ids: ids never sent, per kind (``invalid_system_ids``,
+            ``invalid_character_ids``, ``excess_system_ids``,
+            ``excess_character_ids``).
+        updates_in_flight: subscription changes awaiting a reply (at most 4).
+        update_window_used: changes sent in the minute before the last
+            :meth:`PhoenixClient.pending_updates` (at most ``update_window_limit``).
+    """
+
+    state: ChannelState
+    frames_received: int
+    events: int
+    rejects: Mapping[str, int]
+    ignored: Mapping[str, int]
+    dropped_ids: Mapping[str, int]
+    joins_sent: int
+    join_failures: int
+    heartbeats_sent: int
+    heartbeat_replies: int
+    last_rtt_s: float | None
+    updates_sent: int
+    updates_confirmed: int
+    updates_failed: int
+    updates_timed_out: int
+    updates_in_flight: int
+    update_window_used: int
+    update_window_limit: int
+    desired_systems: int
+    desired_characters: int
+    acknowledged_systems: int
+    acknowledged_characters: int
+    max_systems: int
+    max_characters: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """The envelope of a Phoenix V1 frame."""
+
+    topic: str
+    event: str
+    payload: dict[str, Any]
+    ref: str | None
+
+    @staticmethod
+    def of(decoded: dict[str, Any]) -> _Message | str:
+        """The envelope of a decoded frame, or what is wrong with it."""
+        topic = decoded.get("topic")
+        event = decoded.get("event")
+        payload = decoded.get("payload")
+        ref = decoded.get("ref")
+        if not isinstance(topic, str):
+            return f"topic is {_describe(topic)}, not a string"
+        if not isinstance(event, str):
+            return f"event is {_describe(event)}, not a string"
+        if not isinstance(payload, dict):
+            return f"payload of {_quote(event)} is {_describe(payload)}, not an object"
+        if ref is not None and not isinstance(ref, str):
+            return f"ref of {_quote(event)} is {_describe(ref)}, not a string or null"
+        return _Message(topic, event, payload, ref)
+
+
+_Handler = Callable[[_Message, str | bytes, int], Received]
+
+
+@dataclass(slots=True)
+class _InFlight:
+    ref: str
+    ids: frozenset[int]
+    sent_at: float
+
+
+@dataclass(slots=True)
+class _SlidingWindow:
+    """At most ``limit`` acquisitions in any ``window_s`` interval.
+
+    Stricter than a token bucket that starts full, which would allow twice
+    the limit in the first window and break a server's per-minute limit.
+    """
+
+    limit: int
+    window_s: float
+    times: deque[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.times = deque(maxlen=self.limit)
+
+    def forget_before(self, now: float) -> None:
+        """Drop the acquisitions that are out of the window ending at ``now``."""
+        while self.times and now - self.times[0] >= self.window_s:
+            self.times.popleft()
+
+    def try_acquire(self, now: float) -> bool:
+        self.forget_before(now)
+        if len(self.times) >= self.limit:
+            return False
+        self.times.append(now)
+        return True
+
+
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_QUOTED = re.compile(rb'"[^"]*"')
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b'[]{}"'))
+_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def _nesting_exceeds(frame: str | bytes, limit: int) -> bool:
+    """Whether the JSON text ``frame`` nests deeper than ``limit``, without parsing it.
+
+    Exact for well-formed JSON (brackets inside strings do not count); for
+    malformed text it never underestimates how deep a parser would go before
+    failing. Linear, in C for the most part: about 1 µs per KB.
+    """
+    if isinstance(frame, str):
+        if frame.count("[") + frame.count("{") <= limit:
+            return False
+        frame = frame.encode("utf-8", "surrogatepass")
+    elif frame.count(b"[") + frame.count(b"{") <= limit:
+        return False
+    if b"\\" in frame:
+        # Dropping escapes leaves quotes only as string delimiters.
+        frame = _ESCAPE.sub(b"", frame)
+    # Keep brackets and quotes; dropping a pair of adjacent quotes (a string
+    # without brackets) keeps every other mark inside or outside a string.
+    marks = frame.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in marks:
+        marks = _QUOTED.sub(b"", marks)
+    # An unpaired quote is left only by malformed text: counting what follows
+    # it errs on the deep side.
+    steps = memoryview(marks.translate(_DEPTH_STEPS, b'"')).cast("b")
+    return max(accumulate(steps), default=0) > limit
+
+
+def _quote(text: str) -> str:
+    """``text`` quoted and cut short, for a reject's detail."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= _DETAIL_CHARS else quoted[:_DETAIL_CHARS] + "…"
+
+
+def _describe(value: object) -> str:
+    """A short description of a JSON value, for a reject's detail."""
+    if value is None:
+        return "null or missing"
+    if isinstance(value, str):
+        return f"the string {_quote(value)}"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} keys"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class PhoenixClient:
+    """The wanderer-kills channel client, without I/O. See the module docstring.
+
+    Args:
+        topic: the channel topic.
+        heartbeat_interval_s: seconds between heartbeats; a heartbeat still
+            unanswered when the next is due means a dead connection (phoenix.js).
+        heartbeat_timeout_s: a connection with no inbound frame at all for this
+            long is dead (the server drops silent sockets after 60 s).
+        updates_per_minute: subscription changes allowed in any 60 s.
+        max_frame_bytes: larger frames are rejected unparsed.
+        key_strategy: the dedup key strategy for the events (``realtime.keys``).
+        max_systems: system ids sent at most (the server refuses more).
+        max_characters: character ids sent at most.
+        max_reject_bytes: a reject keeps at most this many bytes of its input.
+        max_depth: frames nested deeper are rejected unparsed (at most 254,
+            the depth orjson can encode again).
+        push_timeout_s: a join or subscription change unanswered for this long
+            has failed (phoenix.js's push timeout).
+    """
+
+    def __init__(
+        self,
+        topic: str = DEFAULT_TOPIC,
+        *,
+        heartbeat_interval_s: float,
+        heartbeat_timeout_s: float,
+        updates_per_minute: int = 10,
+        max_frame_bytes: int = 1_048_576,
+        key_strategy: Strategy = "hybrid",
+        max_systems: int = 10_000,
+        max_characters: int = 50_000,
+        max_reject_bytes: int = 65_536,
+        max_depth: int = 64,
+        push_timeout_s: float = _PUSH_TIMEOUT_S,
+    ) -> None:
+        """Raises:
+        ValueError: a setting is out of range.
+        """
+        checks = {
+            "heartbeat_interval_s": heartbeat_interval_s > 0,
+            "heartbeat_timeout_s": heartbeat_timeout_s > 0,
+            "updates_per_minute": updates_per_minute >= 1,
+            "max_frame_bytes": max_frame_bytes >= 1,
+            "max_systems": max_systems >= 0,
+            "max_characters": max_characters >= 0,
+            "max_reject_bytes": max_reject_bytes >= 0,
+            "max_depth": 1 <= max_depth <= _MAX_ENCODER_DEPTH,
+            "push_timeout_s": push_timeout_s > 0,
+        }
+        invalid = [name for name, ok in checks.items() if not ok]
+        if invalid:
+            msg = f"PhoenixClient settings out of range: {', '.join(invalid)}"
+            raise ValueError(msg)
+        self._topic = topic
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._heartbeat_timeout_s = heartbeat_timeout_s
+        self._max_frame_bytes = max_frame_bytes
+        self._strategy: Strategy = key_strategy
+        self._max_systems = max_systems
+        self._max_characters = max_characters
+        self._max_reject_bytes = max_reject_bytes
+        self._max_depth = max_depth
+        self._push_timeout_s = push_timeout_s
+        self._updates_per_minute = updates_per_minute
+
+        self._desired = Subscription()
+        self._next_ref = 0
+        self._frames = 0
+        self._events = 0
+        self._rejects: dict[str, int] = {}
+        self._ignored: dict[str, int] = {}
+        self._dropped_ids: dict[str, int] = {}
+        self._joins_sent = 0
+        self._join_failures = 0
+        self._heartbeats_sent = 0
+        self._heartbeat_replies = 0
+        self._updates_sent = 0
+        self._updates_confirmed = 0
+        self._updates_failed = 0
+        self._updates_timed_out = 0
+        self._handlers: dict[str, _Handler] = {
+            "killmail_update": self._killmail_update,
+            "kill_count_update": self._kill_count_update,
+            "phx_reply": self._channel_reply,
+            "phx_close": self._channel_ended,
+            "phx_error": self._channel_ended,
+            "preload_complete": self._preload_complete,
+            "preload_status": self._ignore,
+            "preload_batch": self._ignore,
+            "new_kill": self._ignore,
+        }
+        self._start_connection()
+
+    def _start_connection(self) -> None:
+        self._state = ChannelState.CLOSED
+        self._acknowledged = Subscription()
+        self._join_ref: str | None = None
+        self._previous_join_ref: str | None = None
+        self._join_subscription = Subscription()
+        self._join_sent_at = 0.0
+        self._in_flight: dict[UpdateKind, _InFlight] = {}
+        self._update_window = _SlidingWindow(self._updates_per_minute, 60.0)
+        self._epoch: float | None = None
+        self._last_inbound: float | None = None
+        self._heartbeat_ref: str | None = None
+        self._heartbeat_sent_at: float | None = None
+        self._missed_heartbeat_ref: str | None = None
+        self._last_rtt_s: float | None = None
+
+    # -- connection ------------------------------------------------------------------
+
+    @staticmethod
+    def connect_url(base: str) -> str:
+        """The WebSocket URL for a configured base URL.
+
+        ``http(s)://host[:port][/prefix]`` becomes
+        ``ws(s)://host[:port][/prefix]/socket/websocket?vsn=1.0.0`` (a path
+        already ending in ``/socket/websocket`` is kept); a ``ws(s)://`` URL is
+        kept as it is, with ``vsn=1.0.0`` added when it has no ``vsn``. Other
+        query parameters are kept; a fragment is dropped.
+
+        Raises:
+            ValueError: another scheme, no host, or a ``vsn`` other than 1.0.0
+                (this client speaks only the V1 JSON serializer).
+        """
+        parts = urlsplit(base.strip())
+        scheme = parts.scheme.lower()
+        path = parts.path
+        if scheme in ("http", "https"):
+            scheme = "ws" if scheme == "http" else "wss"
+            path = path.rstrip("/")
+            if not path.endswith(SOCKET_PATH):
+                path += SOCKET_PATH
+        elif scheme not in ("ws", "wss"):
+            msg = f"{base!r} is not an http(s):// or ws(s):// URL"
+            raise ValueError(msg)
+        if not parts.hostname:
+            msg = f"{base!r} has no host"
+            raise ValueError(msg)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        versions = {value for name, value in query if name == "vsn"}
+        if not versions:
+            query.append(("vsn", PROTOCOL_VSN))
+        elif versions != {PROTOCOL_VSN}:
+            msg = f"{base!r} asks for vsn {sorted(versions)}; this client speaks {PROTOCOL_VSN}"
+            raise ValueError(msg)
+        return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
+
+    def reset(self) -> None:
+        """Forget the connection, for a new one: the channel is ``closed``,
+        nothing is acknowledged, no reply is awaited, the heartbeat clock and
+        the update rate window restart. Desired subscriptions and counters stay.
+        """
+        self._start_connection()
+
+    @property
+    def state(self) -> ChannelState:
+        return self._state
+
+    @property
+    def desired(self) -> Subscription:
+        """What the subscription should be (valid ids only)."""
+        return self._desired
+
+    @property
+    def acknowledged(self) -> Subscription:
+        """What the server has confirmed on this connection."""
+        return self._acknowledged
+
+    @property
+    def last_rtt_s(self) -> float | None:
+        """The last heartbeat round trip on this connection, in seconds."""
+        return self._last_rtt_s
+
+    # -- join and subscriptions ------------------------------------------------------
+
+    def join_frame(
+        self,
+        systems: Iterable[object],
+        characters: Iterable[object],
+        now: float,
+        *,
+        preload: Preload = DEFAULT_PRELOAD,
+    ) -> str:
+        """The ``phx_join`` frame; the ids become the desired subscription.
+
+        Ids that the server would refuse (not an ``int``, out of range) are
+        dropped and counted; beyond ``max_systems``/``max_characters`` the
+        highest ids are dropped and counted. The channel is ``joining`` until
+        the reply; a previous join's late events are then ignored. Joining
+        again on the same connection is allowed (the server replays the preload).
+        """
+        self._observe(now)
+        self._desired = self._valid_subscription(systems, characters)
+        if self._join_ref is not None:
+            self._previous_join_ref = self._join_ref
+        self._join_ref = self._new_ref()
+        self._join_subscription = self._desired
+        self._join_sent_at = now
+        self._acknowledged = Subscription()
+        self._in_flight.clear()
+        self._state = ChannelState.JOINING
+        self._joins_sent += 1
+        payload = {
+            "systems": sorted(self._desired.systems),
+            "character_ids": sorted(self._desired.characters),
+            "preload": preload.payload(),
+        }
+        return self._frame(self._topic, "phx_join", payload, self._join_ref)
+
+    def set_desired(self, systems: Iterable[object], characters: Iterable[object]) -> None:
+        """Change the desired subscription; ids are filtered as in :meth:`join_frame`
+        (and the dropped ones counted on every call).
+
+        Nothing is sent: :meth:`pending_updates` turns the difference into frames.
+        """
+        self._desired = self._valid_subscription(systems, characters)
+
+    def pending_updates(self, now: float) -> list[str]:
+        """Frames that move the server's subscription towards the desired one.
+
+        Only while ``joined``. At most one change of each :class:`UpdateKind`
+        is awaiting a reply at a time, each frame carries all the ids of its
+        kind, and at most ``updates_per_minute`` frames go out in any 60 s: what
+        does not fit is sent by a later call. A change unanswered for
+        ``push_timeout_s`` counts as failed and is sent again.
+        """
+        self._observe(now)
+        self._update_window.forget_before(now)
+        for kind, pending in list(self._in_flight.items()):
+            if now - pending.sent_at >= self._push_timeout_s:
+                del self._in_flight[kind]
+                self._updates_timed_out += 1
+        if self._state is not ChannelState.JOINED:
+            return []
+        frames: list[str] = []
+        for kind in UpdateKind:
+            if kind in self._in_flight:
+                continue
+            ids = self._difference(kind)
+            if not ids:
+                continue
+            if not self._update_window.try_acquire(now):
+                break
+            ref = self._new_ref()
+            self._in_flight[kind] = _InFlight(ref, ids, now)
+            self._updates_sent += 1
+            field_name = "systems" if kind.systems else "character_ids"
+            frames.append(self._frame(self._topic, kind.value, {field_name: sorted(ids)}, ref))
+        return frames
+
+    # -- heartbeats and liveness -----------------------------------------------------
+
+    def heartbeat_due(self, now: float) -> bool:
+        """Whether a heartbeat should be sent: ``heartbeat_interval_s`` after the
+        last one, or after this connection was first seen (any call with ``now``).
+        """
+        since = self._heartbeat_sent_at
+        if since is None:
+            since = self._observe(now)
+        return now >= since + self._heartbeat_interval_s
+
+    def heartbeat_frame(self, now: float) -> str:
+        """A heartbeat with a fresh ref; its reply gives the round trip.
+
+        Sending one while the previous is unanswered marks the connection dead
+        (see :meth:`is_dead`). Sending is not traffic: only replies are.
+        """
+        self._observe(now)
+        if self._heartbeat_ref is not None:
+            self._missed_heartbeat_ref = self._heartbeat_ref
+        self._heartbeat_ref = self._new_ref()
+        self._heartbeat_sent_at = now
+        self._heartbeats_sent += 1
+        return self._frame("phoenix", "heartbeat", {}, self._heartbeat_ref)
+
+    def is_dead(self, now: float) -> str | None:
+        """Why the connection should be considered dead, or ``None``.
+
+        The reason starts with a code: ``heartbeat_timeout`` (a heartbeat still
+        unanswered when the next is due, the phoenix.js rule), ``silent`` (no
+        inbound frame at all for ``heartbeat_timeout_s``: the half-open case) or
+        ``join_timeout`` (no answer to the join within ``push_timeout_s``).
+        """
+        epoch = self._observe(now)
+        if self._missed_heartbeat_ref is not None:
+            ref = self._missed_heartbeat_ref
+            return f"heartbeat_timeout: heartbeat {ref} unanswered when the next was sent"
+        if (
+            self._heartbeat_ref is not None
+            and self._heartbeat_sent_at is not None
+            and now >= self._heartbeat_sent_at + self._heartbeat_interval_s
+        ):
+            return (
+                f"heartbeat_timeout: no reply to heartbeat {self._heartbeat_ref} "
+                f"within {self._heartbeat_interval_s:g} s"
+            )
+        last = self._last_inbound if self._last_inbound is not None else epoch
+        if now - last >= self._heartbeat_timeout_s:
+            return (
+                f"silent: no frame received for {now - last:.1f} s "
+                f"(limit {self._heartbeat_timeout_s:g} s)"
+            )
+        if self._state is ChannelState.JOINING and now >= self._join_sent_at + self._push_timeout_s:
+            return (
+                f"join_timeout: no reply to join {self._join_ref} within {self._push_timeout_s:g} s"
+            )
+        return None
+
+    # -- inbound ---------------------------------------------------------------------
+
+    def receive(self, frame: str | bytes, received_at_ns: int, now: float) -> Received:
+        """Decode one inbound frame (text as ``str``, binary as ``bytes``).
+
+        Any frame, even a rejected one, is traffic for :meth:`is_dead`. Never
+        raises: bad input becomes :attr:`Received.rejects`.
+
+        A ``killmail_update`` gives one :class:`Event` per valid killmail:
+        ``type="killmail"``, ``id=str(killmail_id)``, ``time`` from
+        ``kill_time``, ``priority=NORMAL``, ``data`` the killmail plus the
+        push's ``"preload"`` flag (``False`` when absent). The key is computed
+        before the flag is added, so that a preload replay has the same key
+        under every strategy. A ``kill_count_update`` gives an event of that
+        type with ``id=""`` and ``time`` from its ``timestamp``. A
+        ``preload_complete`` gives :class:`PreloadComplete`; ``preload_status``,
+        ``preload_batch`` and ``new_kill`` are counted and ignored.
+        """
+        self._observe(now)
+        self._last_inbound = now
+        self._frames += 1
+        try:
+            return self._decode(frame, received_at_ns, now)
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the frame
+            detail = f"{type(exc).__name__}: {exc}"
+            return self._reject_frame(RejectReason.INTERNAL_ERROR, detail, frame, received_at_ns)
+
+    def statistics(self) -> PhoenixStatistics:
+        return PhoenixStatistics(
+            state=self._state,
+            frames_received=self._frames,
+            events=self._events,
+            rejects=dict(self._rejects),
+            ignored=dict(self._ignored),
+            dropped_ids=dict(self._dropped_ids),
+            joins_sent=self._joins_sent,
+            join_failures=self._join_failures,
+            heartbeats_sent=self._heartbeats_sent,
+            heartbeat_replies=self._heartbeat_replies,
+            last_rtt_s=self._last_rtt_s,
+            updates_sent=self._updates_sent,
+            updates_confirmed=self._updates_confirmed,
+            updates_failed=self._updates_failed,
+            updates_timed_out=self._updates_timed_out,
+            updates_in_flight=len(self._in_flight),
+            update_window_used=len(self._update_window.times),
+            update_window_limit=self._update_window.limit,
+            desired_systems=len(self._desired.systems),
+            desired_characters=len(self._desired.characters),
+            acknowledged_systems=len(self._acknowledged.systems),
+            acknowledged_characters=len(self._acknowledged.characters),
+            max_systems=self._max_systems,
+            max_characters=self._max_characters,
+        )
+
+    def _decode(self, frame: str | bytes, received_at_ns: int, now: float) -> Received:
+        message = self._parse(frame, received_at_ns)
+        if isinstance(message, Received):
+            return message
+        if message.topic == self._topic:
+            handler = self._handlers.get(message.event)
+            if handler is not None:
+                return handler(message, frame, received_at_ns)
+            detail = f"unknown event {_quote(message.event)} on {self._topic!r}"
+            return self._reject_frame(RejectReason.UNKNOWN_EVENT, detail, frame, received_at_ns)
+        if message.topic == "phoenix":
+            if message.event == "phx_reply":
+                return self._heartbeat_reply(message.ref, now)
+            detail = f"unknown event {_quote(message.event)} on topic 'phoenix'"
+            return self._reject_frame(RejectReason.UNKNOWN_EVENT, detail, frame, received_at_ns)
+        detail = f"topic {_quote(message.topic)} is not {self._topic!r}"
+        return self._reject_frame(RejectReason.UNKNOWN_TOPIC, detail, frame, received_at_ns)
+
+    def _parse(self, frame: str | bytes, received_at_ns: int) -> _Message | Received:
+        """The frame's envelope, or a reject."""
+        binary = isinstance(frame, bytes)
+        size = len(frame)
+        if isinstance(frame, str) and size * 4 > self._max_frame_bytes:
+            size = len(self._encode(frame))
+        if size > self._max_frame_bytes:
+            detail = f"{size} bytes exceed max_frame_bytes {self._max_frame_bytes}"
+            return self._reject_frame(RejectReason.FRAME_TOO_LARGE, detail, frame, received_at_ns)
+        if _nesting_exceeds(frame, self._max_depth):
+            detail = f"nested deeper than max_depth {self._max_depth}"
+            return self._reject_frame(RejectReason.TOO_DEEP, detail, frame, received_at_ns)
+        try:
+            decoded = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            reason = RejectReason.BINARY_FRAME if binary else RejectReason.INVALID_JSON
+            return self._reject_frame(reason, str(exc), frame, received_at_ns)
+        if not isinstance(decoded, dict):
+            detail = f"the frame is {_describe(decoded)}, not a Phoenix V1 object"
+            return self._reject_frame(RejectReason.NOT_AN_OBJECT, detail, frame, received_at_ns)
+        message = _Message.of(decoded)
+        if isinstance(message, str):
+            return self._reject_frame(RejectReason.INVALID_FRAME, message, frame, received_at_ns)
+        return message
+
+    # -- inbound: by kind ------------------------------------------------------------
+
+    def _heartbeat_reply(self, ref: str | None, now: float) -> Received:
+        if ref is None or ref != self._heartbeat_ref or self._heartbeat_sent_at is None:
+            self._count(self._ignored, "unmatched_reply")
+            return _NOTHING
+        rtt_s = max(0.0, now - self._heartbeat_sent_at)
+        self._heartbeat_ref = None
+        self._heartbeat_replies += 1
+        self._last_rtt_s = rtt_s
+        return Received(rtt_s=rtt_s)
+
+    def _ignore(self, message: _Message, _frame: str | bytes, _received_at_ns: int) -> Received:
+        self._count(self._ignored, message.event)
+        return _NOTHING
+
+    @staticmethod
+    def _preload_complete(message: _Message, _frame: str | bytes, _received_at_ns: int) -> Received:
+        return Received(control=PreloadComplete(message.payload))
+
+    def _killmail_update(
+        self, message: _Message, frame: str | bytes, received_at_ns: int
+    ) -> Received:
+        payload = message.payload
+        killmails = payload.get("killmails")
+        if not isinstance(killmails, list):
+            detail = f"killmail_update payload.killmails is {_describe(killmails)}, not a list"
+            return self._reject_frame(RejectReason.INVALID_PAYLOAD, detail, frame, received_at_ns)
+        preload = payload.get("preload", False)
+        if not isinstance(preload, bool):
+            detail = f"killmail_update payload.preload is {_describe(preload)}, not a boolean"
+            return self._reject_frame(RejectReason.INVALID_PAYLOAD, detail, frame, received_at_ns)
+        events: list[Event] = []
+        rejects: list[Reject] = []
+        for index, killmail in enumerate(killmails):
+            result = self._killmail_event(killmail, index, preload, received_at_ns)
+            if isinstance(result, Event):
+                events.append(result)
+            else:
+                rejects.append(result)
+        self._events += len(events)
+        return Received(events=tuple(events), rejects=tuple(rejects))
+
+    def _killmail_event(
+        self, killmail: object, index: int, preload: bool, received_at_ns: int
+    ) -> Event | Reject:
+        where = f"killmails[{index}]"
+        if not isinstance(killmail, dict):
+            detail = f"{where} is {_describe(killmail)}, not an object"
+            return self._reject_value(
+                RejectReason.INVALID_KILLMAIL, detail, killmail, received_at_ns
+            )
+        killmail_id = killmail.get("killmail_id")
+        if not _is_int(killmail_id) or killmail_id <= 0:
+            detail = f"{where}.killmail_id is {_describe(killmail_id)}, not a positive integer"
+            return self._reject_value(
+                RejectReason.MISSING_KILLMAIL_ID, detail, killmail, received_at_ns
+            )
+        where = f"killmail {killmail_id}"
+        kill_time = killmail.get("kill_time")
+        try:
+            time = self._parse_time(kill_time)
+        except ValueError as exc:
+            detail = f"{where}: kill_time is {_describe(kill_time)}: {exc}"
+            return self._reject_value(
+                RejectReason.INVALID_KILL_TIME, detail, killmail, received_at_ns
+            )
+        id_ = str(killmail_id)
+        try:
+            key = event_key(KILLS_SOURCE, "killmail", id_, killmail, self._strategy)
+        except NoDomainKeyError as exc:
+            return self._reject_value(RejectReason.NO_DEDUP_KEY, str(exc), killmail, received_at_ns)
+        killmail["preload"] = preload
+        return Event(
+            id=id_,
+            source=KILLS_SOURCE,
+            type="killmail",
+            time=time,
+            received_at=received_at_ns,
+            key=key,
+            priority=Priority.NORMAL,
+            data=killmail,
+        )
+
+    def _kill_count_update(
+        self, message: _Message, frame: str | bytes, received_at_ns: int
+    ) -> Received:
+        payload = message.payload
+        for name in ("system_id", "count"):
+            value = payload.get(name)
+            if not _is_int(value):
+                detail = f"kill_count_update payload.{name} is {_describe(value)}, not an integer"
+                return self._reject_frame(
+                    RejectReason.INVALID_PAYLOAD, detail, frame, received_at_ns
+                )
+        timestamp = payload.get("timestamp")
+        try:
+            time = self._parse_time(timestamp)
+        except ValueError as exc:
+            detail = f"kill_count_update timestamp is {_describe(timestamp)}: {exc}"
+            return self._reject_frame(RejectReason.INVALID_TIMESTAMP, detail, frame, received_at_ns)
+        try:
+            key = event_key(KILLS_SOURCE, "kill_count_update", "", payload, self._strategy)
+        except NoDomainKeyError as exc:
+            return self._reject_frame(RejectReason.NO_DEDUP_KEY, str(exc), frame, received_at_ns)
+        event = Event(
+            id="",
+            source=KILLS_SOURCE,
+            type="kill_count_update",
+            time=time,
+            received_at=received_at_ns,
+            key=key,
+            priority=Priority.NORMAL,
+            data=payload,
+        )
+        self._events += 1
+        return Received(events=(event,))
+
+    def _channel_reply(
+        self, message: _Message, frame: str | bytes, received_at_ns: int
+    ) -> Received:
+        payload, ref = message.payload, message.ref
+        status = payload.get("status")
+        response = payload.get("response", {})
+        if not isinstance(status, str) or not isinstance(response, dict):
+            detail = (
+                f"phx_reply payload has status {_describe(status)} and "
+                f"response {_describe(response)}; expected a string and an object"
+            )
+            return self._reject_frame(RejectReason.INVALID_PAYLOAD, detail, frame, received_at_ns)
+        ok = status == "ok"
+        if ref is not None and ref == self._join_ref and self._state is ChannelState.JOINING:
+            return self._join_reply(ok, response)
+        for kind, pending in self._in_flight.items():
+            if pending.ref == ref:
+                del self._in_flight[kind]
+                return self._update_reply(kind, pending.ids, ok, response)
+        self._count(self._ignored, "unmatched_reply")
+        return _NOTHING
+
+    def _join_reply(self, ok: bool, response: dict[str, Any]) -> Received:
+        if not ok:
+            self._state = ChannelState.ERRORED
+            self._join_failures += 1
+            return Received(control=JoinFailed(self._reason(response)))
+        self._state = ChannelState.JOINED
+        self._acknowledged = self._join_subscription
+        subscription_id = response.get("subscription_id")
+        if not isinstance(subscription_id, str):
+            subscription_id = None
+        return Received(control=Joined(self._acknowledged, subscription_id))
+
+    def _update_reply(
+        self, kind: UpdateKind, ids: frozenset[int], ok: bool, response: dict[str, Any]
+    ) -> Received:
+        if not ok:
+            self._updates_failed += 1
+            return Received(
+                control=SubscriptionAck(kind, ids, ok=False, reason=self._reason(response))
+            )
+        self._updates_confirmed += 1
+        systems = self._acknowledged.systems
+        characters = self._acknowledged.characters
+        if kind.systems:
+            systems = systems | ids if kind.adds else systems - ids
+        else:
+            characters = characters | ids if kind.adds else characters - ids
+        self._acknowledged = Subscription(systems, characters)
+        return Received(control=SubscriptionAck(kind, ids, ok=True))
+
+    def _channel_ended(
+        self, message: _Message, _frame: str | bytes, _received_at_ns: int
+    ) -> Received:
+        if message.ref is not None and message.ref == self._previous_join_ref:
+            # The server closing the channel instance that a re-join replaced.
+            self._count(self._ignored, "stale_channel_event")
+            return _NOTHING
+        self._previous_join_ref = self._join_ref
+        self._join_ref = None
+        self._acknowledged = Subscription()
+        self._in_flight.clear()
+        if message.event == "phx_close":
+            self._state = ChannelState.CLOSED
+            return Received(control=ChannelClosed())
+        self._state = ChannelState.ERRORED
+        return Received(control=ChannelErrored())
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _observe(self, now: float) -> float:
+        """The time this connection was first seen, which is ``now`` on the first call."""
+        if self._epoch is None:
+            self._epoch = now
+        return self._epoch
+
+    def _new_ref(self) -> str:
+        # Refs keep counting across connections, so a ref never means two things.
+        self._next_ref += 1
+        return str(self._next_ref)
+
+    @staticmethod
+    def _frame(topic: str, event: str, payload: Mapping[str, Any], ref: str) -> str:
+        message = {"topic": topic, "event": event, "payload": payload, "ref": ref}
+        return orjson.dumps(message).decode()
+
+    @staticmethod
+    def _parse_time(value: object) -> float:
+        if not isinstance(value, str):
+            msg = "not an ISO 8601 string"
+            raise ValueError(msg)
+        try:
+            return parse_time(value)
+        except OverflowError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @staticmethod
+    def _reason(response: Mapping[str, Any]) -> str:
+        reason = response.get("reason")
+        text = reason if isinstance(reason, str) else orjson.dumps(response).decode()
+        return text[: _DETAIL_CHARS * 4]
+
+    @staticmethod
+    def _encode(frame: str) -> bytes:
+        # surrogatepass: a text frame may hold lone surrogates; keep them as bytes.
+        return frame.encode("utf-8", "surrogatepass")
+
+    def _raw(self, frame: str | bytes) -> bytes:
+        if isinstance(frame, str):
+            frame = self._encode(frame[: self._max_reject_bytes])
+        return frame[: self._max_reject_bytes]
+
+    def _reject_frame(
+        self, reason: RejectReason, detail: str, frame: str | bytes, received_at_ns: int
+    ) -> Received:
+        reject = Reject(KILLS_SOURCE, reason.value, detail, self._raw(frame), received_at_ns)
+        self._count(self._rejects, reason.value)
+        return Received(rejects=(reject,))
+
+    def _reject_value(
+        self, reason: RejectReason, detail: str, value: object, received_at_ns: int
+    ) -> Reject:
+        """A reject for one killmail of a batch; ``raw`` is that killmail alone."""
+        self._count(self._rejects, reason.value)
+        raw = orjson.dumps(value)[: self._max_reject_bytes]
+        return Reject(KILLS_SOURCE, reason.value, detail, raw, received_at_ns)
+
+    @staticmethod
+    def _count(counters: dict[str, int], name: str, amount: int = 1) -> None:
+        counters[name] = counters.get(name, 0) + amount
+
+    def _valid_subscription(
+        self, systems: Iterable[object], characters: Iterable[object]
+    ) -> Subscription:
+        return Subscription(
+            self._valid_ids(systems, 1, MAX_SYSTEM_ID, self._max_systems, "system"),
+            self._valid_ids(
+                characters, MIN_CHARACTER_ID, MAX_CHARACTER_ID, self._max_characters, "character"
+            ),
+        )
+
+    def _valid_ids(
+        self, ids: Iterable[object], low: int, high: int, limit: int, kind: str
+    ) -> frozenset[int]:
+        valid: set[int] = set()
+        invalid = 0
+        for value in ids:
+            if _is_int(value) and low <= value <= high:
+                valid.add(value)
+            else:
+                invalid += 1
+        if invalid:
+            self._count(self._dropped_ids, f"invalid_{kind}_ids", invalid)
+        if len(valid) <= limit:
+            return frozenset(valid)
+        self._count(self._dropped_ids, f"excess_{kind}_ids", len(valid) - limit)
+        return frozenset(sorted(valid)[:limit])
+
+    def _difference(self, kind: UpdateKind) -> frozenset[int]:
+        if kind.systems:
+            desired, acknowledged = self._desired.systems, self._acknowledged.systems
+        else:
+            desired, acknowledged = self._desired.characters, self._acknowledged.characters
+        return desired - acknowledged if kind.adds else acknowledged - desired
