@@ -25,7 +25,6 @@ from supervision import (
     SupervisorSpec,
 )
 
-
 _STABLE_S = 0.005
 
 

@@ -179,7 +179,7 @@ REJECTED_FRAMES: list[tuple[str, str | bytes, str]] = [
     ("binary_frame", b"\xff\xfe{}", "not valid UTF-8"),
     ("binary_frame", b'{"topic":', "unexpected end"),
     ("invalid_json", '{"topic":', "unexpected end"),
-    ("invalid_json", "", "length is 0"),
+    ("invalid_json", "", "empty"),
     ("invalid_json", '{"topic": "\ud800"}', "surrogates"),
     ("not_an_object", "[1, 2]", "a list of 2 items"),
     ("not_an_object", '"heartbeat"', "not a Phoenix V1 object"),
