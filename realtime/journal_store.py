@@ -300,13 +300,21 @@ class JournalStore:
             self._load_counts()
 
     def _check_integrity(self) -> None:
-        page_count, page_size = self._connection.execute(
-            "SELECT * FROM pragma_page_count, pragma_page_size"
-        ).fetchone()
-        check = (
-            "integrity_check" if page_count * page_size <= FULL_CHECK_MAX_BYTES else "quick_check"
-        )
-        problems = [row[0] for row in self._connection.execute(f"PRAGMA {check}(10)")]
+        check = "open"
+        try:
+            page_count, page_size = self._connection.execute(
+                "SELECT * FROM pragma_page_count, pragma_page_size"
+            ).fetchone()
+            check = (
+                "integrity_check"
+                if page_count * page_size <= FULL_CHECK_MAX_BYTES
+                else "quick_check"
+            )
+            problems = [row[0] for row in self._connection.execute(f"PRAGMA {check}(10)")]
+        except sqlite3.DatabaseError as error:
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF not in _CORRUPT_CODES:
+                raise
+            problems = [str(error)]
         if problems != ["ok"]:
             msg = (
                 f"journal {self._path} is damaged ({check}: {'; '.join(problems)}). "

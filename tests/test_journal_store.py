@@ -362,7 +362,7 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(path: Path)
     message = str(raised.value)
     assert str(path) in message
     assert "not a database" in message
-    assert "move it" in message
+    assert "move the file" in message
     assert path.read_bytes() == garbage
 
 
@@ -372,10 +372,24 @@ def test_a_truncated_database_is_refused_and_left_untouched(path: Path) -> None:
             store.append([event(n, padding=300) for n in range(start, start + 500)])
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(JournalCorruptError, match=r"damaged|malformed") as raised:
+    with pytest.raises(JournalCorruptError, match=r"is damaged \(integrity_check: ") as raised:
         JournalStore.open(path)
     assert str(path) in str(raised.value)
     assert path.read_bytes() == whole[: len(whole) // 2]
+
+
+def test_a_damaged_page_inside_the_database_is_found_at_open(path: Path) -> None:
+    with JournalStore.open(path) as store:
+        for start in range(0, 2000, 500):
+            store.append([event(n, padding=300) for n in range(start, start + 500)])
+    damaged = bytearray(path.read_bytes())
+    middle = len(damaged) // 4096 // 2 * 4096
+    damaged[middle : middle + 4096] = random.Random(7).randbytes(4096)
+    path.write_bytes(damaged)
+    with pytest.raises(JournalCorruptError, match="integrity_check") as raised:
+        JournalStore.open(path)
+    assert "left untouched" in str(raised.value)
+    assert path.read_bytes() == damaged
 
 
 def test_a_foreign_sqlite_database_is_refused_and_left_untouched(path: Path) -> None:
