@@ -372,7 +372,7 @@ def test_a_truncated_database_is_refused_and_left_untouched(path: Path) -> None:
             store.append([event(n, padding=300) for n in range(start, start + 500)])
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(JournalCorruptError, match=r"is damaged \(integrity_check: ") as raised:
+    with pytest.raises(JournalCorruptError, match=r"is damaged \(") as raised:
         JournalStore.open(path)
     assert str(path) in str(raised.value)
     assert path.read_bytes() == whole[: len(whole) // 2]
