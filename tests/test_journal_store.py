@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -500,10 +501,14 @@ def test_sync_each_commit_selects_full_synchronous(path: Path) -> None:
         assert store.last_seq() == 1
 
 
-def kill_writer_after(path: Path, acknowledgements: int) -> list[int]:
-    """Run the writer, SIGKILL it after that many acknowledgements; all it acknowledged."""
+def kill_writer_after(path: Path, acknowledgements: int, delay_s: float) -> list[int]:
+    """Run the writer, SIGKILL it ``delay_s`` after that many acknowledgements.
+
+    Returns:
+        every seq it acknowledged, in order.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.journal_sigkill_writer", str(path), "40"],
+        [sys.executable, "-m", "tests.journal_sigkill_writer", str(path), "200"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -516,6 +521,9 @@ def kill_writer_after(path: Path, acknowledgements: int) -> list[int]:
             line = process.stdout.readline()
             assert line, f"writer died: {process.stderr.read() if process.stderr else ''}"
             acknowledged.append(int(line))
+        # Not a wait for anything: a random pause moves the kill to a random
+        # point of the writer's cycle (packing, inserting, committing).
+        time.sleep(delay_s)
         os.kill(process.pid, signal.SIGKILL)
         rest, _ = process.communicate(timeout=30)
     finally:
@@ -530,8 +538,8 @@ def kill_writer_after(path: Path, acknowledgements: int) -> list[int]:
 def test_every_acknowledged_event_survives_sigkill_of_the_writer(path: Path) -> None:
     rng = random.Random(20240611)
     seen = 0
-    for _ in range(4):
-        acknowledged = kill_writer_after(path, rng.randint(1, 25))
+    for _ in range(6):
+        acknowledged = kill_writer_after(path, rng.randint(1, 10), rng.uniform(0, 0.02))
         assert acknowledged == sorted(acknowledged)
         assert acknowledged[0] > seen
         seen = acknowledged[-1]
