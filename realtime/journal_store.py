@@ -232,8 +232,9 @@ class JournalStore:
             sync_each_commit: ``fsync`` at every commit so that committed events
                 survive power loss too (see the module doc); the default
                 survives the process being killed.
-            max_db_bytes: a cap on the database size; an append that would grow
-                it past the cap fails like a full disk. ``None``: no cap.
+            max_db_bytes: a cap on the database size (never below its current
+                size); an append that would grow it past the cap fails like a
+                full disk, and purged pages are reused. ``None``: no cap.
             clock: wall-clock Unix seconds, for ingest and settle times.
 
         Raises:
@@ -427,6 +428,8 @@ class JournalStore:
                 and the same call can be retried.
             JournalCorruptError: the database is damaged.
         """
+        if not (events or rejects or cursors):
+            return []
         pack = self._pack
         payloads = [
             pack(data if type(data) is dict else dict(data)) for data in (e.data for e in events)
@@ -519,11 +522,15 @@ class JournalStore:
 
         Raises:
             ValueError: ``limit`` is below 1.
+            TypeError: ``types`` or ``sources`` is a string.
             JournalCorruptError: a stored payload or page is damaged.
         """
         if limit < 1:
             msg = f"limit must be at least 1, got {limit}"
             raise ValueError(msg)
+        if isinstance(types, str) or isinstance(sources, str):
+            msg = "types and sources are collections of names, not a single string"
+            raise TypeError(msg)
         clauses = ["seq > ?"]
         parameters: list[Any] = [after_seq]
         if until_seq is not None:
@@ -632,6 +639,8 @@ class JournalStore:
         Raises:
             JournalUnavailableError: see the module doc.
         """
+        if not seqs:
+            return 0
         now = self._clock()
         with self._transaction("settle"):
             cursor = self._connection.executemany(

@@ -120,6 +120,8 @@ def test_append_returns_the_events_with_seq_and_read_gives_them_back_equal(
 
 
 def test_an_append_with_only_rejects_or_cursors_uses_no_seq(store: JournalStore) -> None:
+    assert store.append([]) == []
+    assert store.settle([], Outcome.HANDLED) == 0
     assert store.append([], [reject("invalid_json")], [Cursor("map:demo", "01A")]) == []
     assert store.last_seq() == 0
     assert store.cursor("map:demo") == "01A"
@@ -239,6 +241,8 @@ def test_read_filters_by_seq_time_type_and_source_and_pages_oldest_first(
     assert seqs(store.read(0, 10, sources={"map:demo", "map:other"})) == [2, 3, 5]
     assert seqs(store.read(0, 10, types=["killmail"], sources=["map:demo"])) == [3]
     assert store.read(0, 10, types=[]) == []
+    with pytest.raises(TypeError, match="not a single string"):
+        store.read(0, 10, types="killmail")
     assert seqs(store.read(0, 10, since_time=1_700_000_002.0, until_time=1_700_000_004.0)) == [
         2,
         3,
@@ -473,6 +477,22 @@ def test_a_read_only_journal_raises_unavailable_on_writes_and_still_reads(path: 
         assert seqs(writer.append([event(4)])) == [3]
 
 
+def test_a_write_lock_held_past_the_busy_timeout_raises_unavailable_then_clears(
+    path: Path,
+) -> None:
+    with JournalStore.open(path, busy_timeout_s=0.05) as store:
+        store.append([event(1)])
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            with pytest.raises(JournalUnavailableError, match="database is locked"):
+                store.append([event(2)], cursors=[Cursor("kills", "2")])
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+        assert seqs(store.append([event(2)], cursors=[Cursor("kills", "2")])) == [2]
+
+
 def test_a_read_only_open_of_a_missing_journal_creates_nothing(path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         JournalStore.open(path, read_only=True)
@@ -494,7 +514,7 @@ def test_the_store_refuses_calls_from_another_thread(store: JournalStore) -> Non
     assert len(errors) == 1
 
 
-def test_sync_each_commit_selects_full_synchronous(path: Path) -> None:
+def test_a_journal_opened_with_sync_each_commit_commits_and_reads_back(path: Path) -> None:
     with JournalStore.open(path, sync_each_commit=True) as store:
         store.append([event(1)])
     with JournalStore.open(path) as store:
