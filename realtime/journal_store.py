@@ -11,11 +11,12 @@ The database runs in WAL mode with ``synchronous=NORMAL``. A commit appends the
 transaction's pages to the ``-wal`` file with ``write(2)`` and returns without
 ``fsync``: the bytes are then owned by the kernel, so a committed event survives
 the death of this process, ``SIGKILL`` included. The next open replays the WAL.
-``fsync`` happens at WAL checkpoints, so the database is never corrupted, but a
-power loss or kernel crash can lose the transactions committed since the last
-checkpoint. ``sync_each_commit=True`` selects ``synchronous=FULL`` instead: the
-WAL is fsynced at every commit and committed events survive power loss too, for
-one ``fsync`` per :meth:`JournalStore.append` (a batch, not an event).
+``fsync`` happens only at WAL checkpoints: after a power loss or kernel crash
+the database is still consistent (each transaction is whole or absent), but the
+transactions committed since the last checkpoint may be gone.
+``sync_each_commit=True`` selects ``synchronous=FULL`` instead: the WAL is
+fsynced at every commit and committed events survive power loss too, for one
+``fsync`` per :meth:`JournalStore.append` (a batch, not an event).
 
 Sequence numbers
 ----------------
@@ -504,6 +505,9 @@ class JournalStore:
 
         Page through the journal by passing the last returned seq as the next
         ``after_seq``. Filters combine with "and"; ``None`` means no filter.
+        Only the seq bounds use an index: the other filters are tested on each
+        row while scanning forward from ``after_seq``, so a page of a rare
+        type may scan far (bound it with ``until_seq`` if that matters).
 
         Args:
             after_seq: exclusive lower bound on seq.
