@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
+import msgpack  # msgpack ships no type hints
 
 from realtime.event import KILLS_SOURCE, Event, Priority
 from realtime.export import read_msgpack, write_jsonl, write_msgpack

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
-import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
+import msgpack  # msgpack ships no type hints
 import orjson
 
 from realtime.event import SCHEMA_VERSION, Event, Priority, format_time, parse_time

@@ -49,7 +49,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Self
 
-import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
+import msgpack  # msgpack ships no type hints
 
 from actors.protocol import Cursor, Outcome
 from realtime.event import Event, Priority, Reject

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
+import msgpack  # msgpack ships no type hints
 import orjson
 import pytest
 from hypothesis import given, settings
