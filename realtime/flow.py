@@ -234,8 +234,8 @@ class FlowBuffer:
     ``high_watermark`` and resolved when it falls to ``low_watermark``; each
     change is recorded as a :class:`Transition` (see :meth:`take_transitions`)
     so that the actor can raise and resolve an alert, and reduce the demand
-    it grants upstream. Nothing is lost between the watermarks: they warn
-    before anything is shed.
+    it grants upstream. Nothing is shed below ``capacity``: with the high
+    watermark below it, backpressure warns before anything is lost.
 
     **Shedding.** Beyond ``capacity``, :meth:`offer` sheds one event per event
     it admits: from the least urgent non-empty priority, the oldest first.
@@ -251,7 +251,9 @@ class FlowBuffer:
     such a type whose ``Event.time`` is more than that many seconds before
     ``now`` when it reaches the front is set aside as stale instead of being
     handed out (e.g. :func:`kill_deadlines`: a kill older than
-    ``[filters] max_kill_age_s`` is no longer worth notifying). ``now`` for
+    ``[filters] max_kill_age_s`` is no longer worth notifying). Deadlines go
+    by type, not priority: a kill expires whatever priority it was given
+    (critical to low), and a map change has no deadline at all. ``now`` for
     :meth:`take` must then be wall-clock seconds like ``Event.time``; queueing
     delays are measured on the same clock.
 
