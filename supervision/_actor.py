@@ -123,6 +123,7 @@ class ActorContext:
     exit_reason: ExitReason | None = None
     describe_children: Callable[[], tuple[TreeNode, ...]] | None = None
     _exit_lock: threading.Lock = field(default_factory=threading.Lock)
+    _exited: threading.Event = field(default_factory=threading.Event)
 
     def exit(self, reason: ExitReason) -> None:
         """Record and report the exit; only the first call counts."""
@@ -130,7 +131,13 @@ class ActorContext:
             if self.exit_reason is not None:
                 return
             self.exit_reason = reason
+        self._exited.set()
         self.report_exit(reason)
+
+    def wait_exit(self, timeout_s: float) -> ExitReason | None:
+        """The exit reason once the actor's thread has finished, or ``None`` on timeout."""
+        self._exited.wait(timeout_s)
+        return self.exit_reason
 
 
 class SupervisedActor(pykka.ThreadingActor):
@@ -154,6 +161,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self.mailbox.configure(ctx.mailbox)
         self.timers = Timers(self.mailbox)
         self._starting = True
+        self._exit: ExitReason | None = None
 
     @staticmethod
     def _create_actor_inbox() -> BoundedMailbox:
@@ -199,12 +207,20 @@ class SupervisedActor(pykka.ThreadingActor):
             self.mailbox.put(Envelope(_CrashAfterAsk(error)))
             raise
 
+    def _actor_loop(self) -> None:
+        # The exit is reported only once the thread has done all its cleanup
+        # (on_stop, or on_failure which pykka runs after _handle_failure), so
+        # that a restarted instance never races its predecessor for a resource
+        # such as a listening port.
+        try:
+            super()._actor_loop()
+        finally:
+            self.ctx.exit(self._exit or ExitReason(True, message="stopped"))
+
     def _stop(self) -> None:
         self.timers.cancel_all()
         super()._stop()
         self.mailbox.close()
-        if self.ctx.exit_reason is None:
-            self.ctx.exit(ExitReason(True, message="stopped"))
 
     def _handle_failure(
         self,
@@ -226,4 +242,5 @@ class SupervisedActor(pykka.ThreadingActor):
         pykka.ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()
         self.mailbox.close()
-        self.ctx.exit(ExitReason.crash(exception_value, during_start=self._starting))
+        if self._exit is None:
+            self._exit = ExitReason.crash(exception_value, during_start=self._starting)

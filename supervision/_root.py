@@ -54,7 +54,7 @@ class SupervisionTree:
         try:
             self._ref.ask(Ping(), timeout=timeout_s)
         except pykka.ActorDeadError as error:
-            reason = self._ctx.exit_reason
+            reason = self._ctx.wait_exit(10.0)
             detail = reason.message if reason else "the root supervisor died during start"
             raise TreeStartError(detail) from error
         return self

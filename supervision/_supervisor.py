@@ -275,7 +275,9 @@ class Supervisor(SupervisedActor):
         try:
             ref.ask(Ping(), timeout=spec.start_timeout_s)
         except pykka.ActorDeadError:
-            reason = ctx.exit_reason or ExitReason(False, "StartError", "died during start")
+            reason = ctx.wait_exit(spec.shutdown_s) or ExitReason(
+                False, "StartError", "died during start"
+            )
             return self._start_failed(child, reason)
         except pykka.Timeout:
             ref.stop(block=False)
