@@ -110,8 +110,7 @@ class KillsServerStats:
     """Counters since :meth:`KillsServer.start` (they survive restarts) and current state.
 
     ``frames_sent`` counts every frame written to a socket (replies included);
-    ``frames_withheld`` those discarded while half-open; ``inbound_ignored`` the
-    frames the server read but did not answer because it was half-open.
+    ``frames_withheld`` those discarded while half-open.
     """
 
     listening: bool
@@ -133,7 +132,6 @@ class KillsServerStats:
     kills_published: int
     frames_sent: int
     frames_withheld: int
-    inbound_ignored: int
     history_size: int
     history_capacity: int
     connections: tuple[ConnectionStats, ...]
@@ -267,7 +265,9 @@ class KillsServer:
         if loop is not None and stop_requested is not None:
             with contextlib.suppress(RuntimeError):  # the loop already ended
                 loop.call_soon_threadsafe(stop_requested.set)
-        thread.join(self._call_timeout_s + 2 * self._settings.close_timeout_s)
+        thread.join(self._call_timeout_s + 4 * self._settings.close_timeout_s + 1)
+        if thread.is_alive():
+            _LOGGER.warning("the kills server thread did not end in time")
         self._thread = self._loop = self._world = self._stop_requested = None
 
     def publish(self, killmail: Mapping[str, Any]) -> int:
@@ -318,7 +318,10 @@ class KillsServer:
         Clears half-open mode; the kill history survives, as the real server's
         cache would be refilled.
         """
-        self._call_async(lambda world: world.restart(down_s), extra_timeout_s=down_s)
+        closing_s = 4 * self._settings.close_timeout_s + 1
+        self._call_async(
+            lambda world: world.restart(down_s), self._call_timeout_s + down_s + closing_s
+        )
 
     def stats(self) -> KillsServerStats:
         """A consistent snapshot of the counters and of every open connection."""
@@ -342,9 +345,9 @@ class KillsServer:
         world = _World(self._settings, self._requested_port)
         try:
             await world.listen()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001  # start() re-raises it in the caller's thread
             started.set_exception(exc)
-            raise
+            return
         self._stop_requested = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._world = world
@@ -362,21 +365,24 @@ class KillsServer:
         async def run(world: _World) -> _T:
             return action(world)
 
-        return self._call_async(run)
+        return self._call_async(run, self._call_timeout_s)
 
     def _call_async(
-        self,
-        action: Callable[[_World], Coroutine[Any, Any, _T]],
-        extra_timeout_s: float = 0.0,
+        self, action: Callable[[_World], Coroutine[Any, Any, _T]], timeout_s: float
     ) -> _T:
+        """Run ``action`` on the server's loop and wait for its result.
+
+        Raises:
+            RuntimeError: the server is not running, or this is the server's thread.
+            TimeoutError: no result within ``timeout_s``.
+        """
         world, loop = self._running_world(), self._loop
         assert loop is not None
         if threading.current_thread() is self._thread:
             msg = "KillsServer methods must not be called from the server's own thread"
             raise RuntimeError(msg)
         future = asyncio.run_coroutine_threadsafe(action(world), loop)
-        timeout = self._call_timeout_s + extra_timeout_s + 2 * self._settings.close_timeout_s
-        return future.result(timeout=timeout)
+        return future.result(timeout=timeout_s)
 
 
 class TrafficRunner:
@@ -555,6 +561,8 @@ class _World:
         # Every socket from TCP accept to close, with the loop time of its last inbound bytes.
         self.sockets: dict[ServerConnection, float] = {}
         self.half_open = False
+        self._serving = asyncio.Event()  # set while not half-open
+        self._serving.set()
         self._clients: dict[int, _Client] = {}
         self._numbers = itertools.count(1)
         self._history: dict[int, _Kill] = {}
@@ -587,7 +595,7 @@ class _World:
     async def restart(self, down_s: float) -> None:
         await self._close_listener()
         self._counts["restarts"] += 1
-        self.half_open = False
+        self._set_half_open_flag(False)
         if down_s > 0:
             await asyncio.sleep(down_s)
         await self.listen()
@@ -648,12 +656,19 @@ class _World:
         return len(sockets)
 
     def set_half_open(self, half_open: bool) -> None:
-        self.half_open = half_open
+        self._set_half_open_flag(half_open)
         for socket in self.sockets:
             if half_open:
                 socket.transport.pause_reading()
             else:
                 socket.transport.resume_reading()
+
+    def _set_half_open_flag(self, half_open: bool) -> None:
+        self.half_open = half_open
+        if half_open:
+            self._serving.clear()
+        else:
+            self._serving.set()
 
     def send_raw(self, data: str | bytes) -> int:
         clients = list(self._clients.values())
@@ -683,7 +698,6 @@ class _World:
             kills_published=counts["kills_published"],
             frames_sent=counts["frames_sent"],
             frames_withheld=counts["frames_withheld"],
-            inbound_ignored=counts["inbound_ignored"],
             history_size=len(self._history),
             history_capacity=self._settings.history_limit,
             connections=tuple(c.stats() for c in self._clients.values()),
@@ -705,15 +719,14 @@ class _World:
 
     async def _read(self, client: _Client) -> None:
         socket, loop = client.socket, asyncio.get_running_loop()
-        while True:
-            last_inbound = self.sockets.get(socket)
-            if last_inbound is None:
-                return  # connection lost
-            remaining = last_inbound + self._settings.idle_timeout_s - loop.time()
+        while socket in self.sockets:
+            if self.half_open:
+                # A silent server reads nothing and closes nothing, idle or not.
+                await self._until_serving(socket)
+                self._touch(socket)
+                continue
+            remaining = self.sockets[socket] + self._settings.idle_timeout_s - loop.time()
             if remaining <= 0:
-                if self.half_open:  # a server that went silent closes nothing either
-                    self.sockets[socket] = loop.time()
-                    continue
                 self._counts["idle_timeouts"] += 1
                 await socket.close(IDLE_CLOSE_CODE, "idle timeout")
                 return
@@ -724,9 +737,8 @@ class _World:
                 continue
             except ConnectionClosed:
                 return
-            if self.half_open:
-                self._counts["inbound_ignored"] += 1
-                continue
+            if not self._serving.is_set():  # it went silent after this frame was read
+                await self._until_serving(socket)
             frame = _decode(message)
             if frame is None:
                 # Phoenix's serializer raises, the socket process crashes, Cowboy closes.
@@ -734,6 +746,22 @@ class _World:
                 await socket.close(CRASH_CLOSE_CODE)
                 return
             self._handle(client, frame)
+
+    async def _until_serving(self, socket: ServerConnection) -> None:
+        """Wait until half-open mode ends or ``socket`` closes."""
+        waits = {
+            asyncio.ensure_future(self._serving.wait()),
+            asyncio.ensure_future(socket.wait_closed()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    def _touch(self, socket: ServerConnection) -> None:
+        if socket in self.sockets:
+            self.sockets[socket] = asyncio.get_running_loop().time()
 
     async def _write(self, client: _Client) -> None:
         socket = client.socket

@@ -102,6 +102,21 @@ def test_half_open_server_never_completes_a_new_handshake(
     open_probe(server, probes).joined([SYSTEM])
 
 
+def test_handshake_sent_while_half_open_is_answered_once_it_ends(server: KillsServer) -> None:
+    server.set_half_open(True)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=0.3) as raw:
+        raw.sendall(
+            b"GET /socket/websocket?vsn=1.0.0 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        with pytest.raises(TimeoutError):
+            raw.recv(1024)
+        server.set_half_open(False)
+        raw.settimeout(5.0)
+        assert raw.recv(1024).startswith(b"HTTP/1.1 101")
+
+
 def test_stop_returns_promptly_while_half_open_with_a_pending_handshake() -> None:
     server = KillsServer(close_timeout_s=0.5)
     server.start()
