@@ -286,6 +286,18 @@ class KillsServer:
         kill = _Kill.of(killmail)
         return self._call(lambda world: world.publish(kill))
 
+    def publish_many(self, killmails: Iterable[Mapping[str, Any]]) -> int:
+        """:meth:`publish` each kill, in order, in one hand-over to the server thread.
+
+        The batch is validated first (one invalid killmail publishes none) and
+        then handled without interruption, so keep batches to a few thousand.
+
+        Returns:
+            The sum over the kills of the connections each was pushed to.
+        """
+        kills = [_Kill.of(killmail) for killmail in killmails]
+        return self._call(lambda world: sum(world.publish(kill) for kill in kills))
+
     def push_kill_count(self, system_id: int, count: int) -> int:
         """Push a ``kill_count_update`` to every joined client subscribed to ``system_id``."""
         return self._call(lambda world: world.push_kill_count(system_id, count))
@@ -439,15 +451,14 @@ class TrafficRunner:
             if due == 0:
                 continue
             kills = [self._generator.killmail(now)] if due == 1 else self._generator.burst(due, now)
-            for kill in kills:
-                try:
-                    self._server.publish(kill)
-                except RuntimeError:
-                    return  # the server stopped
-                except TimeoutError:
-                    _LOGGER.warning("kills server did not take a published kill in time")
-                    continue
-                self._published += 1
+            try:
+                self._server.publish_many(kills)
+            except RuntimeError:
+                return  # the server stopped
+            except TimeoutError:
+                _LOGGER.warning("the kills server did not take %d published kills in time", due)
+                continue
+            self._published += len(kills)
 
 
 @dataclass(frozen=True, slots=True)

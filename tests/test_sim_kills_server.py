@@ -392,3 +392,20 @@ def test_frames_are_v1_json_objects(connect: ProbeFactory) -> None:
     probe.send(LOBBY, "phx_join", {"systems": [SYSTEM]})
     raw = probe.ws.recv()
     assert set(json.loads(raw)) == {"topic", "event", "payload", "ref"}
+
+
+def test_publish_many_pushes_in_order_and_refuses_a_bad_batch_whole(
+    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+) -> None:
+    probe = connect()
+    probe.joined([SYSTEM])
+    batch = [kill_in(generator, clock, system) for system in (SYSTEM, OTHER_SYSTEM, SYSTEM)]
+    with pytest.raises(ValueError, match="integer"):
+        server.publish_many([*batch, {"killmail_id": None, "system_id": SYSTEM}])
+    assert server.stats().kills_published == 0
+
+    assert server.publish_many(batch) == 2
+    received = [probe.frame()["payload"]["killmails"][0]["killmail_id"] for _ in range(4)]
+    first, third = batch[0]["killmail_id"], batch[2]["killmail_id"]
+    assert received == [first, first, third, third]
+    assert server.stats().kills_published == 3
