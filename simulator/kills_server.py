@@ -186,6 +186,9 @@ class KillsServer:
         if idle_timeout_s <= 0 or history_limit < 1 or outbox_capacity < 1:
             msg = "idle_timeout_s, history_limit and outbox_capacity must be positive"
             raise ValueError(msg)
+        if preload_per_system < 0:
+            msg = f"preload_per_system must not be negative, not {preload_per_system}"
+            raise ValueError(msg)
         self._settings = _Settings(
             host=host,
             idle_timeout_s=idle_timeout_s,
@@ -432,9 +435,11 @@ class TrafficRunner:
 
     @property
     def running(self) -> bool:
+        """Whether the publishing thread is alive."""
         return self._thread.is_alive()
 
     def start(self) -> None:
+        """Start publishing; :meth:`KillsServer.run_traffic` does this."""
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
