@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from realtime.event import Event, Reject
+from realtime.flow import TrackedView
 
 
 class Names:
@@ -63,6 +64,19 @@ class Ingest:
     events: tuple[Event, ...] = ()
     rejects: tuple[Reject, ...] = ()
     cursor: Cursor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRefused:
+    """Journal -> source: the journal cannot take ``ingest`` now (e.g. disk full).
+
+    Nothing of it was committed. The source keeps it (bounded), pauses reading,
+    and sends it again later; an SSE source may instead reconnect from its
+    committed cursor.
+    """
+
+    ingest: Ingest
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +167,30 @@ class StatsReport:
     counters: Mapping[str, float] = field(default_factory=dict)
     gauges: Mapping[str, float] = field(default_factory=dict)
     latencies: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    """Map source -> tracking: what the map's REST API says is tracked (replaces that map's sets)."""
+
+    slug: str
+    systems: Mapping[int, str]
+    characters: Mapping[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingChanged:
+    """Tracking -> flow_control, notifier, kills: the tracked systems and characters now.
+
+    ``view`` is immutable; ``systems`` and ``characters`` are the kill feed's
+    subscription.
+    """
+
+    view: TrackedView
+    systems: frozenset[int]
+    characters: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class GetTracking:
+    """Ask tracking for its current :class:`TrackingChanged` (used by actors at start)."""
