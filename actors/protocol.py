@@ -171,7 +171,7 @@ class StatsReport:
 
 @dataclass(frozen=True, slots=True)
 class Bootstrap:
-    """Map source -> tracking: what the map's REST API says is tracked (replaces that map's sets)."""
+    """Map source -> tracking: what the map's REST API tracks (replaces that map's sets)."""
 
     slug: str
     systems: Mapping[int, str]
