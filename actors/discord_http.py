@@ -273,8 +273,8 @@ class DiscordSender:
         clock: monotonic seconds, for the rate limits.
         wall_clock: epoch seconds, to read ``X-RateLimit-Reset`` when
             ``Reset-After`` is missing.
-        limits: the rate-limit state (shared with other senders of the same
-            bot token, if any); a new one by default.
+        limits: the rate-limit state, a new one by default; the sender guards
+            it with its own lock, so it must not be shared with another sender.
 
     Raises:
         ValueError: the config lacks what its mode needs or the webhook URL is
@@ -295,7 +295,7 @@ class DiscordSender:
         self._session_factory = session_factory
         self._clock = clock
         self._wall_clock = wall_clock
-        self._limits = limits or RateLimits()
+        self._limits = RateLimits() if limits is None else limits
         self._lock = threading.Lock()
         self._idle: list[requests.Session] = []
         self._max_idle = max(1, config.concurrency)

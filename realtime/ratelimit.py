@@ -112,6 +112,7 @@ class _Bucket:
 
 
 _BucketKey = tuple[str, str]
+_PROVISIONAL = "route:"
 
 
 class RateLimits:
@@ -286,7 +287,7 @@ class RateLimits:
     def _bucket_key(self, route: Route) -> _BucketKey:
         bucket_id = self._route_bucket.get((route.method, route.template))
         if bucket_id is None:
-            return (f"route:{route.method} {route.template}", route.major)
+            return (f"{_PROVISIONAL}{route.method} {route.template}", route.major)
         return (bucket_id, route.major)
 
     def _map_route(self, route: Route, bucket_id: str) -> None:
@@ -299,6 +300,8 @@ class RateLimits:
         self._route_bucket.move_to_end(route_key)
         if len(self._route_bucket) > self._max_buckets:
             self._route_bucket.popitem(last=False)
+        if not before[0].startswith(_PROVISIONAL):
+            return
         # What was learned under the route's provisional key now belongs to the
         # named bucket, unless that bucket is already known.
         learned = self._buckets.pop(before, None)
