@@ -412,6 +412,7 @@ class MapServer:
 
     @property
     def base_url(self) -> str:
+        """``http://HOST:PORT``, the base URL a map source is configured with."""
         return f"http://{self._host}:{self._port}"
 
     # Map state and events ----------------------------------------------------
@@ -604,6 +605,7 @@ class MapServer:
         return self._on_loop(self._queue_raw(data), 0)
 
     def stats(self) -> MapServerStats:
+        """A consistent snapshot of the counters (see :class:`MapServerStats`)."""
         with self._lock:
             return MapServerStats(
                 connect_attempts=tuple(self._attempts),
