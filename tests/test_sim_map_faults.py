@@ -241,3 +241,17 @@ def test_the_fault_switches_are_harmless_when_the_server_is_not_running() -> Non
     server.set_silent(True)
     server.publish("add_system", PAYLOAD)
     assert server.stats().retained_events == 1
+
+
+def test_a_requests_client_sees_a_dropped_stream_as_an_error_not_a_clean_end(
+    server: MapServer,
+) -> None:
+    url = f"{server.base_url}/api/maps/demo/events/stream"
+    with requests.get(url, headers=AUTH, stream=True, timeout=5) as response:
+        chunks = response.iter_content(None)
+        assert next(chunks).startswith(b"event: connected")
+        server.drop_all(mid_event=True)
+        server.publish("add_system", PAYLOAD)
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            for _ in chunks:
+                pass
