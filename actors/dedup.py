@@ -84,7 +84,8 @@ class DedupActor(ReportingActor):
             self.registry.tell(Names.JOURNAL, Settled(tuple(duplicates), Outcome.DUPLICATE))
         try:
             self.registry.tell(
-                Names.FLOW_CONTROL, Deduplicated(tuple(unique), len(delivery.events))
+                Names.FLOW_CONTROL,
+                Deduplicated(tuple(unique), len(delivery.events), delivery.epoch),
             )
         except ActorUnavailableError:
             self.counters["forward_failed"] += len(unique)  # flow_control resyncs on start

@@ -65,6 +65,7 @@ class FlowControlActor(ReportingActor):
         self.tracked: TrackedView = NothingTracked()
         self.journal_credit = Credits(self.capacity, min_grant=max(1, flow.demand // 2))
         self.router_credit = 0
+        self.epoch = -1
 
     def _new_buffer(self) -> FlowBuffer:
         return FlowBuffer(
@@ -95,9 +96,14 @@ class FlowControlActor(ReportingActor):
             self._dispatch()
         elif isinstance(message, StreamReset):
             # Everything after the checkpoint comes again: drop our copies.
+            self.epoch = message.epoch
             self.buffer = self._new_buffer()
             self.journal_credit.reset()
             self._grant(reset=True)
+            # The router drops batches of the old epoch and grants demand afresh.
+            self.router_credit = 0
+            with contextlib.suppress(ActorUnavailableError):
+                self.registry.tell(Names.ROUTER, message)
         elif isinstance(message, TrackingChanged):
             self.tracked = message.view
         else:
@@ -105,6 +111,9 @@ class FlowControlActor(ReportingActor):
         return None
 
     def _offer(self, batch: Deduplicated) -> None:
+        if batch.epoch != self.epoch:
+            self.counters["stale_epoch"] += len(batch.events)
+            return  # sent before the last stream reset; redelivered since
         self.journal_credit.consume(batch.consumed)
         now = time.time()
         shed: list[int] = []
@@ -133,7 +142,7 @@ class FlowControlActor(ReportingActor):
             if not taken.events:
                 continue
             try:
-                self.registry.tell(Names.ROUTER, Deliver(taken.events))
+                self.registry.tell(Names.ROUTER, Deliver(taken.events, self.epoch))
             except ActorUnavailableError:
                 # The router resyncs when it starts; these come back then.
                 self.router_credit = 0

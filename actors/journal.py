@@ -130,6 +130,9 @@ class JournalActor(ReportingActor):
         self._checkpoint = 0
         self._saved_checkpoint = 0
         self._settled: set[int] = set()
+        # Unique across journal restarts, so no delivery of an earlier
+        # incarnation can pass for one of this incarnation's epochs.
+        self._epoch = time.monotonic_ns()
         self.error: str | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -160,8 +163,7 @@ class JournalActor(ReportingActor):
         self.timers.send_after(1.0, _Purge())
         # A restarted journal starts delivery afresh; a running flow_control
         # must grant demand again (its old credit died with the old journal).
-        with contextlib.suppress(ActorUnavailableError):
-            self.registry.tell(Names.FLOW_CONTROL, StreamReset())
+        self._reset_stream()
 
     def on_stop(self) -> None:
         # The stop request overtook queued ingest on the control lane: commit
@@ -206,7 +208,15 @@ class JournalActor(ReportingActor):
 
     # -- messages ------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:  # noqa: PLR0911 -- one dispatch table
+    def on_receive(self, message: Any) -> Any:
+        answer = self._handle(message)
+        # Group commit: whatever ingest is pending goes in once nothing more
+        # is queued (or the batch is full, see _ingest).
+        if self._pending and self.error is None and len(self.mailbox) == 0:
+            self._commit_or_hold()
+        return answer
+
+    def _handle(self, message: Any) -> Any:  # noqa: PLR0911 -- one dispatch table
         if isinstance(message, Ingest):
             self._ingest(message)
             return None
@@ -248,9 +258,7 @@ class JournalActor(ReportingActor):
             return
         self._pending.append(ingest)
         self._pending_events += len(ingest.events)
-        if self.error is None and (
-            self._pending_events >= self.config.journal.batch_max or len(self.mailbox) == 0
-        ):
+        if self.error is None and self._pending_events >= self.config.journal.batch_max:
             self._commit_or_hold()
 
     def _refuse(self, ingest: Ingest) -> None:
@@ -310,7 +318,7 @@ class JournalActor(ReportingActor):
             if not events:
                 return
             try:
-                self.registry.tell(Names.DEDUP, Deliver(tuple(events)))
+                self.registry.tell(Names.DEDUP, Deliver(tuple(events), self._epoch))
             except ActorUnavailableError:
                 return  # dedup restarts and sends Resync; delivery resumes then
             self._credit -= len(events)
@@ -333,9 +341,13 @@ class JournalActor(ReportingActor):
         self._delivered_upto = self._checkpoint
         self._settled.clear()
         self._credit = 0
+        self._reset_stream()
+
+    def _reset_stream(self) -> None:
+        self._epoch += 1
         # A flow_control that is not running sends its own Resync when it starts.
         with contextlib.suppress(ActorUnavailableError):
-            self.registry.tell(Names.FLOW_CONTROL, StreamReset())
+            self.registry.tell(Names.FLOW_CONTROL, StreamReset(self._epoch))
 
     # -- checkpoint ----------------------------------------------------------
 

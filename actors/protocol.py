@@ -88,9 +88,13 @@ class GetCursor:
 
 @dataclass(frozen=True, slots=True)
 class Deliver:
-    """Committed events (each with ``seq``) handed to the next stage."""
+    """Committed events (each with ``seq``) handed to the next stage.
+
+    ``epoch`` is the journal's delivery epoch (see :class:`StreamReset`).
+    """
 
     events: tuple[Event, ...]
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,7 @@ class Deduplicated:
 
     events: tuple[Event, ...]
     consumed: int
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,13 @@ class Demand:
 
 @dataclass(frozen=True, slots=True)
 class StreamReset:
-    """Journal -> flow_control: delivery restarts from the checkpoint; grant demand afresh."""
+    """Journal -> flow_control: delivery restarts from the checkpoint; grant demand afresh.
+
+    Every reset starts a new ``epoch``; deliveries of an older epoch still in
+    flight are discarded by flow control (their events come again).
+    """
+
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)

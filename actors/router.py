@@ -26,7 +26,16 @@ from typing import Any
 import pykka
 
 from actors.base import ReportingActor
-from actors.protocol import Deliver, Demand, Handle, Names, Outcome, Resync, Settled
+from actors.protocol import (
+    Deliver,
+    Demand,
+    Handle,
+    Names,
+    Outcome,
+    Resync,
+    Settled,
+    StreamReset,
+)
 from realtime.config import Config, Handler
 from realtime.event import Event
 from supervision import ActorContext, ActorUnavailableError, Backoff, ChildSpec, MailboxSpec
@@ -61,6 +70,7 @@ class _Work:
     """A delivered batch still being handed to its handlers."""
 
     events: tuple[Event, ...]
+    epoch: int
     remaining: collections.deque[tuple[str, tuple[Event, ...]]]
     attempts: int = 0
     dead: set[int] = field(default_factory=set)
@@ -89,30 +99,39 @@ class RouterActor(ReportingActor):
         self._waiting: _Work | None = None
         self._queue: collections.deque[_Work] = collections.deque()
         self.decisions: collections.Counter[str] = collections.Counter()
+        self.epoch: int | None = None
 
     def on_start(self) -> None:
         super().on_start()
-        # A journal that is not running redelivers from its checkpoint when it starts.
+        # Demand is granted once the journal's StreamReset (forwarded by
+        # flow_control) says which delivery epoch is current. A journal that is
+        # not running redelivers from its checkpoint when it starts.
         with contextlib.suppress(ActorUnavailableError):
             self.registry.tell(Names.JOURNAL, Resync(self.name))
-        self._grant(self.config.flow.demand, reset=True)
         self.timers.send_interval(IDLE_GRANT_S, _IdleGrant())
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Deliver):
-            self._queue.append(self._plan(message.events))
+            if message.epoch != self.epoch:
+                self.counters["stale_epoch"] += len(message.events)
+                return None  # sent before the last stream reset; redelivered since
+            self._queue.append(self._plan(message.events, message.epoch))
             self._run()
+        elif isinstance(message, StreamReset):
+            self.epoch = message.epoch
+            self._queue = collections.deque(w for w in self._queue if w.epoch == self.epoch)
+            self._grant(self.config.flow.demand, reset=True)
         elif isinstance(message, _Retry):
             self._waiting = None
             self._run()
         elif isinstance(message, _IdleGrant):
-            if not self._queue and self._waiting is None:
+            if self.epoch is not None and not self._queue and self._waiting is None:
                 self._grant(self.config.flow.demand, reset=True)
         else:
             return super().on_receive(message)
         return None
 
-    def _plan(self, events: Sequence[Event]) -> _Work:
+    def _plan(self, events: Sequence[Event], epoch: int) -> _Work:
         by_handler: dict[str, list[Event]] = {}
         for event in events:
             handlers = self.table.get(event.type, ())
@@ -122,7 +141,7 @@ class RouterActor(ReportingActor):
         # Tracking first: the notifier decides against what tracking knows.
         order = sorted(by_handler, key=lambda name: name != Names.TRACKING)
         steps = collections.deque((name, tuple(by_handler[name])) for name in order)
-        return _Work(tuple(events), steps)
+        return _Work(tuple(events), epoch, steps)
 
     def _run(self) -> None:
         while self._queue and self._waiting is None:

@@ -162,6 +162,9 @@ class SupervisedActor(pykka.ThreadingActor):
         self.mailbox.configure(ctx.mailbox)
         self.timers = Timers(self.mailbox)
         self._starting = True
+        # Registered before the thread starts: replies to what on_start sends
+        # find this actor by name and wait in its mailbox.
+        ctx.registry.register(ctx.name, self.actor_ref)
         self._exit: ExitReason | None = None
 
     @staticmethod

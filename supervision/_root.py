@@ -50,7 +50,6 @@ class SupervisionTree:
             report_exit=self._root_exited,
         )
         self._ref = Supervisor.start(self._ctx, self.spec)
-        self.registry.register(self.spec.name, self._ref)
         try:
             self._ref.ask(Ping(), timeout=timeout_s)
         except pykka.ActorDeadError as error:

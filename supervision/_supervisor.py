@@ -271,7 +271,6 @@ class Supervisor(SupervisedActor):
             return self._start_failed(child, ExitReason.crash(error, during_start=True))
         with self._lock:
             child.ref, child.ctx = ref, ctx
-        self.registry.register(spec.name, ref)
         try:
             ref.ask(Ping(), timeout=spec.start_timeout_s)
         except pykka.ActorDeadError:
