@@ -13,8 +13,11 @@ from types import FrameType
 
 import requests
 
+from actors.journal import journal_path
+from actors.replay import Selection, read_journal
 from realtime import config as config_module
 from realtime.config import Config
+from realtime.export import parse_since, write_jsonl, write_msgpack
 from supervision import TreeStartError, render_tree
 
 logger = logging.getLogger("run")
@@ -47,10 +50,38 @@ def _parser() -> argparse.ArgumentParser:
     tree.add_argument("--json", action="store_true", help="print JSON instead of a picture")
     tree.set_defaults(handler=cmd_tree)
 
+    events = sub.add_parser("events", help="write journal events to stdout, oldest first")
+    events.add_argument("--config", default="config.toml")
+    _selection_arguments(events)
+    events.add_argument("--format", choices=("jsonl", "msgpack"), default="jsonl")
+    events.add_argument("--limit", type=int)
+    events.set_defaults(handler=cmd_events)
+
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", default="config.toml")
     check.set_defaults(handler=cmd_check_config)
     return parser
+
+
+def _selection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", help="a seq or an ISO 8601 time (inclusive)")
+    parser.add_argument("--until", help="a seq or an ISO 8601 time (inclusive)")
+    parser.add_argument("--type", action="append", default=[], help="event type (repeatable)")
+    parser.add_argument("--source", action="append", default=[], help="source (repeatable)")
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    since_seq, since_time = parse_since(args.since) if args.since else (None, None)
+    until_seq, until_time = parse_since(args.until) if args.until else (None, None)
+    return Selection(
+        since_seq=since_seq,
+        since_time=since_time,
+        until_seq=until_seq,
+        until_time=until_time,
+        types=tuple(args.type),
+        sources=tuple(args.source),
+        limit=getattr(args, "limit", None),
+    )
 
 
 def _load(path: str) -> Config | None:
@@ -139,4 +170,26 @@ def cmd_tree(args: argparse.Namespace) -> int:
         print(json.dumps(tree, indent=2))
     else:
         print(render_tree(tree, colour=sys.stdout.isatty()))
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_BAD_CONFIG
+    try:
+        selection = _selection(args)
+    except ValueError as error:
+        print(f"events: {error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    path = journal_path(loaded)
+    if not path.exists():
+        print(f"events: no journal at {path}", file=sys.stderr)
+        return EXIT_FAILED
+    events = read_journal(path, selection)
+    if args.format == "jsonl":
+        write_jsonl(events, sys.stdout)
+    else:
+        write_msgpack(events, sys.stdout.buffer)
+    sys.stdout.flush()
     return EXIT_OK

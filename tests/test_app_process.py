@@ -125,3 +125,41 @@ def test_tree_exits_1_when_no_instance_answers() -> None:
     result = run_cli("tree", "--url", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1
     assert "no instance answers" in result.stderr
+
+
+def test_events_writes_the_journal_as_jsonl_and_msgpack_with_filters(tmp_path: Path) -> None:
+    from realtime.export import read_msgpack
+    from realtime.journal_store import JournalStore
+    from tests.pipeline_support import kill_event, map_event
+
+    config = write_config(tmp_path, QUIET, free_port())
+    with JournalStore.open(tmp_path / "data" / "journal.sqlite3") as store:
+        store.append([kill_event(1), kill_event(2), map_event("add_system", "01JA", {"a": 1})])
+    lines = run_cli("events", "--config", str(config)).stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["seq"] for r in records] == [1, 2, 3]
+    assert {"seq", "id", "source", "type", "time", "received_at", "key", "priority", "data"} <= set(
+        records[0]
+    )
+    only_kills = run_cli("events", "--config", str(config), "--type", "killmail", "--since", "2")
+    assert [json.loads(line)["seq"] for line in only_kills.stdout.splitlines()] == [2]
+    packed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "events",
+            "--config",
+            str(config),
+            "--format",
+            "msgpack",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    import io
+
+    events = list(read_msgpack(io.BytesIO(packed)))
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert events[2].data == {"a": 1}
