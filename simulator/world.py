@@ -1,0 +1,175 @@
+"""The embedded demo world: wanderer-kills, Wanderer maps and Discord on loopback.
+
+``python run.py`` on the shipped configuration (``[simulator] enabled``)
+starts a :class:`World` before the supervision tree and points the sources and
+the Discord sink at it. The world is real protocol traffic: a seeded
+generator publishes killmails to the kills server (which pushes each live kill
+twice, as the real one does), republishes some of them as a map's
+``map_kill`` (the cross-source duplicate), and plays map activity (systems and
+characters coming and going, rally points).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from realtime.config import Config, MapConfig, Secret, SimulatorConfig
+from simulator.discord_fake import DiscordFake
+from simulator.kills_server import KillsServer
+from simulator.map_server import MapServer
+from simulator.traffic import Schedule, TrafficGenerator
+
+logger = logging.getLogger(__name__)
+
+MAP_API_KEY = "demo-map-key"
+DISCORD_CHANNEL = "100000000000000001"
+INITIAL_MAP_EVENTS = 20
+"""Map activity played before anyone connects, so the map starts with systems."""
+MAP_KILL_SHARE = 0.25
+"""Share of kills that a map also reports as ``map_kill``."""
+TICK_S = 0.1
+
+
+class World:
+    """Every simulated service, and the traffic between them.
+
+    Args:
+        settings: ``[simulator]``: ports (0 = any free port), seed, rates.
+        slugs: one map server per configured map slug.
+    """
+
+    def __init__(self, settings: SimulatorConfig, slugs: Sequence[str]) -> None:
+        self.settings = settings
+        self.generator = TrafficGenerator(settings.seed)
+        self.kills = KillsServer(port=settings.kills_port)
+        self.maps = {
+            slug: MapServer(
+                slug,
+                MAP_API_KEY,
+                port=settings.map_port + index if settings.map_port else 0,
+                seed=settings.seed + index,
+            )
+            for index, slug in enumerate(slugs)
+        }
+        self.discord = DiscordFake(port=settings.discord_port)
+        self._random = random.Random(settings.seed)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.published_kills = 0
+        self.published_map_events = 0
+
+    def start(self) -> World:
+        self.kills.start()
+        for server in self.maps.values():
+            server.start()
+        self.discord.start()
+        now = time.time()
+        for _ in range(INITIAL_MAP_EVENTS):
+            self._map_event(now)
+        self._thread = threading.Thread(target=self._run, name="world-traffic", daemon=True)
+        self._thread.start()
+        logger.info(
+            "demo world: kills %s, maps %s, discord %s",
+            self.kills.url,
+            ", ".join(server.base_url for server in self.maps.values()),
+            self.discord.base_url,
+        )
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.discord.stop()
+        for server in self.maps.values():
+            server.stop()
+        self.kills.stop()
+
+    def __enter__(self) -> World:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def apply(self, config: Config) -> Config:
+        """``config`` with the sources and the Discord sink pointed at this world."""
+        kills = dataclasses.replace(config.sources.kills, url=self.kills.url)
+        maps = tuple(
+            dataclasses.replace(
+                map_config,
+                base_url=self.maps[map_config.slug].base_url,
+                api_key=Secret(MAP_API_KEY, "simulator"),
+            )
+            for map_config in config.maps
+        )
+        discord = dataclasses.replace(
+            config.notify.discord,
+            api_base=self.discord.base_url,
+            bot_token=Secret(self.discord.bot_token, "simulator"),
+            channel_id=config.notify.discord.channel_id or DISCORD_CHANNEL,
+            webhook_url=Secret(
+                self.discord.add_webhook(DISCORD_CHANNEL), "simulator"
+            ),
+        )
+        return dataclasses.replace(
+            config,
+            sources=dataclasses.replace(config.sources, kills=kills),
+            maps=maps,
+            notify=dataclasses.replace(config.notify, discord=discord),
+        )
+
+    def _run(self) -> None:
+        kills = Schedule(self.settings.kills_per_s, seed=self.settings.seed)
+        activity = Schedule(self.settings.map_events_per_s, seed=self.settings.seed + 1)
+        while not self._stop.wait(TICK_S):
+            now = time.time()
+            try:
+                for _ in range(kills.due(now)):
+                    self._kill(now)
+                for _ in range(activity.due(now)):
+                    self._map_event(now)
+            except Exception:
+                logger.exception("demo world: traffic failed; it goes on")
+
+    def _kill(self, now: float) -> None:
+        killmail = self.generator.killmail(now, system_id=self._tracked_system())
+        self.kills.publish(killmail)
+        self.published_kills += 1
+        if self.maps and self._random.random() < MAP_KILL_SHARE:
+            server = next(iter(self.maps.values()))
+            server.publish_map_kill(self.generator.map_kill_payload(killmail))
+
+    def _tracked_system(self) -> int | None:
+        """Half of the kills happen in a system on the map, so the demo notifies."""
+        systems = [s["solar_system_id"] for s in self.generator.map_systems()]
+        if systems and self._random.random() < 0.5:
+            return int(self._random.choice(systems))
+        return None
+
+    def _map_event(self, now: float) -> None:
+        if not self.maps:
+            return
+        event_type, payload = self.generator.map_activity(now)
+        for server in self.maps.values():
+            server.publish(event_type, payload)
+        self.published_map_events += 1
+
+
+def map_configs(config: Config) -> list[MapConfig]:
+    return list(config.maps)
+
+
+def describe(world: World) -> dict[str, Any]:
+    return {
+        "kills_url": world.kills.url,
+        "maps": {slug: server.base_url for slug, server in world.maps.items()},
+        "discord": world.discord.base_url,
+        "published_kills": world.published_kills,
+        "published_map_events": world.published_map_events,
+    }
