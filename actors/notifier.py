@@ -608,17 +608,22 @@ class NotifierActor(ReportingActor):
 
     def on_start(self) -> None:
         super().on_start()
-        self._settings.database.parent.mkdir(parents=True, exist_ok=True)
-        self._ledger = SharedLedger(Ledger.open(self._settings.database, clock=self._clock))
-        if CONSOLE in self._sinks:
-            self._console = ConsoleSink(self._stdout or sys.stdout)
-        if DISCORD in self._sinks:
-            self._start_discord()
-        self._fetch_view()
-        self._prune()
-        self._resume_console()
-        self._backlog = True
-        self._refill()
+        try:
+            self._settings.database.parent.mkdir(parents=True, exist_ok=True)
+            self._ledger = SharedLedger(Ledger.open(self._settings.database, clock=self._clock))
+            if CONSOLE in self._sinks:
+                self._console = ConsoleSink(self._stdout or sys.stdout)
+            if DISCORD in self._sinks:
+                self._start_discord()
+            self._fetch_view()
+            self._prune()
+            self._resume_console()
+            self._backlog = True
+            self._refill()
+        except BaseException:
+            # pykka runs no on_failure for a failed start: stop the workers here
+            self._shutdown()
+            raise
         self.timers.send_interval(self._settings.tick_s, _TICK)
 
     def _start_discord(self) -> None:

@@ -192,11 +192,19 @@ class TrackingActor(ReportingActor):
         super().on_start()
         self._database.parent.mkdir(parents=True, exist_ok=True)
         self._store = TrackingStore.open(self._database)
-        saved = self._store.load()
+        try:
+            self._load(self._store)
+        except BaseException:
+            # pykka runs no on_failure for a failed start
+            self._close()
+            raise
+
+    def _load(self, store: TrackingStore) -> None:
+        saved = store.load()
         stale = [slug for slug in saved if self._slugs is not None and slug not in self._slugs]
         if stale:
             logger.info("tracking: forgetting maps no longer configured: %s", ", ".join(stale))
-            self._store.forget(stale)
+            store.forget(stale)
         for slug, (systems, characters) in saved.items():
             if slug not in stale:
                 self._state.bootstrap(slug, systems, characters)

@@ -213,10 +213,11 @@ def notifier_spec(
     stdout: TextIO | None = None,
     seed: int = 7,
     tick_s: float = 0.02,
+    stop_timeout_s: float = 3.0,
 ) -> ChildSpec:
     """The notifier with a fast tick and a fixed jitter seed."""
     settings = dataclasses.replace(
-        notifier.NotifierSettings.from_config(config), tick_s=tick_s, stop_timeout_s=3.0
+        notifier.NotifierSettings.from_config(config), tick_s=tick_s, stop_timeout_s=stop_timeout_s
     )
     return ChildSpec(
         name=Names.NOTIFIER,
@@ -233,10 +234,15 @@ def pipeline(
     characters: dict[int, str] | None = None,
     stdout: TextIO | None = None,
     recorded: Recorded | None = None,
+    stop_timeout_s: float = 3.0,
 ) -> Iterator[SupervisionTree]:
     """Tracking (bootstrapped with ``systems`` and ``characters``) and the notifier."""
     neighbours = [recorded.spec(name) for name in recorded.inboxes] if recorded else []
-    children = [*neighbours, tracking.child_spec(config), notifier_spec(config, stdout=stdout)]
+    children = [
+        *neighbours,
+        tracking.child_spec(config),
+        notifier_spec(config, stdout=stdout, stop_timeout_s=stop_timeout_s),
+    ]
     with running_tree(children) as tree:
         bootstrap = Bootstrap(
             SLUG,

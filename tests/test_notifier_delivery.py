@@ -10,7 +10,7 @@ import pytest
 from actors.protocol import Names
 from realtime.ledger import nonce_for
 from simulator.discord_fake import DiscordFake
-from supervision import GetStatus
+from supervision import Crash, GetStatus
 from tests.notifier_support import (
     CHANNEL,
     HOME,
@@ -147,3 +147,21 @@ def test_status_reports_the_ledger_the_queue_and_the_sinks(
     assert status["sinks"]["discord"]["mode"] == "bot"
     assert status["sinks"]["discord"]["requests"] == 1
     assert status["queue"]["capacity"] == 100
+
+
+def test_a_crashed_notifier_resumes_its_unconfirmed_sends_with_the_same_nonces(
+    fake: DiscordFake, tmp_path: Path
+) -> None:
+    config = app_config(tmp_path, discord=bot_config(fake, request_timeout_s=10.0))
+    fake.slow_after_create(4, 3.0)
+    with pipeline(config, stop_timeout_s=0.05) as tree:
+        handle(tree, [kill_event(killmail(8100 + n), n) for n in range(4)])
+        wait_for(lambda: len(fake.messages(CHANNEL)) == 4, what="four sends in flight")
+        tree.registry.tell(Names.NOTIFIER, Crash())
+        # the restarted notifier resends them before the held answers come back
+        settled(database(config), 4, timeout_s=2.5)
+        node = tree.snapshot().find(Names.NOTIFIER)
+    assert node is not None
+    assert node.restarts == 1
+    assert sorted(posted_kills(fake)) == [8100, 8101, 8102, 8103]
+    assert len([r for r in fake.requests() if r.fault == "nonce_hit"]) == 4
