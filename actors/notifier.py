@@ -13,7 +13,8 @@ a map's ``map_kill``) is never claimed twice, so it is never posted twice.
 Delivery, per sink:
 
 - **console**: one readable line per notification on stdout (ANSI colour only
-  when stdout is a terminal), marked sent at once.
+  when stdout is a terminal), written right after the claims (before the
+  answer: the entries are already on disk) and marked sent at once.
 - **discord**: a bounded :class:`SendQueue` (``[notify.discord] send_queue``)
   served by ``concurrency`` worker threads the actor owns, so one slow answer
   holds up one worker, and the actor never waits on HTTP. Each worker makes one
@@ -25,10 +26,15 @@ Delivery, per sink:
   an error, counts ``sink_stopped`` and shows in ``status()["error"]``, and
   leaves the unsent entries pending for the next start.
 
+Messages may reach the channel out of claim order: several workers send at
+once, and an entry that backs off lets the next ones pass.
+
 In **bot** mode every attempt of an entry carries the entry's nonce with
 ``enforce_nonce``: a retry after a timeout, or after a crash (pending entries
 are resumed at start with the same nonce and the stored body), returns the
-message Discord already created instead of a second one. In **webhook** mode
+message Discord already created instead of a second one, provided the retry
+comes within Discord's nonce window (a few minutes): an entry resumed after a
+longer outage may still be posted twice. In **webhook** mode
 there is no nonce: delivery is at least once, and a retry after an answer that
 was lost (a timeout, a reset after the message was created, a crash while a
 request was in flight) posts the message again.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from random import Random
 
 import pytest
 
+from actors import notifier
 from actors.protocol import Names
 from realtime.ledger import nonce_for
 from simulator.discord_fake import DiscordFake
@@ -165,3 +167,29 @@ def test_a_crashed_notifier_resumes_its_unconfirmed_sends_with_the_same_nonces(
     assert node.restarts == 1
     assert sorted(posted_kills(fake)) == [8100, 8101, 8102, 8103]
     assert len([r for r in fake.requests() if r.fault == "nonce_hit"]) == 4
+
+
+def test_a_failing_worker_crashes_the_notifier_whose_restart_delivers_the_entry(
+    fake: DiscordFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = app_config(tmp_path, discord=bot_config(fake))
+    attempt = notifier.DiscordSink._attempt
+    calls: list[str] = []
+
+    def bug_once(sink: notifier.DiscordSink, delivery: notifier.Delivery, rand: Random) -> None:
+        calls.append(delivery.key)
+        if len(calls) == 1:
+            msg = "a bug in a worker"
+            raise RuntimeError(msg)
+        attempt(sink, delivery, rand)
+
+    monkeypatch.setattr(notifier.DiscordSink, "_attempt", bug_once)
+    with pipeline(config) as tree:
+        handle(tree, [kill_event(killmail(8200), 1)])
+        settled(database(config), 1)
+        node = tree.snapshot().find(Names.NOTIFIER)
+    assert node is not None
+    assert node.restarts == 1
+    assert node.last_failure is not None
+    assert node.last_failure.message == "a Discord worker failed"
+    assert posted_kills(fake) == [8200]
