@@ -42,11 +42,14 @@ import enum
 import hashlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+DATABASE_FILE = "journal.sqlite3"
+"""The journal's database file in ``[app] data_dir``, which holds the ledger too."""
 
 NONCE_LENGTH = 24
 """Characters of a nonce: Discord accepts at most 25."""
@@ -126,6 +129,16 @@ class LedgerEntry:
     created_at: float
     updated_at: float
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One key to claim with :meth:`Ledger.claim_many` (see :meth:`Ledger.claim`)."""
+
+    key: str
+    seq: int | None
+    channel: str
+    payload: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,20 +261,55 @@ class Ledger:
         ``None`` when ``key`` is already in the ledger, whatever its state:
         the caller must then not post it. ``payload`` is stored for resuming.
         """
+        return self.claim_many([Claim(key, seq, channel, payload)])[0]
+
+    def claim_many(self, claims: Sequence[Claim]) -> list[LedgerEntry | None]:
+        """:meth:`claim` each of ``claims`` in one transaction (one disk sync for all).
+
+        Returns, in order, the new entry or ``None`` for each claim, exactly as
+        :meth:`claim` would have (a key repeated within ``claims`` is new only
+        the first time). Either every claim is committed or, if the
+        transaction fails, none is and the error propagates.
+        """
+        if not claims:
+            return []
         now = self._clock()
-        nonce = nonce_for(key, channel)
-        cursor = self._db.execute(
-            "INSERT INTO notifications"
-            " (key, seq, channel, state, nonce, attempts, created_at, updated_at, payload)"
-            " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-            (key, seq, channel, nonce, now, now, payload),
-        )
-        if cursor.rowcount != 1:
-            return None
-        self._counts[LedgerState.PENDING] += 1
-        return LedgerEntry(
-            key, seq, channel, LedgerState.PENDING, nonce, 0, None, None, now, now, payload
-        )
+        entries: list[LedgerEntry | None] = []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for claim in claims:
+                nonce = nonce_for(claim.key, claim.channel)
+                cursor = self._db.execute(
+                    "INSERT INTO notifications"
+                    " (key, seq, channel, state, nonce, attempts, created_at, updated_at, payload)"
+                    " VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                    (claim.key, claim.seq, claim.channel, nonce, now, now, claim.payload),
+                )
+                entries.append(
+                    LedgerEntry(
+                        claim.key,
+                        claim.seq,
+                        claim.channel,
+                        LedgerState.PENDING,
+                        nonce,
+                        0,
+                        None,
+                        None,
+                        now,
+                        now,
+                        claim.payload,
+                    )
+                    if cursor.rowcount == 1
+                    else None
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            # SQLite may already have rolled back (disk full, I/O error)
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._counts[LedgerState.PENDING] += sum(entry is not None for entry in entries)
+        return entries
 
     def _transition(
         self, key: str, sql: str, parameters: tuple[object, ...], to: LedgerState
@@ -325,11 +373,20 @@ class Ledger:
             LedgerState.FAILED,
         )
 
-    def pending(self, limit: int = 1000) -> list[LedgerEntry]:
-        """Up to ``limit`` pending entries, oldest claim first, to resume with their nonce."""
-        rows = self._db.execute(
-            f"{_SELECT} WHERE state = 'pending' ORDER BY rowid LIMIT ?", (limit,)
-        ).fetchall()
+    def pending(self, limit: int = 1000, channel: str | None = None) -> list[LedgerEntry]:
+        """Up to ``limit`` pending entries, oldest claim first, to resume with their nonce.
+
+        With ``channel``, only that channel's entries.
+        """
+        if channel is None:
+            rows = self._db.execute(
+                f"{_SELECT} WHERE state = 'pending' ORDER BY rowid LIMIT ?", (limit,)
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                f"{_SELECT} WHERE state = 'pending' AND channel = ? ORDER BY rowid LIMIT ?",
+                (channel, limit),
+            ).fetchall()
         return [_entry(row) for row in rows]
 
     def get(self, key: str) -> LedgerEntry | None:

@@ -4,7 +4,9 @@
 map's ``map_kill``), :func:`map_notification` about map events (a system or a
 character added to a map, a character removed, a rally point). Both return a
 :class:`Notification` carrying everything a renderer needs, so rendering never
-goes back to the event or the tracked state.
+goes back to the event or the tracked state. The tracked state is read through
+:class:`~realtime.tracking.TrackedLookup`: the notifier decides against the
+immutable :class:`~realtime.tracking.TrackedSnapshot` that tracking sent it.
 
 A notification's :attr:`Notification.key` is stable: the same fact gives the
 same key on every replay, so the notifier's ledger (keyed by it plus the
@@ -26,7 +28,7 @@ from typing import Any
 from realtime.config import KillNotifyConfig, MapNotifyConfig
 from realtime.event import Event, Priority, parse_time
 from realtime.keys import KILLMAIL_TYPES
-from realtime.tracking import TrackedState, as_id, character_id_of, map_payload, map_slug
+from realtime.tracking import TrackedLookup, as_id, character_id_of, map_payload, map_slug
 
 WORMHOLE_SYSTEM_IDS = range(31_000_000, 32_000_000)
 """System ids of wormhole space (J-space, Thera, ...)."""
@@ -177,7 +179,7 @@ def _number(value: Any) -> float:
     return amount if math.isfinite(amount) and amount > 0 else 0.0
 
 
-def _pilot(entry: Mapping[str, Any], tracked: TrackedState) -> Pilot:
+def _pilot(entry: Mapping[str, Any], tracked: TrackedLookup) -> Pilot:
     character_id = as_id(entry.get("character_id"))
     name = _text(entry.get("character_name"))
     if not name and character_id is not None:
@@ -268,7 +270,7 @@ def _screen_place_and_time(
 def _tracked_pilots(
     victim: Pilot,
     attackers: list[Mapping[str, Any]],
-    tracked: TrackedState,
+    tracked: TrackedLookup,
     tracked_system: bool,
     config: KillNotifyConfig,
 ) -> tuple[Pilot, ...] | Decision:
@@ -298,7 +300,7 @@ def _tracked_pilots(
 
 def kill_notification(
     event: Event,
-    tracked: TrackedState,
+    tracked: TrackedLookup,
     config: KillNotifyConfig,
     max_kill_age_s: float,
     now: float,
@@ -372,7 +374,7 @@ def kill_notification(
 
 
 def map_notification(
-    event: Event, tracked: TrackedState, config: MapNotifyConfig
+    event: Event, tracked: TrackedLookup, config: MapNotifyConfig
 ) -> Notification | None:
     """A notification for a map event, or ``None``.
 
@@ -398,7 +400,7 @@ def map_notification(
 
 
 def _system_added(
-    event: Event, slug: str, payload: Mapping[str, Any], tracked: TrackedState
+    event: Event, slug: str, payload: Mapping[str, Any], tracked: TrackedLookup
 ) -> Notification | None:
     system_id = as_id(payload.get("solar_system_id"))
     if system_id is None:
@@ -416,7 +418,7 @@ def _system_added(
 
 
 def _character(
-    event: Event, slug: str, payload: Mapping[str, Any], tracked: TrackedState
+    event: Event, slug: str, payload: Mapping[str, Any], tracked: TrackedLookup
 ) -> Notification | None:
     character_id = character_id_of(payload)
     if character_id is None:
@@ -447,7 +449,7 @@ def _character(
 
 
 def _rally_point(
-    event: Event, slug: str, payload: Mapping[str, Any], tracked: TrackedState
+    event: Event, slug: str, payload: Mapping[str, Any], tracked: TrackedLookup
 ) -> Notification | None:
     raw_id = payload.get("rally_point_id")
     if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or raw_id == "":

@@ -11,6 +11,11 @@ replaces that map's sets) and kept current by the map's SSE events
 a :class:`Change`, so that the caller can push subscription updates to the kill
 feed instead of re-joining.
 
+:meth:`TrackedState.snapshot` gives an immutable :class:`TrackedSnapshot` of the
+union (ids and names) that other actors can read without sharing the mutable
+state; both satisfy :class:`TrackedLookup`, the view that notification
+decisions need.
+
 Ids are checked against the ranges wanderer-kills accepts (one invalid id makes
 it refuse a whole join), and the union is bounded by the caller's capacities
 (by default the server's own limits: 10,000 systems, 50,000 characters). Ids
@@ -20,10 +25,12 @@ that do not fit are refused and counted, never silently half-tracked.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from realtime.event import Event
+from realtime.flow import TrackedView
 
 MAP_SOURCE_PREFIX = "map:"
 
@@ -70,8 +77,8 @@ def as_id(value: Any) -> int | None:
 
 def character_id_of(payload: Mapping[str, Any]) -> int | None:
     """The EVE id of a character event: ``character_eve_id`` (a string) or ``eve_id``."""
-    for field in ("character_eve_id", "eve_id"):
-        character_id = as_id(payload.get(field))
+    for name in ("character_eve_id", "eve_id"):
+        character_id = as_id(payload.get(name))
         if character_id is not None:
             return character_id
     return None
@@ -118,6 +125,58 @@ def characters_from_rest(body: Mapping[str, Any]) -> dict[int, str]:
         if character_id is not None:
             result[character_id] = _text(character.get("name"))
     return result
+
+
+class TrackedLookup(TrackedView, Protocol):
+    """What the maps track, with names: what notification decisions read."""
+
+    def system_name(self, system_id: int) -> str | None: ...
+
+    def character_name(self, character_id: int) -> str | None: ...
+
+
+def _frozen(names: Mapping[int, str]) -> Mapping[int, str]:
+    return MappingProxyType(dict(names))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TrackedSnapshot:
+    """An immutable view of every map's tracked systems and characters (their union).
+
+    Safe to share between threads and actors: it never changes after it is
+    made. Names are the ones :class:`TrackedState` would give (the first map
+    that names an id), ``""`` when no map names it.
+
+    Attributes:
+        systems: ``solar_system_id -> name``, read-only.
+        characters: EVE id ``-> name``, read-only.
+    """
+
+    systems: Mapping[int, str] = field(default_factory=lambda: _frozen({}))
+    characters: Mapping[int, str] = field(default_factory=lambda: _frozen({}))
+
+    @classmethod
+    def of(cls, systems: Mapping[int, str], characters: Mapping[int, str]) -> TrackedSnapshot:
+        """A snapshot holding copies of ``systems`` and ``characters``."""
+        return cls(_frozen(systems), _frozen(characters))
+
+    def is_tracked_system(self, system_id: int) -> bool:
+        return system_id in self.systems
+
+    def is_tracked_character(self, character_id: int) -> bool:
+        return character_id in self.characters
+
+    def system_name(self, system_id: int) -> str | None:
+        """The name of tracked system ``system_id``; ``None`` if untracked or unnamed."""
+        return self.systems.get(system_id) or None
+
+    def character_name(self, character_id: int) -> str | None:
+        """The name of tracked character ``character_id``; ``None`` if untracked or unnamed."""
+        return self.characters.get(character_id) or None
+
+    def subscription(self) -> tuple[frozenset[int], frozenset[int]]:
+        """``(system ids, character ids)``: what the kill feed should follow."""
+        return frozenset(self.systems), frozenset(self.characters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +352,17 @@ class TrackedState:
         self._events_applied = 0
         self._events_ignored = 0
         self._refused_maps = 0
+        self._revision = 0
+
+    @property
+    def revision(self) -> int:
+        """A number that grows whenever what a map tracks may have changed (names included).
+
+        Every admitted :meth:`bootstrap` and every :meth:`apply` that changed
+        something increase it, so an owner can tell whether to persist or
+        publish without comparing contents.
+        """
+        return self._revision
 
     def _admit_map(self, slug: str) -> bool:
         if slug in self._slugs:
@@ -315,6 +385,7 @@ class TrackedState:
         """
         if not self._admit_map(slug):
             return None
+        self._revision += 1
         systems_added, systems_removed = self._systems.replace(slug, systems.items())
         characters_added, characters_removed = self._characters.replace(slug, characters.items())
         change = Change(systems_added, systems_removed, characters_added, characters_removed)
@@ -336,6 +407,7 @@ class TrackedState:
             changed, change = self._apply(slug, event.type, map_payload(event.data))
         if changed:
             self._events_applied += 1
+            self._revision += 1
         else:
             self._events_ignored += 1
         return change
@@ -405,6 +477,25 @@ class TrackedState:
     def subscription(self) -> tuple[frozenset[int], frozenset[int]]:
         """``(system ids, character ids)`` for the kill feed's join: all valid, within bounds."""
         return frozenset(self._systems.refs), frozenset(self._characters.refs)
+
+    def snapshot(self) -> TrackedSnapshot:
+        """An immutable copy of the union of all maps, names included."""
+        return TrackedSnapshot.of(self._systems.union(), self._characters.union())
+
+    def maps(self) -> tuple[str, ...]:
+        """The slugs of the maps held, sorted."""
+        return tuple(sorted(self._slugs))
+
+    def map_contents(self, slug: str) -> tuple[dict[int, str], dict[int, str]]:
+        """What map ``slug`` tracks: ``(systems, characters)``, ``id -> name`` (copies).
+
+        Both are empty for a map never seen. Feeding them back to
+        :meth:`bootstrap` rebuilds the map as it is.
+        """
+        return (
+            dict(self._systems.per_map.get(slug, {})),
+            dict(self._characters.per_map.get(slug, {})),
+        )
 
     def statistics(self) -> TrackingStatistics:
         return TrackingStatistics(
