@@ -6,7 +6,7 @@
     ├── metrics
     ├── journal
     ├── pipeline               one_for_one
-    │   ├── dedup, flow_control, router, tracking, notifier
+    │   ├── tracking, notifier, dedup, flow_control, router
     ├── sources                one_for_one
     │   ├── kills
     │   └── map:{slug}
@@ -18,8 +18,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from actors import dedup, flow_control, journal, router
+from actors import dedup, flow_control, journal, notifier, router, tracking
 from actors.protocol import Names
 from actors.web import WebActor, WebApp
 from realtime.config import Config
@@ -91,6 +92,24 @@ def supervisor(config: Config, name: str, children: Sequence[ChildSpec]) -> Supe
     )
 
 
+def handler_children(config: Config, *, ledger_database: Path | None = None) -> list[ChildSpec]:
+    """``tracking`` then ``notifier``: the router's handlers."""
+    return [
+        tracking.child_spec(config),
+        notifier.child_spec(config, ledger_database=ledger_database),
+    ]
+
+
+def pipeline_children(config: Config) -> list[ChildSpec]:
+    """The handlers start first, so that the router finds them when events flow."""
+    return [
+        *handler_children(config),
+        dedup.child_spec(config),
+        flow_control.child_spec(config),
+        router.child_spec(config),
+    ]
+
+
 def build(config: Config) -> App:
     """Assemble (without starting) the tree for ``config``."""
     registry = Registry()
@@ -102,11 +121,7 @@ def build(config: Config) -> App:
         mailbox=MailboxSpec(config.mailbox.web),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )
-    pipeline = supervisor(
-        config,
-        Names.PIPELINE,
-        [dedup.child_spec(config), flow_control.child_spec(config), router.child_spec(config)],
-    )
+    pipeline = supervisor(config, Names.PIPELINE, pipeline_children(config))
     children = [journal.child_spec(config), pipeline.as_child(), web]
     tree = SupervisionTree(supervisor(config, Names.ROOT, children), registry)
     web_app.tree = tree

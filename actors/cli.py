@@ -57,6 +57,17 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--limit", type=int)
     events.set_defaults(handler=cmd_events)
 
+    replay_parser = sub.add_parser(
+        "replay", help="feed journal events (or a msgpack export) through the pipeline again"
+    )
+    replay_parser.add_argument("--config", default="config.toml")
+    _selection_arguments(replay_parser)
+    replay_parser.add_argument("--file", help="a msgpack export to replay instead of the journal")
+    replay_parser.add_argument(
+        "--notify", action="store_true", help="use the configured sinks (default: console only)"
+    )
+    replay_parser.set_defaults(handler=cmd_replay)
+
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", default="config.toml")
     check.set_defaults(handler=cmd_check_config)
@@ -109,12 +120,26 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from actors.app import build
+    from simulator.world import World
 
     loaded = _load(args.config)
     if loaded is None:
         return EXIT_BAD_CONFIG
     _setup_logging(loaded.app.log_level)
+    world = None
+    if loaded.simulator.enabled:
+        world = World(loaded.simulator, [m.slug for m in loaded.maps]).start()
+        loaded = world.apply(loaded)
+    try:
+        return _run(loaded)
+    finally:
+        if world is not None:
+            world.stop()
+
+
+def _run(loaded: Config) -> int:
+    from actors.app import build
+
     app = build(loaded)
     stop = threading.Event()
 
@@ -192,4 +217,47 @@ def cmd_events(args: argparse.Namespace) -> int:
     else:
         write_msgpack(events, sys.stdout.buffer)
     sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from actors.app import handler_children
+    from actors.replay import replay
+    from realtime.export import ExportFormatError, read_msgpack
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_BAD_CONFIG
+    _setup_logging("WARNING")
+    live_journal = journal_path(loaded)
+    ledger = live_journal if args.notify else None
+    try:
+        if args.file:
+            with open(args.file, "rb") as export:
+                result = replay(
+                    loaded,
+                    read_msgpack(export),
+                    lambda config: handler_children(config, ledger_database=ledger),
+                    notify=args.notify,
+                )
+        else:
+            if not live_journal.exists():
+                print(f"replay: no journal at {live_journal}", file=sys.stderr)
+                return EXIT_FAILED
+            result = replay(
+                loaded,
+                read_journal(live_journal, _selection(args)),
+                lambda config: handler_children(config, ledger_database=ledger),
+                notify=args.notify,
+            )
+    except (ExportFormatError, OSError, ValueError) as error:
+        print(f"replay: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    summary = {
+        "events": result.events,
+        "seconds": round(result.seconds, 3),
+        "decisions": result.decisions,
+        "outcomes": result.outcomes,
+    }
+    print(json.dumps(summary, indent=2), file=sys.stderr)
     return EXIT_OK

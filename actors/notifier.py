@@ -957,6 +957,7 @@ def child_spec(
     *,
     discord: DiscordConfig | None = None,
     stdout: TextIO | None = None,
+    ledger_database: Path | None = None,
 ) -> ChildSpec:
     """The ``notifier`` child of the ``pipeline`` supervisor.
 
@@ -965,8 +966,12 @@ def child_spec(
         discord: replaces ``[notify.discord]``, e.g. to point ``api_base`` (and
             the bot token, or ``webhook_url``) at the simulator's Discord fake.
         stdout: the console sink's stream (``sys.stdout`` by default).
+        ledger_database: the database holding the ledger, when it is not the
+            journal's (``replay --notify`` uses the live ledger).
     """
     settings = NotifierSettings.from_config(config, discord=discord)
+    if ledger_database is not None:
+        settings = dataclasses.replace(settings, database=ledger_database)
     return ChildSpec(
         name=Names.NOTIFIER,
         start=lambda ctx: NotifierActor.start(ctx, settings, stdout=stdout),

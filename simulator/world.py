@@ -113,9 +113,7 @@ class World:
             api_base=self.discord.base_url,
             bot_token=Secret(self.discord.bot_token, "simulator"),
             channel_id=config.notify.discord.channel_id or DISCORD_CHANNEL,
-            webhook_url=Secret(
-                self.discord.add_webhook(DISCORD_CHANNEL), "simulator"
-            ),
+            webhook_url=Secret(self.discord.add_webhook(DISCORD_CHANNEL), "simulator"),
         )
         return dataclasses.replace(
             config,
