@@ -68,7 +68,6 @@ TAIL_EVENTS = 20_000
 """Recently committed events kept in memory for delivery without a read."""
 CHECKPOINT_EVERY_S = 0.2
 RETRY_EVERY_S = 1.0
-PURGE_EVERY_S = 60.0
 PURGE_ROWS = 5000
 
 
@@ -160,7 +159,7 @@ class JournalActor(ReportingActor):
                 self._pending_events += len(ingest.events)
             self._commit_or_hold()
         self.timers.send_interval(CHECKPOINT_EVERY_S, _Tick())
-        self.timers.send_after(1.0, _Purge())
+        self.timers.send_after(min(1.0, self.config.journal.purge_every_s), _Purge())
         # A restarted journal starts delivery afresh; a running flow_control
         # must grant demand again (its old credit died with the old journal).
         self._reset_stream()
@@ -371,14 +370,14 @@ class JournalActor(ReportingActor):
             self._saved_checkpoint = self._checkpoint
 
     def _tick(self) -> None:
-        if self.error is not None:
-            self._commit_or_hold()
-            return
+        # The checkpoint is saved even while ingest fails: retention purges
+        # only up to the saved checkpoint, and purging is how space returns.
         try:
             self._save_checkpoint()
         except JournalUnavailableError as error:
-            self.error = str(error)
-            logger.error("journal: cannot save the checkpoint: %s", error)
+            logger.warning("journal: cannot save the checkpoint: %s", error)
+        if self.error is not None:
+            self._commit_or_hold()
 
     def _purge(self) -> None:
         days = self.config.journal.retention_days
@@ -388,7 +387,8 @@ class JournalActor(ReportingActor):
             logger.warning("journal: retention skipped: %s", error)
             purged = 0
         self.counters["purged"] += purged
-        self.timers.send_after(0.0 if purged == PURGE_ROWS else PURGE_EVERY_S, _Purge())
+        again = 0.0 if purged == PURGE_ROWS else self.config.journal.purge_every_s
+        self.timers.send_after(again, _Purge())
 
     # -- reporting -----------------------------------------------------------
 

@@ -199,6 +199,7 @@ class JournalConfig:
     max_db_mb: float = 0.0
     fsync: bool = False
     delivery_batch: int = 256
+    purge_every_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
