@@ -59,7 +59,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol, TextIO, runtime_checkable
 
 import orjson
@@ -614,22 +613,17 @@ class NotifierActor(ReportingActor):
 
     def on_start(self) -> None:
         super().on_start()
-        try:
-            self._settings.database.parent.mkdir(parents=True, exist_ok=True)
-            self._ledger = SharedLedger(Ledger.open(self._settings.database, clock=self._clock))
-            if CONSOLE in self._sinks:
-                self._console = ConsoleSink(self._stdout or sys.stdout)
-            if DISCORD in self._sinks:
-                self._start_discord()
-            self._fetch_view()
-            self._prune()
-            self._resume_console()
-            self._backlog = True
-            self._refill()
-        except BaseException:
-            # pykka runs no on_failure for a failed start: stop the workers here
-            self._shutdown()
-            raise
+        self._settings.database.parent.mkdir(parents=True, exist_ok=True)
+        self._ledger = SharedLedger(Ledger.open(self._settings.database, clock=self._clock))
+        if CONSOLE in self._sinks:
+            self._console = ConsoleSink(self._stdout or sys.stdout)
+        if DISCORD in self._sinks:
+            self._start_discord()
+        self._fetch_view()
+        self._prune()
+        self._resume_console()
+        self._backlog = True
+        self._refill()
         self.timers.send_interval(self._settings.tick_s, _TICK)
 
     def _start_discord(self) -> None:
@@ -655,18 +649,7 @@ class NotifierActor(ReportingActor):
         )
         self._discord.start()
 
-    def on_stop(self) -> None:
-        self._shutdown()
-
-    def on_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._shutdown()
-
-    def _shutdown(self) -> None:
+    def on_exit(self) -> None:
         if self._discord is not None:
             busy = self._discord.stop(self._settings.stop_timeout_s)
             if busy:

@@ -192,12 +192,7 @@ class TrackingActor(ReportingActor):
         super().on_start()
         self._database.parent.mkdir(parents=True, exist_ok=True)
         self._store = TrackingStore.open(self._database)
-        try:
-            self._load(self._store)
-        except BaseException:
-            # pykka runs no on_failure for a failed start
-            self._close()
-            raise
+        self._load(self._store)
 
     def _load(self, store: TrackingStore) -> None:
         saved = store.load()
@@ -217,18 +212,7 @@ class TrackingActor(ReportingActor):
             statistics.characters,
         )
 
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._close()
-
-    def _close(self) -> None:
+    def on_exit(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -198,13 +198,7 @@ class WebActor(SupervisedActor):
         if self.on_listening is not None:
             self.on_listening((str(host), int(port)))
 
-    def on_stop(self) -> None:
-        self._close()
-
-    def on_failure(self, *_exc_info: object) -> None:
-        self._close()
-
-    def _close(self) -> None:
+    def on_exit(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from realtime.event import Event, Priority
+from realtime.ids import as_id
 from realtime.keys import KILLMAIL_TYPES
 
 PRIORITY_NAMES: Mapping[str, Priority] = {priority.name.lower(): priority for priority in Priority}
@@ -113,9 +114,9 @@ def _kill_priority(killmail: Mapping[str, Any], tracked: TrackedView) -> Priorit
         return Priority.HIGH if preload else Priority.CRITICAL
     if preload:
         return Priority.LOW
-    system_id = _as_id(killmail.get("system_id"))
+    system_id = as_id(killmail.get("system_id"))
     if system_id is None:
-        system_id = _as_id(killmail.get("solar_system_id"))
+        system_id = as_id(killmail.get("solar_system_id"))
     if system_id is not None and tracked.is_tracked_system(system_id):
         return Priority.HIGH
     return Priority.NORMAL
@@ -125,27 +126,16 @@ def _pilots(killmail: Mapping[str, Any]) -> Iterable[int]:
     """The character ids of the victim and the attackers, malformed entries skipped."""
     victim = killmail.get("victim")
     if isinstance(victim, Mapping):
-        victim_id = _as_id(victim.get("character_id"))
+        victim_id = as_id(victim.get("character_id"))
         if victim_id is not None:
             yield victim_id
     attackers = killmail.get("attackers")
     if isinstance(attackers, list):
         for attacker in attackers:
             if isinstance(attacker, Mapping):
-                attacker_id = _as_id(attacker.get("character_id"))
+                attacker_id = as_id(attacker.get("character_id"))
                 if attacker_id is not None:
                     yield attacker_id
-
-
-def _as_id(value: Any) -> int | None:
-    """An id from an int or a decimal string (EVE ids arrive as both)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
 
 
 def kill_deadlines(max_kill_age_s: float) -> dict[str, float]:

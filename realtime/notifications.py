@@ -27,8 +27,9 @@ from typing import Any
 
 from realtime.config import KillNotifyConfig, MapNotifyConfig
 from realtime.event import Event, Priority, parse_time
+from realtime.ids import as_id
 from realtime.keys import KILLMAIL_TYPES
-from realtime.tracking import TrackedLookup, as_id, character_id_of, map_payload, map_slug
+from realtime.tracking import TrackedLookup, character_id_of, map_payload, map_slug
 
 WORMHOLE_SYSTEM_IDS = range(31_000_000, 32_000_000)
 """System ids of wormhole space (J-space, Thera, ...)."""

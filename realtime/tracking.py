@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from realtime.event import Event
 from realtime.flow import TrackedView
+from realtime.ids import as_id
 
 MAP_SOURCE_PREFIX = "map:"
 
@@ -59,20 +60,6 @@ def map_payload(data: Mapping[str, Any]) -> Mapping[str, Any]:
     if "type" in data and isinstance(payload, Mapping):
         return payload
     return data
-
-
-def as_id(value: Any) -> int | None:
-    """An integer id from an int or a decimal string (EVE ids arrive as both).
-
-    ``None`` for anything else (booleans, floats, empty or non-numeric text).
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
 
 
 def character_id_of(payload: Mapping[str, Any]) -> int | None:

@@ -189,6 +189,26 @@ class SupervisedActor(pykka.ThreadingActor):
         """What this actor reports in ``/api/status``; override to add figures."""
         return {}
 
+    def on_stop(self) -> None:
+        self.on_exit()
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.on_exit()
+
+    def on_exit(self) -> None:
+        """Release what the actor holds (sockets, threads, files).
+
+        Runs once in the actor's thread whichever way it ends: after a stop
+        (pykka's ``on_stop``), a crash (``on_failure``) or a failed
+        ``on_start`` (after which pykka runs neither). Override ``on_stop`` or
+        ``on_failure`` instead only where the two must differ.
+        """
+
     def _handle_receive(self, message: Any) -> Any:
         if self._starting:
             self._starting = False
@@ -220,6 +240,12 @@ class SupervisedActor(pykka.ThreadingActor):
             super()._actor_loop()
         finally:
             self.ctx.exit(self._exit or ExitReason(True, message="stopped"))
+
+    def _actor_loop_setup(self) -> None:
+        super()._actor_loop_setup()
+        if self.actor_stopped.is_set():
+            # on_start failed: pykka runs neither on_stop nor on_failure.
+            self.on_exit()
 
     def _actor_loop_teardown(self) -> None:
         # As pykka's teardown, except that queued tells are offered to

@@ -1,0 +1,19 @@
+"""EVE ids as they arrive in payloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def as_id(value: Any) -> int | None:
+    """An integer id from an int or a decimal string (EVE ids arrive as both).
+
+    ``None`` for anything else (booleans, floats, empty or non-numeric text).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
