@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from actors import dedup, flow_control, journal, router
 from actors.protocol import Names
 from actors.web import WebActor, WebApp
 from realtime.config import Config
@@ -101,6 +102,12 @@ def build(config: Config) -> App:
         mailbox=MailboxSpec(config.mailbox.web),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )
-    tree = SupervisionTree(supervisor(config, Names.ROOT, [web]), registry)
+    pipeline = supervisor(
+        config,
+        Names.PIPELINE,
+        [dedup.child_spec(config), flow_control.child_spec(config), router.child_spec(config)],
+    )
+    children = [journal.child_spec(config), pipeline.as_child(), web]
+    tree = SupervisionTree(supervisor(config, Names.ROOT, children), registry)
     web_app.tree = tree
     return App(config, tree, web_app, listening)

@@ -107,10 +107,28 @@ class Deduplicated:
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """Downstream -> upstream: permission to send ``n`` more events."""
+    """Downstream -> upstream: permission to send ``n`` more events.
+
+    With ``reset`` the grant replaces whatever the consumer granted before (it
+    restarted, or the stream was reset, so earlier credit is void).
+    """
 
     consumer: str
     n: int
+    reset: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReset:
+    """Journal -> flow_control: delivery restarts from the checkpoint; grant demand afresh."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecentKeys:
+    """Ask the journal for ``(key, seq, source, first_seen)`` of the last ``window_s`` seconds."""
+
+    window_s: float
+    limit: int
 
 
 class Outcome(enum.StrEnum):

@@ -184,11 +184,21 @@ class SupervisionConfig:
 
 @dataclass(frozen=True, slots=True)
 class JournalConfig:
+    """The event journal (SQLite, WAL) in ``[app] data_dir``.
+
+    Group commit takes whatever ingest is queued, up to ``batch_max`` events,
+    into one transaction. ``max_pending`` bounds what is held in memory while
+    the database cannot be written (disk full); beyond it ingest is refused
+    back to the sources. ``fsync`` makes every commit survive power loss too.
+    """
+
     retention_days: float = 7.0
     batch_max: int = 1000
-    batch_wait_ms: float = 5.0
-    max_in_flight: int = 5000
+    max_pending: int = 20_000
     max_reject_bytes: int = 65536
+    max_db_mb: float = 0.0
+    fsync: bool = False
+    delivery_batch: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,12 +211,35 @@ class DedupConfig:
     strategies: Mapping[str, Literal["key", "content", "hybrid"]] = field(default_factory=dict)
 
 
+Priority = Literal["critical", "high", "normal", "low"]
+
+
 @dataclass(frozen=True, slots=True)
 class FlowConfig:
+    """Flow control; its buffer holds ``[mailbox] flow_control`` events.
+
+    ``priorities`` overrides the default priority of an event type.
+    """
+
     high_watermark: int = 8000
     low_watermark: int = 6000
     batch: int = 256
     demand: int = 512
+    priorities: Mapping[str, Priority] = field(default_factory=dict)
+
+
+Handler = Literal["tracking", "notifier", "ignore"]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """Event type -> handlers, in order; overrides the defaults (see ``actors/router.py``)."""
+
+    routes: Mapping[str, tuple[Handler, ...]] = field(default_factory=dict)
+    max_attempts: int = 5
+    retry_min_s: float = 0.2
+    retry_max_s: float = 10.0
+    handler_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +274,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)

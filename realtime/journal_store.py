@@ -660,11 +660,11 @@ class JournalStore:
         """How many stored events have each outcome (every outcome listed)."""
         return {outcome: self._outcomes[outcome.value] for outcome in Outcome}
 
-    def recent(self, window_s: float, now: float, limit: int) -> list[tuple[str, int, float]]:
+    def recent(self, window_s: float, now: float, limit: int) -> list[tuple[str, int, str, float]]:
         """Events ingested in the last ``window_s`` seconds, to rebuild a dedup window.
 
         Returns:
-            up to ``limit`` ``(key, seq, ingested_at)`` of the most recently
+            up to ``limit`` ``(key, seq, source, ingested_at)`` of the most recently
             ingested events with ``ingested_at >= now - window_s``, in seq
             order. Settled events are included: duplicates too, so a key's
             first seq is always there before its later ones.
@@ -677,7 +677,7 @@ class JournalStore:
             raise ValueError(msg)
         with self._errors("recent"):
             rows = self._connection.execute(
-                "SELECT key, seq, ingested_at FROM events WHERE ingested_at >= ?"
+                "SELECT key, seq, source, ingested_at FROM events WHERE ingested_at >= ?"
                 " ORDER BY ingested_at DESC, seq DESC LIMIT ?",
                 (now - window_s, limit),
             ).fetchall()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 from pykka._envelope import Envelope
+from pykka.messages import _ActorStop
 
 from supervision._mailbox import BoundedMailbox, Control, MailboxSpec
 from supervision._registry import Registry
@@ -216,6 +217,30 @@ class SupervisedActor(pykka.ThreadingActor):
             super()._actor_loop()
         finally:
             self.ctx.exit(self._exit or ExitReason(True, message="stopped"))
+
+    def _actor_loop_teardown(self) -> None:
+        # As pykka's teardown, except that queued tells are offered to
+        # on_undelivered instead of vanishing (Akka's dead letters).
+        while not self.actor_inbox.empty():
+            envelope = self.actor_inbox.get()
+            message = envelope.message
+            if envelope.reply_to is not None:
+                if isinstance(message, _ActorStop):
+                    envelope.reply_to.set(None)
+                else:
+                    error = pykka.ActorDeadError(f"{self.name} stopped before handling the message")
+                    envelope.reply_to.set_exception(exc_info=(pykka.ActorDeadError, error, None))
+            elif not isinstance(message, Control):
+                self.on_undelivered(message)
+
+    def on_undelivered(self, message: Any) -> None:
+        """A message told to this actor was still queued when it exited.
+
+        Runs in the actor's thread after ``on_stop``/``on_failure``. The default
+        logs it; an actor whose queued messages must survive a crash hands
+        them to its next incarnation here.
+        """
+        logger.debug("%s exited with %s undelivered", self.name, type(message).__name__)
 
     def _stop(self) -> None:
         self.timers.cancel_all()

@@ -260,11 +260,11 @@ def test_recent_gives_keys_ingested_within_the_window_newest_kept_in_seq_order(
     clock.now = start + 100
     store.append([event(3), event(4), event(5)])
     assert store.recent(window_s=50, now=start + 120, limit=10) == [
-        ("killmail:3", 3, start + 100),
-        ("killmail:4", 4, start + 100),
-        ("killmail:5", 5, start + 100),
+        ("killmail:3", 3, "wanderer-kills", start + 100),
+        ("killmail:4", 4, "wanderer-kills", start + 100),
+        ("killmail:5", 5, "wanderer-kills", start + 100),
     ]
-    assert [seq for _, seq, _ in store.recent(window_s=500, now=start + 120, limit=4)] == [
+    assert [seq for _, seq, _, _ in store.recent(window_s=500, now=start + 120, limit=4)] == [
         2,
         3,
         4,

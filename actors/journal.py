@@ -1,0 +1,421 @@
+"""The ``journal`` actor: every event is committed here before anything acts on it.
+
+Ingest (group commit)
+    Sources send :class:`~actors.protocol.Ingest`. The actor commits what is
+    queued in one transaction: it keeps appending while more ingest waits in
+    its mailbox, up to ``[journal] batch_max`` events, so a quiet feed is
+    committed at once and a busy one in large batches. Cursors commit with
+    the events they cover.
+
+Delivery (demand-driven)
+    Committed events go to ``dedup`` only as far as ``flow_control`` has
+    granted demand; the rest waits on disk (read back when needed), so
+    overload becomes backlog, not memory. Recently committed events are kept
+    in a bounded tail so the usual case never reads the database.
+
+Checkpoint and redelivery
+    Stages report finished events with :class:`~actors.protocol.Settled`. The
+    checkpoint advances over the contiguous settled prefix and is persisted a
+    few times a second. A (re)started pipeline actor sends
+    :class:`~actors.protocol.Resync`: delivery restarts after the checkpoint,
+    and ``flow_control`` is told to grant demand afresh. Every stage is
+    idempotent under this redelivery.
+
+Faults
+    A database that cannot be written (disk full, read-only) is reported in
+    the log, in ``status()["error"]`` (and so ``/readyz``), and retried every
+    second; ingest is held in memory up to ``[journal] max_pending`` events
+    and refused back to the sources beyond that, never dropped. A corrupt
+    database fails the actor's start with a message saying what to do; it is
+    never recreated over the user's data.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from actors.base import ReportingActor
+from actors.protocol import (
+    Cursor,
+    Deliver,
+    Demand,
+    GetCursor,
+    Ingest,
+    IngestRefused,
+    Names,
+    Outcome,
+    RecentKeys,
+    Resync,
+    Settled,
+    StreamReset,
+)
+from realtime.config import Config
+from realtime.event import KILLS_SOURCE, Event
+from realtime.journal_store import JournalStore, JournalUnavailableError
+from supervision import ActorContext, ActorUnavailableError, ChildSpec, MailboxSpec
+
+logger = logging.getLogger(__name__)
+
+JOURNAL_FILE = "journal.sqlite3"
+TAIL_EVENTS = 20_000
+"""Recently committed events kept in memory for delivery without a read."""
+CHECKPOINT_EVERY_S = 0.2
+RETRY_EVERY_S = 1.0
+PURGE_EVERY_S = 60.0
+PURGE_ROWS = 5000
+
+
+def journal_path(config: Config) -> Path:
+    return config.data_path / JOURNAL_FILE
+
+
+def source_actor(source: str) -> str:
+    """The actor name of the source that produced events with ``source``."""
+    return Names.KILLS if source == KILLS_SOURCE else source
+
+
+class _Tick:
+    """Timer: persist the checkpoint, retry a failed commit."""
+
+    __slots__ = ()
+
+
+class _Purge:
+    """Timer: apply retention (in chunks, interleaved with ingest)."""
+
+    __slots__ = ()
+
+
+class Handover:
+    """Ingest that a crashed journal had not committed, for its next incarnation.
+
+    Owned by the journal's child spec, so it outlives each actor instance: a
+    crash anywhere, the journal included, loses nothing that reached it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ingests: list[Ingest] = []
+
+    def put(self, ingest: Ingest) -> None:
+        with self._lock:
+            self._ingests.append(ingest)
+
+    def take(self) -> list[Ingest]:
+        with self._lock:
+            ingests, self._ingests = self._ingests, []
+            return ingests
+
+
+class JournalActor(ReportingActor):
+    """Owns the SQLite journal; see the module documentation."""
+
+    def __init__(self, ctx: ActorContext, config: Config, handover: Handover) -> None:
+        super().__init__(ctx)
+        self.config = config
+        self.handover = handover
+        self.store: JournalStore | None = None
+        self._pending: list[Ingest] = []
+        self._pending_events = 0
+        self._tail: collections.deque[Event] = collections.deque(maxlen=TAIL_EVENTS)
+        self._credit = 0
+        self._delivered_upto = 0
+        self._checkpoint = 0
+        self._saved_checkpoint = 0
+        self._settled: set[int] = set()
+        self.error: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def on_start(self) -> None:
+        super().on_start()
+        settings = self.config.journal
+        max_bytes = int(settings.max_db_mb * 1024 * 1024) if settings.max_db_mb > 0 else None
+        self.store = JournalStore.open(
+            journal_path(self.config), sync_each_commit=settings.fsync, max_db_bytes=max_bytes
+        )
+        self._checkpoint = self._saved_checkpoint = self.store.checkpoint()
+        self._delivered_upto = self._checkpoint
+        logger.info(
+            "journal: %s open, last seq %d, checkpoint %d",
+            self.store.path,
+            self.store.last_seq(),
+            self._checkpoint,
+        )
+        inherited = self.handover.take()
+        if inherited:
+            logger.info("journal: committing %d ingest messages left by a crash", len(inherited))
+            for ingest in inherited:
+                self._pending.append(ingest)
+                self._pending_events += len(ingest.events)
+            self._commit_or_hold()
+        self.timers.send_interval(CHECKPOINT_EVERY_S, _Tick())
+        self.timers.send_after(1.0, _Purge())
+        # A restarted journal starts delivery afresh; a running flow_control
+        # must grant demand again (its old credit died with the old journal).
+        with contextlib.suppress(ActorUnavailableError):
+            self.registry.tell(Names.FLOW_CONTROL, StreamReset())
+
+    def on_stop(self) -> None:
+        # The stop request overtook queued ingest on the control lane: commit
+        # that ingest before closing, or an ordered shutdown would lose it.
+        for message in self.mailbox.drain():
+            if isinstance(message, Ingest):
+                self._pending.append(message)
+                self._pending_events += len(message.events)
+        self._close()
+
+    def on_failure(self, *_exc_info: object) -> None:
+        # State may be inconsistent after a crash: hand the uncommitted ingest
+        # over rather than trusting this instance to commit it.
+        for ingest in self._pending:
+            self.handover.put(ingest)
+        self._pending.clear()
+        self._pending_events = 0
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def on_undelivered(self, message: Any) -> None:
+        if isinstance(message, Ingest):
+            self.handover.put(message)
+        else:
+            super().on_undelivered(message)
+
+    def _close(self) -> None:
+        if self.store is None:
+            return
+        try:
+            self._commit()
+            self._save_checkpoint()
+        except JournalUnavailableError as error:
+            logger.error(
+                "journal: closing with %d events uncommitted: %s", self._pending_events, error
+            )
+            for ingest in self._pending:
+                self.handover.put(ingest)
+        self.store.close()
+        self.store = None
+
+    # -- messages ------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:  # noqa: PLR0911 -- one dispatch table
+        if isinstance(message, Ingest):
+            self._ingest(message)
+            return None
+        if isinstance(message, Settled):
+            self._settle(message)
+            return None
+        if isinstance(message, Demand):
+            self._credit = message.n if message.reset else self._credit + message.n
+            self._deliver()
+            return None
+        if isinstance(message, Resync):
+            self._resync(message.requester)
+            return None
+        if isinstance(message, GetCursor):
+            return self._store.cursor(message.source)
+        if isinstance(message, RecentKeys):
+            return self._store.recent(message.window_s, time.time(), message.limit)
+        if isinstance(message, _Tick):
+            self._tick()
+            return None
+        if isinstance(message, _Purge):
+            self._purge()
+            return None
+        return super().on_receive(message)
+
+    @property
+    def _store(self) -> JournalStore:
+        if self.store is None:
+            msg = "the journal is closed"
+            raise RuntimeError(msg)
+        return self.store
+
+    # -- ingest --------------------------------------------------------------
+
+    def _ingest(self, ingest: Ingest) -> None:
+        if self.error is not None and self._pending_events >= self.config.journal.max_pending:
+            self.counters["ingest_refused"] += len(ingest.events)
+            self._refuse(ingest)
+            return
+        self._pending.append(ingest)
+        self._pending_events += len(ingest.events)
+        if self.error is None and (
+            self._pending_events >= self.config.journal.batch_max or len(self.mailbox) == 0
+        ):
+            self._commit_or_hold()
+
+    def _refuse(self, ingest: Ingest) -> None:
+        try:
+            self.registry.tell(source_actor(ingest.source), IngestRefused(ingest, self.error or ""))
+        except ActorUnavailableError:
+            logger.error(
+                "journal: refused %d events of %s, whose actor is gone; its feed will resend",
+                len(ingest.events),
+                ingest.source,
+            )
+
+    def _commit_or_hold(self) -> None:
+        try:
+            self._commit()
+        except JournalUnavailableError as error:
+            if self.error is None:
+                logger.error("journal: cannot write, holding ingest and retrying: %s", error)
+            self.error = str(error)
+            self.counters["commit_errors"] += 1
+            return
+        if self.error is not None:
+            logger.warning("journal: writable again; %s", "resuming")
+            self.error = None
+        self._deliver()
+
+    def _commit(self) -> None:
+        if not self._pending:
+            return
+        events = [event for ingest in self._pending for event in ingest.events]
+        rejects = [reject for ingest in self._pending for reject in ingest.rejects]
+        cursors: dict[str, Cursor] = {}
+        for ingest in self._pending:
+            if ingest.cursor is not None:
+                cursors[ingest.cursor.source] = ingest.cursor
+        committed = self._store.append(events, rejects, list(cursors.values()))
+        self._pending.clear()
+        self._pending_events = 0
+        now_ns = time.monotonic_ns()
+        for event in committed:
+            self.observe("journal", event.received_at, now_ns)
+        self._tail.extend(committed)
+        self.counters["events_committed"] += len(committed)
+        self.counters["rejects_committed"] += len(rejects)
+        self.counters["commits"] += 1
+        for event in committed:
+            self.counters[f"events_total|{event.source}|{event.type}"] += 1
+        for reject in rejects:
+            self.counters[f"rejects_total|{reject.source}|{reject.reason}"] += 1
+
+    # -- delivery ------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        batch = self.config.journal.delivery_batch
+        while self._credit > 0:
+            events = self._next(min(self._credit, batch))
+            if not events:
+                return
+            try:
+                self.registry.tell(Names.DEDUP, Deliver(tuple(events)))
+            except ActorUnavailableError:
+                return  # dedup restarts and sends Resync; delivery resumes then
+            self._credit -= len(events)
+            self._delivered_upto = events[-1].committed_seq
+
+    def _next(self, limit: int) -> list[Event]:
+        start = self._delivered_upto + 1
+        tail = self._tail
+        if tail and tail[0].committed_seq <= start:
+            offset = start - tail[0].committed_seq
+            return [tail[i] for i in range(offset, min(offset + limit, len(tail)))]
+        self.counters["backlog_reads"] += 1
+        return self._store.read(self._delivered_upto, limit)
+
+    def _resync(self, requester: str) -> None:
+        logger.info(
+            "journal: %s (re)started; redelivering after seq %d", requester, self._checkpoint
+        )
+        self.counters["resyncs"] += 1
+        self._delivered_upto = self._checkpoint
+        self._settled.clear()
+        self._credit = 0
+        # A flow_control that is not running sends its own Resync when it starts.
+        with contextlib.suppress(ActorUnavailableError):
+            self.registry.tell(Names.FLOW_CONTROL, StreamReset())
+
+    # -- checkpoint ----------------------------------------------------------
+
+    def _settle(self, settled: Settled) -> None:
+        if settled.outcome is not Outcome.HANDLED:
+            self._store.settle(settled.seqs, settled.outcome, settled.detail)
+        self.counters[f"settled|{settled.outcome}"] += len(settled.seqs)
+        checkpoint = self._checkpoint
+        pending = self._settled
+        for seq in settled.seqs:
+            if seq > checkpoint and seq <= self._delivered_upto:
+                pending.add(seq)
+        while checkpoint + 1 in pending:
+            checkpoint += 1
+            pending.discard(checkpoint)
+        self._checkpoint = checkpoint
+
+    def _save_checkpoint(self) -> None:
+        if self._checkpoint != self._saved_checkpoint:
+            self._store.set_checkpoint(self._checkpoint)
+            self._saved_checkpoint = self._checkpoint
+
+    def _tick(self) -> None:
+        if self.error is not None:
+            self._commit_or_hold()
+            return
+        try:
+            self._save_checkpoint()
+        except JournalUnavailableError as error:
+            self.error = str(error)
+            logger.error("journal: cannot save the checkpoint: %s", error)
+
+    def _purge(self) -> None:
+        days = self.config.journal.retention_days
+        try:
+            purged = self._store.purge(time.time() - days * 86400, PURGE_ROWS)
+        except JournalUnavailableError as error:
+            logger.warning("journal: retention skipped: %s", error)
+            purged = 0
+        self.counters["purged"] += purged
+        self.timers.send_after(0.0 if purged == PURGE_ROWS else PURGE_EVERY_S, _Purge())
+
+    # -- reporting -----------------------------------------------------------
+
+    def report_gauges(self) -> Mapping[str, float]:
+        last = self.store.last_seq() if self.store else 0
+        return {
+            "backlog": last - self._checkpoint,
+            "undelivered": last - self._delivered_upto,
+            "pending": self._pending_events,
+            "credit": self._credit,
+            "error": 1.0 if self.error else 0.0,
+        }
+
+    def status(self) -> Mapping[str, Any]:
+        if self.store is None:
+            return {"error": self.error or "closed"}
+        stats = self.store.statistics()
+        return {
+            "last_seq": stats.last_seq,
+            "checkpoint": self._checkpoint,
+            "backlog": stats.last_seq - self._checkpoint,
+            "delivered_upto": self._delivered_upto,
+            "credit": self._credit,
+            "pending": self._pending_events,
+            "rows": stats.rows,
+            "db_bytes": stats.db_bytes,
+            "wal_bytes": stats.wal_bytes,
+            "rejects": dict(stats.rejects_by_reason),
+            "outcomes": {str(k): v for k, v in self.store.outcomes_count().items()},
+            "error": self.error,
+            "path": str(self.store.path),
+        }
+
+
+def child_spec(config: Config) -> ChildSpec:
+    handover = Handover()
+    return ChildSpec(
+        name=Names.JOURNAL,
+        start=lambda ctx: JournalActor.start(ctx, config, handover),
+        mailbox=MailboxSpec(config.mailbox.journal),
+        shutdown_s=config.supervision.shutdown_timeout_s,
+    )

@@ -1,0 +1,216 @@
+"""The ``router`` actor: routes each event to its handlers and settles it.
+
+Routing is by event type (the same for every source, so a replay routes as
+the live run did): each type maps to an ordered list of handlers, ``tracking``
+and/or ``notifier``; a type with no route, or routed to ``ignore``, is counted
+and settled as ignored. ``[routing] routes`` overrides the defaults below.
+
+A batch is handed to each handler by an *ask* (:class:`~actors.protocol.Handle`):
+the handler answers once the events are safe with it. A handler that fails
+(raises, times out, is restarting) is retried with backoff, and after
+``[routing] max_attempts`` its events are dead-lettered in the journal, never
+silently lost. The router grants ``flow_control`` demand only for batches it
+has finished, so a failing handler slows the flow instead of piling work up.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from actors.base import ReportingActor
+from actors.protocol import Deliver, Demand, Handle, Names, Outcome, Resync, Settled
+from realtime.config import Config, Handler
+from realtime.event import Event
+from supervision import ActorContext, ActorUnavailableError, Backoff, ChildSpec, MailboxSpec
+
+logger = logging.getLogger(__name__)
+
+TRACKING_TYPES = (
+    "add_system",
+    "deleted_system",
+    "system_renamed",
+    "character_added",
+    "character_removed",
+    "character_updated",
+)
+DEFAULT_ROUTES: Mapping[str, tuple[Handler, ...]] = {
+    "killmail": ("notifier",),
+    "map_kill": ("notifier",),
+    "rally_point_added": ("notifier",),
+    **dict.fromkeys(TRACKING_TYPES, ("tracking", "notifier")),
+}
+"""Types not listed here are ignored (counted, settled as ``ignored``)."""
+
+
+def routing_table(config: Config) -> dict[str, tuple[Handler, ...]]:
+    table = dict(DEFAULT_ROUTES)
+    table.update(config.routing.routes)
+    return {type_: handlers for type_, handlers in table.items() if handlers != ("ignore",)}
+
+
+@dataclass(slots=True)
+class _Work:
+    """A delivered batch still being handed to its handlers."""
+
+    events: tuple[Event, ...]
+    remaining: collections.deque[tuple[str, tuple[Event, ...]]]
+    attempts: int = 0
+    dead: set[int] = field(default_factory=set)
+
+
+class _Retry:
+    __slots__ = ()
+
+
+class _IdleGrant:
+    """Timer: an idle router re-grants its demand, healing credit lost to a restart."""
+
+    __slots__ = ()
+
+
+IDLE_GRANT_S = 1.0
+
+
+class RouterActor(ReportingActor):
+    def __init__(self, ctx: ActorContext, config: Config) -> None:
+        super().__init__(ctx)
+        self.config = config
+        self.table = routing_table(config)
+        routing = config.routing
+        self.backoff = Backoff(routing.retry_min_s, routing.retry_max_s)
+        self._waiting: _Work | None = None
+        self._queue: collections.deque[_Work] = collections.deque()
+        self.decisions: collections.Counter[str] = collections.Counter()
+
+    def on_start(self) -> None:
+        super().on_start()
+        # A journal that is not running redelivers from its checkpoint when it starts.
+        with contextlib.suppress(ActorUnavailableError):
+            self.registry.tell(Names.JOURNAL, Resync(self.name))
+        self._grant(self.config.flow.demand, reset=True)
+        self.timers.send_interval(IDLE_GRANT_S, _IdleGrant())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Deliver):
+            self._queue.append(self._plan(message.events))
+            self._run()
+        elif isinstance(message, _Retry):
+            self._waiting = None
+            self._run()
+        elif isinstance(message, _IdleGrant):
+            if not self._queue and self._waiting is None:
+                self._grant(self.config.flow.demand, reset=True)
+        else:
+            return super().on_receive(message)
+        return None
+
+    def _plan(self, events: Sequence[Event]) -> _Work:
+        by_handler: dict[str, list[Event]] = {}
+        for event in events:
+            handlers = self.table.get(event.type, ())
+            self.decisions[f"{event.type}->{'+'.join(handlers) or 'ignore'}"] += 1
+            for handler in handlers:
+                by_handler.setdefault(handler, []).append(event)
+        # Tracking first: the notifier decides against what tracking knows.
+        order = sorted(by_handler, key=lambda name: name != Names.TRACKING)
+        steps = collections.deque((name, tuple(by_handler[name])) for name in order)
+        return _Work(tuple(events), steps)
+
+    def _run(self) -> None:
+        while self._queue and self._waiting is None:
+            work = self._queue[0]
+            if not self._advance(work):
+                return
+            self._queue.popleft()
+            self._finish(work)
+
+    def _advance(self, work: _Work) -> bool:
+        """Hand ``work`` to its remaining handlers; False when it must wait for a retry."""
+        timeout = self.config.routing.handler_timeout_s
+        while work.remaining:
+            handler, events = work.remaining[0]
+            try:
+                self.registry.ask(handler, Handle(events), timeout)
+            except (ActorUnavailableError, pykka.Timeout, Exception) as error:  # noqa: BLE001 -- any handler failure is retried
+                return self._failed(work, handler, error)
+            work.remaining.popleft()
+        return True
+
+    def _failed(self, work: _Work, handler: str, error: BaseException) -> bool:
+        work.attempts += 1
+        detail = f"{handler}: {type(error).__name__}: {error}"
+        self.counters["handler_failures"] += 1
+        if work.attempts >= self.config.routing.max_attempts:
+            events = work.remaining[0][1]
+            logger.error(
+                "router: %d events dead-lettered after %d attempts (%s)",
+                len(events),
+                work.attempts,
+                detail,
+            )
+            self._settle(events, Outcome.DEAD_LETTER, detail[:500])
+            self.counters["dead_letter"] += len(events)
+            work.dead.update(e.committed_seq for e in events)
+            work.remaining.popleft()
+            work.attempts = 0
+            return self._advance(work)
+        delay = self.backoff.delay(work.attempts - 1)
+        logger.warning(
+            "router: %s failed (attempt %d); retry in %.2fs", detail, work.attempts, delay
+        )
+        self._waiting = work
+        self.timers.send_after(delay, _Retry())
+        return False
+
+    def _finish(self, work: _Work) -> None:
+        handled = [
+            e for e in work.events if e.type in self.table and e.committed_seq not in work.dead
+        ]
+        ignored = [e for e in work.events if e.type not in self.table]
+        now_ns = time.monotonic_ns()
+        for event in handled:
+            self.observe("router", event.received_at, now_ns)
+        if handled:
+            self._settle(handled, Outcome.HANDLED)
+        if ignored:
+            self._settle(ignored, Outcome.IGNORED, "no route for this type")
+        self.counters["handled"] += len(handled)
+        self.counters["ignored"] += len(ignored)
+        self._grant(len(work.events))
+
+    def _settle(self, events: Sequence[Event], outcome: Outcome, detail: str = "") -> None:
+        seqs = tuple(e.committed_seq for e in events)
+        try:
+            self.registry.tell(Names.JOURNAL, Settled(seqs, outcome, detail))
+        except ActorUnavailableError:
+            logger.warning("router: journal unavailable; it redelivers %d events", len(seqs))
+
+    def _grant(self, n: int, *, reset: bool = False) -> None:
+        # A flow_control that is not running gets our demand at the next idle grant.
+        with contextlib.suppress(ActorUnavailableError):
+            self.registry.tell(Names.FLOW_CONTROL, Demand(self.name, n, reset=reset))
+
+    def status(self) -> Mapping[str, Any]:
+        return {
+            "queued_batches": len(self._queue),
+            "retrying": self._waiting is not None,
+            "decisions": dict(self.decisions.most_common(50)),
+            "routes": {k: list(v) for k, v in self.table.items()},
+        }
+
+
+def child_spec(config: Config) -> ChildSpec:
+    return ChildSpec(
+        name=Names.ROUTER,
+        start=lambda ctx: RouterActor.start(ctx, config),
+        mailbox=MailboxSpec(config.mailbox.router),
+        shutdown_s=config.supervision.shutdown_timeout_s,
+    )

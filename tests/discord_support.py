@@ -1,0 +1,69 @@
+"""Helpers shared by the Discord tests: a manual clock and the notifier's retry loop."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from actors.discord_http import (
+    Decision,
+    DiscordSender,
+    RetryPlan,
+    RetryState,
+    SendAgain,
+    SendResult,
+)
+
+EPOCH = 1_750_000_000.0
+
+
+class ManualClock:
+    """Seconds that pass only when a test says so; one clock can serve as both
+    the fake's epoch clock and the sender's monotonic clock."""
+
+    def __init__(self, start: float = EPOCH) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += max(0.0, seconds)
+
+
+def deliver(
+    sender: DiscordSender,
+    plan: RetryPlan,
+    payload: Mapping[str, Any],
+    nonce: str,
+    clock: ManualClock,
+    *,
+    seed: int = 7,
+    max_steps: int = 200,
+) -> tuple[Decision, RetryState, list[SendResult]]:
+    """Send until the plan decides, letting the clock run instead of sleeping."""
+    rand = random.Random(seed).random
+    state = RetryState()
+    results: list[SendResult] = []
+    for _ in range(max_steps):
+        result = sender.send(payload, nonce)
+        results.append(result)
+        decision, state = plan.decide(state, result, rand)
+        if not isinstance(decision, SendAgain):
+            return decision, state, results
+        clock.advance(max(decision.after_s, sender.wait_s()))
+    msg = f"no decision after {max_steps} sends: {results[-5:]}"
+    raise AssertionError(msg)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

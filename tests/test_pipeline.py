@@ -1,0 +1,154 @@
+"""The event-sourced pipeline: journal -> dedup -> flow_control -> router -> handlers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from actors.protocol import Names, Outcome
+from realtime.event import Event
+from realtime.journal_store import JournalStore
+from supervision import Crash
+from tests.pipeline_support import (
+    Handled,
+    checkpoint_reaches,
+    config_for,
+    ingest,
+    journal_status,
+    kill_event,
+    map_event,
+    pipeline,
+)
+from tests.support import wait_for
+
+
+def killmail_ids(events: Sequence[Event]) -> list[int]:
+    return [int(e.data["killmail_id"]) for e in events]
+
+
+def test_events_reach_their_handlers_once_and_the_checkpoint_advances(tmp_path: Path) -> None:
+    handled = Handled()
+    with pipeline(config_for(tmp_path), handled) as tree:
+        for killmail_id in range(1, 51):
+            ingest(tree, kill_event(killmail_id))
+        wait_for(lambda: len(handled.seen(Names.NOTIFIER)) == 50)
+        wait_for(checkpoint_reaches(tree, 50))
+        assert sorted(killmail_ids(handled.seen(Names.NOTIFIER))) == list(range(1, 51))
+        assert handled.seen(Names.TRACKING) == []
+
+
+def test_websocket_double_delivery_and_map_kill_reach_the_notifier_once(tmp_path: Path) -> None:
+    handled = Handled()
+    with pipeline(config_for(tmp_path), handled) as tree:
+        ingest(tree, kill_event(7), kill_event(7))
+        ingest(tree, kill_event(7, source="map:demo"))
+        ingest(tree, kill_event(7, preload=True))
+        wait_for(checkpoint_reaches(tree, 4))
+        assert killmail_ids(handled.seen(Names.NOTIFIER)) == [7]
+        assert journal_status(tree)["outcomes"]["duplicate"] == 3
+
+
+def test_map_changes_go_to_tracking_before_the_notifier(tmp_path: Path) -> None:
+    handled = Handled()
+    with pipeline(config_for(tmp_path), handled) as tree:
+        ingest(tree, map_event("add_system", "01JA", {"solar_system_id": 31000005}))
+        ingest(tree, map_event("signature_added", "01JB", {"solar_system_id": 31000005}))
+        wait_for(checkpoint_reaches(tree, 2))
+        assert [e.type for e in handled.seen(Names.TRACKING)] == ["add_system"]
+        assert [e.type for e in handled.seen(Names.NOTIFIER)] == ["add_system"]
+        assert journal_status(tree)["outcomes"]["ignored"] == 1
+
+
+def test_a_crashed_router_loses_nothing_the_journal_redelivers_from_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    handled = Handled()
+    handled.gated.add(Names.NOTIFIER)
+    with pipeline(config_for(tmp_path), handled) as tree:
+        for killmail_id in range(1, 21):
+            ingest(tree, kill_event(killmail_id))
+        wait_for(lambda: journal_status(tree)["last_seq"] == 20)
+        tree.registry.tell(Names.ROUTER, Crash())
+        handled.gate.set()
+        wait_for(checkpoint_reaches(tree, 20), timeout_s=10)
+        assert set(killmail_ids(handled.seen(Names.NOTIFIER))) == set(range(1, 21))
+
+
+def test_every_pipeline_stage_can_crash_and_everything_is_still_handled(tmp_path: Path) -> None:
+    handled = Handled()
+    with pipeline(config_for(tmp_path), handled) as tree:
+        next_id = 1
+        for stage in (Names.DEDUP, Names.FLOW_CONTROL, Names.ROUTER, Names.JOURNAL):
+            for _ in range(10):
+                ingest(tree, kill_event(next_id))
+                next_id += 1
+            before = wait_for(lambda: tree.registry.lookup(stage))  # noqa: B023
+            before.tell(Crash())  # type: ignore[union-attr]
+            wait_for(lambda: tree.registry.lookup(stage) not in (None, before), timeout_s=10)  # noqa: B023
+        total = next_id - 1
+        wait_for(lambda: journal_status(tree)["last_seq"] == total, timeout_s=10)
+        wait_for(checkpoint_reaches(tree, total), timeout_s=20)
+        assert set(killmail_ids(handled.seen(Names.NOTIFIER))) == set(range(1, total + 1))
+
+
+def test_a_failing_handler_is_retried_and_then_dead_lettered_in_the_journal(
+    tmp_path: Path,
+) -> None:
+    handled = Handled()
+    handled.failures_left[Names.NOTIFIER] = 2
+    config = config_for(tmp_path, {"routing": {"max_attempts": 6}})
+    with pipeline(config, handled) as tree:
+        ingest(tree, kill_event(1))
+        wait_for(lambda: killmail_ids(handled.seen(Names.NOTIFIER)) == [1], timeout_s=10)
+        handled.failures_left[Names.NOTIFIER] = 10
+        ingest(tree, kill_event(2))
+        wait_for(checkpoint_reaches(tree, 2), timeout_s=20)
+        assert journal_status(tree)["outcomes"].get("dead_letter") == 1
+    with JournalStore.open(tmp_path / "data" / "journal.sqlite3") as store:
+        assert store.outcomes_count()[Outcome.DEAD_LETTER] == 1
+
+
+def test_kills_older_than_the_max_age_are_dropped_as_stale(tmp_path: Path) -> None:
+    handled = Handled()
+    config = config_for(tmp_path, {"filters": {"max_kill_age_s": 60}})
+    with pipeline(config, handled) as tree:
+        ingest(tree, kill_event(1, age_s=3600), kill_event(2))
+        wait_for(checkpoint_reaches(tree, 2))
+        assert killmail_ids(handled.seen(Names.NOTIFIER)) == [2]
+        assert journal_status(tree)["outcomes"]["stale"] == 1
+
+
+def test_a_restart_of_the_whole_pipeline_redelivers_what_was_not_handled(
+    tmp_path: Path,
+) -> None:
+    config = config_for(tmp_path)
+    blocked = Handled()
+    blocked.gated.add(Names.NOTIFIER)
+    with pipeline(config, blocked) as tree:
+        for killmail_id in range(1, 11):
+            ingest(tree, kill_event(killmail_id))
+        wait_for(lambda: journal_status(tree)["last_seq"] == 10)
+        assert journal_status(tree)["checkpoint"] == 0
+        blocked.failures_left[Names.NOTIFIER] = 1000  # nothing gets through before the stop
+    handled = Handled()
+    with pipeline(config, handled) as tree:
+        wait_for(checkpoint_reaches(tree, 10), timeout_s=10)
+        assert sorted(killmail_ids(handled.seen(Names.NOTIFIER))) == list(range(1, 11))
+
+
+def test_ingest_never_waits_for_a_stalled_pipeline(tmp_path: Path) -> None:
+    handled = Handled()
+    handled.gated.add(Names.NOTIFIER)
+    with pipeline(config_for(tmp_path), handled) as tree:
+        started = time.monotonic()
+        for killmail_id in range(1, 20_001):
+            ingest(tree, kill_event(killmail_id))
+        sending = time.monotonic() - started
+        wait_for(lambda: journal_status(tree)["last_seq"] == 20_000, timeout_s=60)
+        status = journal_status(tree)
+        # The backlog is on disk, not in flow control or a mailbox.
+        assert status["backlog"] == 20_000
+        assert sending < 30  # generous: only catches a producer blocked on the pipeline
+        handled.gate.set()
+        wait_for(checkpoint_reaches(tree, 20_000), timeout_s=60)
