@@ -29,7 +29,7 @@ from typing import Any, Final
 import pykka
 
 from actors.protocol import Ingest, IngestRefused, Names
-from realtime.event import KILLS_SOURCE, Reject
+from realtime.event import Reject
 from supervision import (
     ActorUnavailableError,
     Backoff,
@@ -38,15 +38,6 @@ from supervision import (
     TimerHandle,
     Timers,
 )
-
-
-def source_actor(source: str) -> str:
-    """The name of the actor that reads ``source`` (an :attr:`Ingest.source`).
-
-    ``wanderer-kills`` is read by ``kills``; ``map:{slug}`` by the actor of the
-    same name. The journal answers :class:`~actors.protocol.IngestRefused` there.
-    """
-    return Names.KILLS if source == KILLS_SOURCE else source
 
 
 @dataclass(frozen=True, slots=True)

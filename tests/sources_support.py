@@ -6,7 +6,8 @@ to the source under test by name with the messages of ``actors.protocol``:
 - :class:`RecordingJournal` records every :class:`Ingest` (and, while told
   to, refuses them with :class:`IngestRefused` sent to the source's actor, as
   the journal does when its disk is full), keeps the last cursor per source,
-  and answers :class:`GetCursor` from what it recorded;
+  and answers :class:`GetCursor` from what it recorded (or, while told to,
+  fails the ask, which crashes it and makes its supervisor restart it);
 - :class:`StaticTracking` answers :class:`GetTracking` with the sets a test
   gave it and records every :class:`Bootstrap` it receives.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import pykka
 
+from actors.journal import source_actor
 from actors.protocol import (
     Bootstrap,
     GetCursor,
@@ -28,7 +30,6 @@ from actors.protocol import (
     Names,
     TrackingChanged,
 )
-from actors.source_support import source_actor
 from realtime.event import Event, Reject
 from supervision import (
     ActorContext,
@@ -52,6 +53,7 @@ class JournalLog:
         self._refused: list[Ingest] = []
         self._cursors: dict[str, str] = {}
         self.refusing = threading.Event()
+        self.cursor_unavailable = threading.Event()
 
     def record(self, ingest: Ingest) -> None:
         with self._lock:
@@ -105,6 +107,9 @@ class RecordingJournal(SupervisedActor):
                 self.log.record(message)
             return None
         if isinstance(message, GetCursor):
+            if self.log.cursor_unavailable.is_set():
+                msg = "the journal's database is not open"
+                raise LookupError(msg)
             return self.log.cursor(message.source)
         return None
 

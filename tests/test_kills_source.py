@@ -321,6 +321,29 @@ def test_server_restart_on_the_same_port_is_recovered(server: KillsServer, trees
     assert errors.get("connection_lost", 0) >= 1
 
 
+def test_an_unreachable_server_opens_the_circuit_and_a_later_probe_recovers(
+    server: KillsServer, trees: Trees
+) -> None:
+    tree = start(
+        trees,
+        server,
+        JournalLog(),
+        TrackingLog([SYSTEM]),
+        settings={"circuit_failures": 3, "circuit_open_s": 0.3},
+    )
+    joined_port(tree, server)
+    restarting = threading.Thread(target=server.restart, kwargs={"down_s": 1.0})
+    restarting.start()
+    try:
+        report = status_when(tree, lambda r: r["connection"]["state"] == "failed", "circuit open")
+        assert report["reconnect"]["circuit"] == "open"
+        assert report["connection"]["quality"]["score"] == 0
+    finally:
+        restarting.join()
+    joined_port(tree, server)
+    assert status(tree)["reconnect"]["circuit"] == "closed"
+
+
 def test_refused_batches_are_held_and_resent_once_the_journal_takes_them(
     server: KillsServer, trees: Trees
 ) -> None:
