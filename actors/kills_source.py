@@ -669,7 +669,10 @@ class KillsSource(ReportingActor):
         with self._shared.lock:
             client = self._shared.client
             dead = client.is_dead(now)
-            frame = client.heartbeat_frame(now) if not dead and client.heartbeat_due(now) else None
+            frame = None
+            if dead is None and client.heartbeat_due(now):
+                # Stamped as late as possible: the round trip starts at the send.
+                frame = client.heartbeat_frame(time.monotonic())
         if dead is not None:
             self._connection_lost(dead.partition(":")[0], dead)
         elif frame is not None and self._send(frame):
