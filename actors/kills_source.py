@@ -540,7 +540,8 @@ class KillsSource(ReportingActor):
         self._health.message(now)
         if isinstance(control, Joined):
             self._policy.connected_and_joined(now)
-            self._health.connected(now)
+            if self._health.state == "connecting":
+                self._health.connected(now)
             self._phase = _Phase.JOINED
             logger.info(
                 "kills: joined with %d systems and %d characters",

@@ -630,7 +630,8 @@ class MapSource(ReportingActor):
             if self._is_current(message.generation):
                 self._opened(message.cursor)
         elif isinstance(message, _StreamConnected):
-            if self._is_current(message.generation):
+            # A second greeting on one stream changes nothing.
+            if self._is_current(message.generation) and self._phase is _Phase.STREAMING:
                 self._stream_connected()
         elif isinstance(message, _Bootstrapped):
             if self._is_current(message.generation):
