@@ -20,7 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors import dedup, flow_control, journal, notifier, router, tracking
+from actors import (
+    dedup,
+    flow_control,
+    journal,
+    kills_source,
+    map_source,
+    notifier,
+    router,
+    tracking,
+)
 from actors.protocol import Names
 from actors.web import WebActor, WebApp
 from realtime.config import Config
@@ -110,6 +119,14 @@ def pipeline_children(config: Config) -> list[ChildSpec]:
     ]
 
 
+def source_children(config: Config) -> list[ChildSpec]:
+    """``kills`` (when enabled) and one ``map:{slug}`` per configured map."""
+    children = [map_source.child_spec(config, map_config) for map_config in config.maps]
+    if config.sources.kills.enabled:
+        children.insert(0, kills_source.child_spec(config))
+    return children
+
+
 def build(config: Config) -> App:
     """Assemble (without starting) the tree for ``config``."""
     registry = Registry()
@@ -122,7 +139,13 @@ def build(config: Config) -> App:
         shutdown_s=config.supervision.shutdown_timeout_s,
     )
     pipeline = supervisor(config, Names.PIPELINE, pipeline_children(config))
-    children = [journal.child_spec(config), pipeline.as_child(), web]
+    sources = supervisor(config, Names.SOURCES, source_children(config))
+    children = [
+        journal.child_spec(config),
+        pipeline.as_child(),
+        sources.as_child(shutdown_s=config.supervision.shutdown_timeout_s * 4),
+        web,
+    ]
     tree = SupervisionTree(supervisor(config, Names.ROOT, children), registry)
     web_app.tree = tree
     return App(config, tree, web_app, listening)
