@@ -514,7 +514,8 @@ class ThroughputHistory:
         ring.add(second, count)
         self._totals[key] = self._totals.get(key, 0.0) + count
 
-    def keys(self) -> list[SeriesKey]:
+    def series(self) -> list[SeriesKey]:
+        """The series held, sorted."""
         return sorted(self._rings)
 
     def recent(self, key: SeriesKey | None, seconds: int, now: float) -> list[float]:

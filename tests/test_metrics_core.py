@@ -242,7 +242,7 @@ def test_series_beyond_the_bound_are_folded_into_other() -> None:
     history = ThroughputHistory(history_s=60, max_series=3)
     for index in range(10):
         history.add((f"source{index}", "t"), 1.0, now=5.0)
-    assert history.keys() == [OTHER_SERIES, ("source0", "t"), ("source1", "t")]
+    assert history.series() == [OTHER_SERIES, ("source0", "t"), ("source1", "t")]
     assert history.totals()[OTHER_SERIES] == 8.0
     assert history.statistics()["folded"] == 8
     history.add(("source0", "t"), 1.0, now=5.0)  # known keys still count as themselves
