@@ -134,6 +134,10 @@ class MetricsSettings:
         max_stages: latency stages kept; more fold into ``other``.
         max_actors: actors whose counters, gauges and statuses are kept.
         max_keys_per_actor: counters (and gauges) kept per actor.
+        max_samples_per_report: latency samples of one stage in one report
+            placed in buckets; beyond it a systematic sample stands for them
+            all (counts, sums and extremes stay exact), so a report's cost
+            does not grow with the event rate.
         slice_s, slices: the latency window is ``slices`` slices of ``slice_s``.
         regression_interval_s: how often the regression detectors take a value.
         regression_ratio: the slowdown (or throughput drop) that raises an alarm.
@@ -154,6 +158,7 @@ class MetricsSettings:
     max_stages: int = 16
     max_actors: int = 64
     max_keys_per_actor: int = 128
+    max_samples_per_report: int = 128
     slice_s: float = 10.0
     slices: int = 6
     regression_interval_s: float = 60.0
@@ -302,8 +307,9 @@ class MetricsActor(ReportingActor):
         gauges = self._table(self.actor_gauges, actor)
         for key, value in report.gauges.items():
             gauges.set(key, value)
+        limit = self.settings.max_samples_per_report
         for stage, samples in report.latencies.items():
-            self._histogram(stage).record_many(samples, now)
+            self._histogram(stage).record_many(samples, now, limit=limit)
 
     def _actor_key(self, table: Mapping[str, Any], actor: str) -> str:
         if actor in table or len(table) < self.settings.max_actors - 1:
@@ -448,7 +454,7 @@ class MetricsActor(ReportingActor):
                 )
             self._log_change(f"p99 latency of {stage}", detector.update(p99))
         seconds = max(1, round(s.regression_interval_s))
-        total = sum(self.throughput.recent(None, seconds, now))
+        total = self.throughput.total(None, seconds, now)
         self._log_change("throughput", self.throughput_detector.update(total))
 
     @staticmethod
@@ -627,7 +633,7 @@ class MetricsActor(ReportingActor):
                 "type": kind,
                 "rate_10s": history.rate(key, 10, now),
                 "rate_60s": history.rate(key, 60, now),
-                "last_hour": sum(history.recent(key, hour, now)),
+                "last_hour": history.total(key, hour, now),
                 "total": totals.get(key, 0.0),
             }
             for key in history.series()

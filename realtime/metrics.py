@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import collections
 import math
+import operator
 import re
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -156,12 +157,24 @@ class LogHistogram:
     and are counted in :attr:`invalid`.
     """
 
-    __slots__ = ("_counts", "_inverse_log", "count", "invalid", "layout", "max", "min", "sum")
+    __slots__ = (
+        "_counts",
+        "_inverse_log",
+        "_offset",
+        "count",
+        "invalid",
+        "layout",
+        "max",
+        "min",
+        "sum",
+    )
 
     def __init__(self, layout: HistogramLayout | None = None) -> None:
         self.layout = layout or HistogramLayout()
         self._counts = array("q", bytes(8 * self.layout.buckets))
         self._inverse_log = 1 / math.log(self.layout.growth)
+        # index = int(log(v) * _inverse_log + _offset) for lowest <= v < highest
+        self._offset = 1 - math.log(self.layout.lowest) * self._inverse_log
         self.count = 0
         self.sum = 0.0
         self.min = math.inf
@@ -174,8 +187,8 @@ class LogHistogram:
             return 0
         if value >= layout.highest:
             return layout.overflow
-        index = int(math.log(value / layout.lowest) * self._inverse_log) + 1
-        return min(index, layout.overflow - 1)
+        index = int(math.log(value) * self._inverse_log + self._offset)
+        return min(max(index, 1), layout.overflow - 1)
 
     def record(self, value: float) -> None:
         """Count one value."""
@@ -188,36 +201,51 @@ class LogHistogram:
         self.min = min(self.min, value)
         self.max = max(self.max, value)
 
-    def record_many(self, values: Iterable[float]) -> None:
-        """Count each of ``values`` (a faster loop than calling :meth:`record`)."""
+    def record_many(self, values: Sequence[float], *, limit: int | None = None) -> None:
+        """Count each of ``values`` (far faster than calling :meth:`record` for each).
+
+        With ``limit``, at most that many values are placed in buckets: every
+        ``k``-th value (``k = ceil(len / limit)``) stands for ``k`` values, the
+        last one for what remains. ``count``, ``sum``, ``min`` and ``max``
+        stay exact; the distribution becomes a systematic sample, which keeps
+        the cost of a large batch bounded.
+        """
+        if not values:
+            return
+        low, high = min(values), max(values)
+        total = sum(values)
+        # A NaN makes the sum NaN and an infinity makes it infinite: both fail here.
+        if not (low >= 0 and total < math.inf):
+            for value in values:
+                self.record(value)
+            return
+        stride = 1 if limit is None or len(values) <= limit else -(-len(values) // limit)
+        picked = values[::stride] if stride > 1 else values
         counts = self._counts
-        lowest, highest = self.layout.lowest, self.layout.highest
-        overflow = self.layout.overflow
-        last = overflow - 1
-        inverse_log = self._inverse_log
-        log = math.log
-        low, high, total, recorded = self.min, self.max, 0.0, 0
-        for value in values:
-            if not 0 <= value < math.inf:
-                self.invalid += 1
-                continue
-            if value < lowest:
-                counts[0] += 1
-            elif value >= highest:
-                counts[overflow] += 1
-            else:
-                index = int(log(value / lowest) * inverse_log) + 1
-                # A conditional expression, not min(): this loop is the hot path.
-                counts[index if index < last else last] += 1  # noqa: FURB136
-            total += value
-            recorded += 1
-            if value < low:  # noqa: PLR1730 -- twice as fast as min() here
-                low = value
-            if value > high:  # noqa: PLR1730
-                high = value
-        self.count += recorded
+        layout = self.layout
+        if layout.lowest <= low and high < layout.highest:
+            log, scale, offset = math.log, self._inverse_log, self._offset
+            for value in picked:
+                counts[int(log(value) * scale + offset)] += stride
+        else:
+            index = self._index
+            for value in picked:
+                counts[index(value)] += stride
+        remainder = len(values) - stride * len(picked)
+        if remainder:
+            counts[self._index(picked[-1])] += remainder
+        self.count += len(values)
         self.sum += total
-        self.min, self.max = low, high
+        self.min = min(self.min, low)
+        self.max = max(self.max, high)
+
+    def _used(self) -> tuple[int, int]:
+        """The range of buckets that can hold counts: those of the minimum to the maximum
+        (a bucket's index grows with its values), so that a merge, a clear or a
+        percentile walks a few hundred buckets, not all."""
+        if not self.count:
+            return 0, 0
+        return self._index(self.min), self._index(self.max) + 1
 
     def merge(self, other: LogHistogram) -> None:
         """Add ``other``'s counts to this one.
@@ -230,10 +258,11 @@ class LogHistogram:
             raise ValueError(msg)
         if not other.count:
             return
+        first, last = other._used()
         counts = self._counts
-        for index, count in enumerate(other._counts):
-            if count:
-                counts[index] += count
+        counts[first:last] = array(
+            "q", map(operator.add, counts[first:last], other._counts[first:last])
+        )
         self.count += other.count
         self.sum += other.sum
         self.min = min(self.min, other.min)
@@ -243,7 +272,8 @@ class LogHistogram:
     def clear(self) -> None:
         """Forget every value (the memory is kept)."""
         if self.count:
-            self._counts[:] = array("q", bytes(8 * len(self._counts)))
+            first, last = self._used()
+            self._counts[first:last] = array("q", bytes(8 * (last - first)))
         self.count = 0
         self.sum = 0.0
         self.min = math.inf
@@ -270,7 +300,9 @@ class LogHistogram:
         results: list[float | None] = [None] * len(fractions)
         seen = 0
         position = 0
-        for index, count in enumerate(self._counts):
+        first, last = self._used()
+        for index in range(first, last):
+            count = self._counts[index]
             if not count:
                 continue
             seen += count
@@ -394,7 +426,8 @@ class RollingHistogram:
     def record(self, value: float, now: float) -> None:
         self.record_many((value,), now)
 
-    def record_many(self, values: Iterable[float], now: float) -> None:
+    def record_many(self, values: Sequence[float], now: float, *, limit: int | None = None) -> None:
+        """Count ``values`` at ``now``; see :meth:`LogHistogram.record_many` for ``limit``."""
         number = self._number(now)
         position = number % len(self._slices)
         held = self._slices[position]
@@ -402,7 +435,7 @@ class RollingHistogram:
             self.lifetime.merge(held)
             held.clear()
             self._numbers[position] = number
-        held.record_many(values)
+        held.record_many(values, limit=limit)
 
     def window(self, now: float) -> LogHistogram:
         """The values of the window ending at ``now``, merged.
@@ -464,11 +497,16 @@ class _Ring:
         """The amounts of seconds ``first..last`` (inclusive); zero outside the data."""
         self._advance(last)
         size = len(self._values)
-        oldest = self._head - size + 1
-        return [
-            self._values[second % size] if oldest <= second <= self._head else 0.0
-            for second in range(first, last + 1)
-        ]
+        held_first = max(first, self._head - size + 1)
+        held_last = min(last, self._head)
+        if held_first > held_last:
+            return [0.0] * (last - first + 1)
+        start, stop = held_first % size, held_last % size
+        if start <= stop:
+            held = self._values[start : stop + 1].tolist()
+        else:  # the window wraps around the end of the ring
+            held = self._values[start:].tolist() + self._values[: stop + 1].tolist()
+        return [0.0] * (held_first - first) + held + [0.0] * (last - held_last)
 
 
 class ThroughputHistory:
@@ -527,16 +565,18 @@ class ThroughputHistory:
         rings = list(self._rings.values()) if key is None else [self._rings.get(key)]
         summed = [0.0] * seconds
         for ring in rings:
-            if ring is None:
-                continue
-            for index, value in enumerate(ring.values(first, last)):
-                summed[index] += value
+            if ring is not None:
+                summed = list(map(operator.add, summed, ring.values(first, last)))
         return summed
+
+    def total(self, key: SeriesKey | None, seconds: int, now: float) -> float:
+        """The count over the last ``seconds`` complete seconds before ``now``."""
+        return sum(self.recent(key, seconds, now))
 
     def rate(self, key: SeriesKey | None, seconds: int, now: float) -> float:
         """Mean count per second over the last ``seconds`` complete seconds."""
-        values = self.recent(key, seconds, now)
-        return sum(values) / len(values) if values else 0.0
+        seconds = max(0, min(seconds, self.history_s - 1))
+        return self.total(key, seconds, now) / seconds if seconds else 0.0
 
     def totals(self) -> dict[SeriesKey, float]:
         """Counts per series since the start (folded keys under ``other``)."""

@@ -83,14 +83,18 @@ def test_stage_latencies_become_window_percentiles_and_cumulative_buckets() -> N
     clock = FakeClock()
     actor = make_actor(clock)
     rng = random.Random(9)
-    samples = tuple(rng.uniform(0.001, 0.1) for _ in range(1000))
-    actor.ingest(StatsReport("router", latencies={"router": samples}))
+    samples = [rng.uniform(0.001, 0.1) for _ in range(1000)]
+    for first in range(0, 1000, 100):  # reports small enough to be recorded whole
+        actor.ingest(
+            StatsReport("router", latencies={"router": tuple(samples[first : first + 100])})
+        )
     summary = actor.summary(MetricsQuery(histograms=True))
     router = summary["latency"]["stages"]["router"]
     ordered = sorted(samples)
     assert router["count"] == 1000
     assert router["p50_s"] == pytest.approx(ordered[499], rel=0.011)
     assert router["p99_s"] == pytest.approx(ordered[989], rel=0.011)
+    assert router["max_s"] == ordered[-1]
     buckets = summary["histograms"]["router"]["buckets"]
     counts = [count for _, count in buckets]
     assert counts == sorted(counts)
@@ -99,6 +103,20 @@ def test_stage_latencies_become_window_percentiles_and_cumulative_buckets() -> N
     later = actor.summary(MetricsQuery(histograms=True))
     assert later["latency"]["stages"]["router"]["count"] == 0
     assert later["histograms"]["router"]["count"] == 1000
+
+
+def test_a_large_report_is_sampled_with_exact_counts_and_close_percentiles() -> None:
+    clock = FakeClock()
+    actor = make_actor(clock, max_samples_per_report=128)
+    rng = random.Random(10)
+    samples = tuple(rng.lognormvariate(-4, 0.5) for _ in range(2048))
+    actor.ingest(StatsReport("router", latencies={"router": samples}))
+    router = actor.summary()["latency"]["stages"]["router"]
+    ordered = sorted(samples)
+    assert router["count"] == 2048
+    assert router["max_s"] == ordered[-1]
+    assert router["mean_s"] == pytest.approx(sum(samples) / 2048)
+    assert router["p50_s"] == pytest.approx(ordered[1023], rel=0.1)
 
 
 def test_counters_are_totalled_and_gauges_kept_per_actor() -> None:
@@ -275,14 +293,14 @@ def test_reports_from_ever_new_actors_stages_and_keys_stay_bounded() -> None:
                 clock.advance(1.0)
                 actor.evaluate(clock())
 
-    flood(0, 10_000)
+    flood(0, 6_000)
     gc.collect()
     tracemalloc.start()
     try:
-        flood(10_000, 15_000)
+        flood(6_000, 8_000)
         gc.collect()
         before = tracemalloc.get_traced_memory()[0]
-        flood(15_000, 20_000)
+        flood(8_000, 10_000)
         gc.collect()
         growth = tracemalloc.get_traced_memory()[0] - before
     finally:

@@ -113,6 +113,30 @@ def test_record_and_record_many_agree() -> None:
     assert (one.count, one.sum, one.min, one.max) == (many.count, many.sum, many.min, many.max)
 
 
+def test_a_limit_samples_a_large_batch_but_keeps_count_sum_and_extremes_exact() -> None:
+    rng = random.Random(77)
+    values = [rng.expovariate(50.0) for _ in range(10_001)]
+    sampled, whole = LogHistogram(), LogHistogram()
+    sampled.record_many(values, limit=100)
+    whole.record_many(values)
+    assert sampled.count == whole.count == 10_001
+    assert sampled.cumulative([math.inf]) == [10_001]
+    assert (sampled.sum, sampled.min, sampled.max) == (whole.sum, whole.min, whole.max)
+    for fraction in (0.5, 0.9):
+        estimate, exact = sampled.percentile(fraction), whole.percentile(fraction)
+        assert estimate is not None
+        assert exact is not None
+        assert estimate == pytest.approx(exact, rel=0.15)
+
+
+def test_a_batch_with_invalid_values_records_the_valid_ones() -> None:
+    histogram = LogHistogram()
+    histogram.record_many([0.1, math.nan, 0.2, -1.0, math.inf], limit=2)
+    assert histogram.count == 2
+    assert histogram.invalid == 3
+    assert histogram.max == 0.2
+
+
 def test_out_of_range_values_are_clamped_to_the_observed_extremes() -> None:
     histogram = LogHistogram()
     histogram.record_many([0.0, 1e-7, 5e9])

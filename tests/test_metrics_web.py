@@ -44,6 +44,14 @@ TREE_KEYS = {"name", "kind", "state", "restarts", "last_failure", "mailbox", "ch
 
 @pytest.fixture
 def running() -> Iterator[Running]:
+    """A tree of its own, for a test that changes what the actors report."""
+    with running_tree() as tree:
+        yield tree
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Running]:
+    """One tree for the tests that only read."""
     with running_tree() as tree:
         yield tree
 
@@ -66,8 +74,8 @@ def get(running: Running, path: str, **kwargs: Any) -> requests.Response:
         ("GET", "/"),
     ],
 )
-def test_api_debug_and_dashboard_need_the_token(running: Running, method: str, path: str) -> None:
-    url = running.url + path
+def test_api_debug_and_dashboard_need_the_token(shared: Running, method: str, path: str) -> None:
+    url = shared.url + path
     assert requests.request(method, url, timeout=5).status_code == 401
     wrong = {"Authorization": "Bearer not-the-token"}
     assert requests.request(method, url, headers=wrong, timeout=5).status_code == 401
@@ -76,21 +84,21 @@ def test_api_debug_and_dashboard_need_the_token(running: Running, method: str, p
 
 
 @pytest.mark.parametrize("path", ["/livez", "/metrics", "/readyz"])
-def test_probes_and_metrics_are_open(running: Running, path: str) -> None:
-    assert requests.get(running.url + path, timeout=5).status_code == 200
+def test_probes_and_metrics_are_open(shared: Running, path: str) -> None:
+    assert requests.get(shared.url + path, timeout=5).status_code == 200
 
 
-def test_the_query_token_opens_only_the_dashboard(running: Running) -> None:
-    page = requests.get(f"{running.url}/?token={TOKEN}", timeout=5)
+def test_the_query_token_opens_only_the_dashboard(shared: Running) -> None:
+    page = requests.get(f"{shared.url}/?token={TOKEN}", timeout=5)
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
     assert "<svg" in page.text
     assert "http://" not in page.text.replace("http://www.w3.org/2000/svg", ""), "no CDN"
-    assert requests.get(f"{running.url}/api/status?token={TOKEN}", timeout=5).status_code == 401
+    assert requests.get(f"{shared.url}/api/status?token={TOKEN}", timeout=5).status_code == 401
 
 
-def test_the_dashboard_without_a_token_answers_a_login_page(running: Running) -> None:
-    page = requests.get(running.url + "/", timeout=5)
+def test_the_dashboard_without_a_token_answers_a_login_page(shared: Running) -> None:
+    page = requests.get(shared.url + "/", timeout=5)
     assert page.status_code == 401
     assert page.headers["Content-Type"].startswith("text/html")
     assert 'name="token"' in page.text
@@ -99,8 +107,8 @@ def test_the_dashboard_without_a_token_answers_a_login_page(running: Running) ->
 # --- shapes --------------------------------------------------------------------------------------
 
 
-def test_api_health_lists_every_enabled_source_in_the_contract_shape(running: Running) -> None:
-    health = get(running, "/api/health").json()
+def test_api_health_lists_every_enabled_source_in_the_contract_shape(shared: Running) -> None:
+    health = get(shared, "/api/health").json()
     assert health["status"] == "pass"
     (kills,) = health["connections"]
     assert set(kills) >= CONNECTION_KEYS
@@ -141,8 +149,8 @@ def test_api_status_has_every_contract_section(running: Running) -> None:
     assert all(actor["answered"] for actor in status["actors"].values())
 
 
-def test_api_tree_is_the_supervision_tree(running: Running) -> None:
-    tree = get(running, "/api/tree").json()
+def test_api_tree_is_the_supervision_tree(shared: Running) -> None:
+    tree = get(shared, "/api/tree").json()
     assert set(tree) >= TREE_KEYS
     assert [child["name"] for child in tree["children"]] == [
         "metrics",
@@ -156,8 +164,8 @@ def test_api_tree_is_the_supervision_tree(running: Running) -> None:
 # --- readiness -----------------------------------------------------------------------------------
 
 
-def test_readyz_is_200_when_sources_are_live_and_the_pipeline_runs(running: Running) -> None:
-    answer = requests.get(running.url + "/readyz", timeout=5)
+def test_readyz_is_200_when_sources_are_live_and_the_pipeline_runs(shared: Running) -> None:
+    answer = requests.get(shared.url + "/readyz", timeout=5)
     assert answer.status_code == 200
     assert answer.json() == {"status": "pass", "ready": True}
 
