@@ -187,8 +187,10 @@ class LogHistogram:
             return 0
         if value >= layout.highest:
             return layout.overflow
+        # The very expression record_many uses, so that a value lands in the same
+        # bucket either way (and _used() covers every count).
         index = int(math.log(value) * self._inverse_log + self._offset)
-        return min(max(index, 1), layout.overflow - 1)
+        return min(max(index, 0), layout.overflow)
 
     def record(self, value: float) -> None:
         """Count one value."""

@@ -186,9 +186,13 @@ def test_cumulative_counts_suit_prometheus_le_buckets() -> None:
     assert histogram.cumulative([0.0005, 0.005, 0.05, 1.0, 5.0, math.inf]) == [0, 5, 8, 8, 10, 10]
 
 
-def test_clear_keeps_the_layout_and_forgets_values() -> None:
+def test_clear_keeps_the_layout_and_forgets_values_even_on_bucket_edges() -> None:
     histogram = LogHistogram()
-    histogram.record_many([0.1, 0.2])
+    layout = histogram.layout
+    edges = [layout.lower_bound(i) for i in range(1, layout.buckets - 1, 7)]
+    histogram.record_many([layout.lowest, math.nextafter(layout.highest, 0), *edges])
+    histogram.record_many([0.0, 1e12])
+    assert histogram.buckets_used() > 100
     histogram.clear()
     assert histogram.count == 0
     assert histogram.buckets_used() == 0
