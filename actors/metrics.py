@@ -55,6 +55,7 @@ import pykka
 from actors.base import ReportingActor
 from actors.protocol import Names, StatsReport
 from realtime.config import Config
+from realtime.health import LIVE_STATES
 from realtime.metrics import (
     OTHER,
     AlertManager,
@@ -104,7 +105,6 @@ redelivered event after a restart can be that old)."""
 _AUTH_FAILURE = re.compile(
     r"\b40[13]\b|unauthori[sz]ed|forbidden|invalid token|auth", re.IGNORECASE
 )
-LIVE_STATES = frozenset({"connected", "degraded"})
 
 
 @dataclass(frozen=True, slots=True)

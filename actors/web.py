@@ -155,7 +155,9 @@ def livez(request: Request) -> Response:
 
 
 def api_tree(request: Request) -> Response:
-    return Response.json(200, request.app.snapshot().as_dict())
+    from actors.web_api import json_response  # failure messages may quote a secret
+
+    return json_response(request.app.config, 200, request.app.snapshot().as_dict())
 
 
 def debug_crash(request: Request) -> Response:

@@ -45,7 +45,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import pykka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -61,7 +61,7 @@ from actors.metrics import EVENTS_COUNTER, MetricsQuery, enabled_sources
 from actors.protocol import Names
 from actors.web import Request, Response, Routes, WebApp
 from realtime.config import Config, Secret
-from realtime.health import LIVE_STATES, HealthSnapshot, Status, overall
+from realtime.health import LIVE_STATES, HealthSnapshot, State, Status, overall
 from realtime.metrics import parse_series_key
 from supervision import GetStatus, TreeNode
 
@@ -172,8 +172,9 @@ class Api:
         answers = self.ask_all(app, dict.fromkeys([*sources, Names.JOURNAL], GetStatus()))
         reasons = readiness_reasons(tree, sources, answers)
         if reasons:
-            return Response.json(503, {"status": "fail", "ready": False, "reasons": reasons})
-        return Response.json(200, {"status": "pass", "ready": True})
+            body = {"status": "fail", "ready": False, "reasons": reasons}
+            return json_response(app.config, 503, body)
+        return json_response(app.config, 200, {"status": "pass", "ready": True})
 
     def health(self, request: Request) -> Response:
         app = request.app
@@ -319,9 +320,7 @@ def _snapshot(entry: Mapping[str, Any]) -> HealthSnapshot:
     )
 
 
-_STATES = frozenset(
-    {"connecting", "connected", "degraded", "reconnecting", "disconnected", "failed"}
-)
+_STATES = frozenset(get_args(State))
 
 
 def readiness_reasons(

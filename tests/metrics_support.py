@@ -90,6 +90,13 @@ class SetStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Fail:
+    """Raise in the handler with this message, as a bug would."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Block:
     """Keep the actor's thread busy until ``release`` is set (or 10 s pass)."""
 
@@ -156,6 +163,8 @@ class StatusStandIn(SupervisedActor):
         if isinstance(message, Block):
             message.release.wait(10)
             return None
+        if isinstance(message, Fail):
+            raise RuntimeError(message.message)
         return super().on_receive(message)
 
     def status(self) -> Mapping[str, Any]:

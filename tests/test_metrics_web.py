@@ -20,6 +20,7 @@ from tests.metrics_support import (
     TOKEN,
     Drop,
     Emit,
+    Fail,
     RejectFrame,
     Running,
     SetStatus,
@@ -299,6 +300,13 @@ def test_no_secret_appears_in_any_response() -> None:
             "error": f"request failed for Bot {BOT_TOKEN} on map {MAP_KEY}",
         }
         running.tell(Names.NOTIFIER, SetStatus(leaky))
+        running.tell(Names.ROUTER, Fail(f"GET https://map.test/api?key={MAP_KEY} failed"))
+
+        def router_restarted() -> bool:
+            router = running.tree.snapshot().find(Names.ROUTER)
+            return router is not None and router.restarts == 1 and router.state == "running"
+
+        wait_for(router_restarted, timeout_s=5)
         wait_for(
             lambda: (
                 get(running, "/api/status").json()["notifier"]["sent"] == 5
@@ -310,6 +318,12 @@ def test_no_secret_appears_in_any_response() -> None:
             body = get(running, path).text
             for secret in (TOKEN, MAP_KEY, BOT_TOKEN, "some-other-credential"):
                 assert secret not in body, (path, secret)
+        router = next(
+            child
+            for child in get(running, "/api/tree").json()["children"][2]["children"]
+            if child["name"] == Names.ROUTER
+        )
+        assert router["last_failure"]["message"] == "GET https://map.test/api?key=*** failed"
         notifier = get(running, "/api/status").json()["notifier"]
         assert notifier["api_key"] == "***"
         assert notifier["error"] == "request failed for Bot *** on map ***"
