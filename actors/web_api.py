@@ -158,11 +158,6 @@ class Api:
                     del self._pending[slot]
         return answers
 
-    def pending(self) -> int:
-        """Asks still in flight (at most one per actor and question)."""
-        with self._lock:
-            return len(self._pending)
-
     # --- routes ------------------------------------------------------------------------
 
     def readyz(self, request: Request) -> Response:

@@ -36,15 +36,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from actors.base import ReportingActor
 from actors.metrics import MetricsActor, MetricsQuery
 from actors.protocol import Names, StatsReport
 from bench.phoenix_decode import frames
 from realtime.config import Config
+from realtime.event import Event
 from realtime.journal_store import JournalStore
 from realtime.metrics import series_key
+from realtime.phoenix import PhoenixClient
 from supervision import ActorContext, MailboxSpec, Registry
 
 STAGES = ("journal", "dedup", "flow", "router", "notifier")
@@ -67,9 +68,9 @@ def baseline_per_event(count: int, rounds: int) -> float:
             store = JournalStore.open(Path(directory) / "journal.db")
             try:
                 started = time.perf_counter()
-                client = _client()
+                client = PhoenixClient(heartbeat_interval_s=30.0, heartbeat_timeout_s=60.0)
                 for first in range(0, count, 500):
-                    events = []
+                    events: list[Event] = []
                     for text in texts[first : first + 500]:
                         events.extend(client.receive(text, time.monotonic_ns(), 0.0).events)
                     store.append(events)
@@ -77,12 +78,6 @@ def baseline_per_event(count: int, rounds: int) -> float:
             finally:
                 store.close()
     return best / count
-
-
-def _client() -> Any:
-    from realtime.phoenix import PhoenixClient
-
-    return PhoenixClient(heartbeat_interval_s=30.0, heartbeat_timeout_s=60.0)
 
 
 @dataclass(frozen=True, slots=True)
