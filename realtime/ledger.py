@@ -341,6 +341,41 @@ class Ledger:
             LedgerState.SENT,
         )
 
+    def mark_sent_many(self, keys: Sequence[str], message_id: str = "") -> int:
+        """:meth:`mark_sent` each of ``keys`` in one transaction (one disk sync for all).
+
+        Entries no longer pending are left as they are. Returns how many were
+        marked.
+
+        Raises:
+            KeyError: a key was never claimed; then none of ``keys`` is marked.
+        """
+        if not keys:
+            return 0
+        now = self._clock()
+        marked = 0
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for key in keys:
+                cursor = self._db.execute(
+                    "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
+                    " attempts = attempts + 1, last_error = NULL, updated_at = ?"
+                    " WHERE key = ? AND state = 'pending'",
+                    (message_id, now, key),
+                )
+                if cursor.rowcount == 1:
+                    marked += 1
+                elif self.get(key) is None:
+                    raise KeyError(key)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._counts[LedgerState.PENDING] -= marked
+        self._counts[LedgerState.SENT] += marked
+        return marked
+
     def mark_attempt(self, key: str, error: str) -> bool:
         """A failed attempt that will be retried: counts it, keeps the entry pending.
 

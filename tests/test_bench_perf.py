@@ -1,0 +1,64 @@
+"""What the benchmark's performance fixes changed, held to the behaviour they replace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actors.app import build
+from actors.protocol import Names
+from realtime.config import parse
+from realtime.ledger import Claim, Ledger, LedgerState
+
+
+def _claimed(tmp_path: Path, *keys: str) -> Ledger:
+    ledger = Ledger.open(tmp_path / "journal.sqlite3")
+    ledger.claim_many([Claim(key, index, "console", b"{}") for index, key in enumerate(keys)])
+    return ledger
+
+
+def _state(ledger: Ledger, key: str) -> LedgerState:
+    entry = ledger.get(key)
+    assert entry is not None
+    return entry.state
+
+
+def test_mark_sent_many_marks_each_pending_entry_sent_in_one_go(tmp_path: Path) -> None:
+    with _claimed(tmp_path, "a", "b", "c") as ledger:
+        assert ledger.mark_sent_many(["a", "c"]) == 2
+        assert [_state(ledger, key) for key in "abc"] == [
+            LedgerState.SENT,
+            LedgerState.PENDING,
+            LedgerState.SENT,
+        ]
+        statistics = ledger.statistics()
+        assert (statistics.pending, statistics.sent) == (1, 2)
+
+
+def test_mark_sent_many_leaves_entries_that_are_no_longer_pending(tmp_path: Path) -> None:
+    with _claimed(tmp_path, "a", "b") as ledger:
+        ledger.mark_failed("a", "gave up")
+        assert ledger.mark_sent_many(["a", "b"]) == 1
+        assert _state(ledger, "a") is LedgerState.FAILED
+        assert ledger.statistics().failed == 1
+
+
+def test_mark_sent_many_of_a_key_never_claimed_marks_none(tmp_path: Path) -> None:
+    with _claimed(tmp_path, "a") as ledger:
+        with pytest.raises(KeyError):
+            ledger.mark_sent_many(["a", "never"])
+        assert _state(ledger, "a") is LedgerState.PENDING
+        assert ledger.statistics().pending == 1
+
+
+def test_a_tree_with_metrics_disabled_has_no_metrics_actor(tmp_path: Path) -> None:
+    table = {
+        "app": {"data_dir": str(tmp_path)},
+        "simulator": {"enabled": False},
+        "sources": {"kills": {"enabled": False}},
+    }
+    enabled = build(parse(table, {}))
+    disabled = build(parse(table | {"metrics": {"enabled": False}}, {}))
+    assert Names.METRICS in [child.name for child in enabled.tree.spec.children]
+    assert Names.METRICS not in [child.name for child in disabled.tree.spec.children]
