@@ -10,8 +10,9 @@ Ingest (group commit)
 Delivery (demand-driven)
     Committed events go to ``dedup`` only as far as ``flow_control`` has
     granted demand; the rest waits on disk (read back when needed), so
-    overload becomes backlog, not memory. Recently committed events are kept
-    in a bounded tail so the usual case never reads the database.
+    overload becomes backlog, not memory. Committed events not yet delivered
+    are kept in a bounded tail so the usual case never reads the database;
+    a delivered event leaves it (a redelivery reads the database).
 
 Checkpoint and redelivery
     Stages report finished events with :class:`~actors.protocol.Settled`. The
@@ -66,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 JOURNAL_FILE = "journal.sqlite3"
 TAIL_EVENTS = 20_000
-"""Recently committed events kept in memory for delivery without a read."""
+"""Committed, undelivered events kept in memory for delivery without a read."""
 CHECKPOINT_EVERY_S = 0.2
 RETRY_EVERY_S = 1.0
 PURGE_ROWS = 5000
@@ -323,6 +324,13 @@ class JournalActor(ReportingActor):
                 return  # dedup restarts and sends Resync; delivery resumes then
             self._credit -= len(events)
             self._delivered_upto = events[-1].committed_seq
+            self._forget_delivered()
+
+    def _forget_delivered(self) -> None:
+        """Drop delivered events from the tail: a decoded killmail holds ~15 KB."""
+        tail, delivered = self._tail, self._delivered_upto
+        while tail and tail[0].committed_seq <= delivered:
+            tail.popleft()
 
     def _next(self, limit: int) -> list[Event]:
         start = self._delivered_upto + 1
