@@ -714,12 +714,17 @@ class NotifierActor(ReportingActor):
             assert ledger is not None, "the ledger is open while the actor runs"
             entries = ledger.claim_many([claim for claim, _ in planned])
         claimed = 0
+        console: list[tuple[LedgerEntry, int | None]] = []
         for (_, event), entry in zip(planned, entries, strict=True):
             if entry is None:
                 self.counters["already_claimed"] += 1
                 continue
             claimed += 1
-            self._deliver(entry, event.received_at)
+            if entry.channel == CONSOLE:
+                console.append((entry, event.received_at))
+            elif entry.channel == DISCORD:
+                self._offer(entry, event.received_at)
+        self._write_console(console)
         self._refill()
         return claimed
 
@@ -738,30 +743,36 @@ class NotifierActor(ReportingActor):
             self.counters["skipped_map_event"] += 1
         return notification
 
-    def _deliver(self, entry: LedgerEntry, received_at: int | None) -> None:
-        if entry.channel == CONSOLE:
-            self._write_console(entry, received_at)
-        elif entry.channel == DISCORD:
-            self._offer(entry, received_at)
+    def _write_console(self, entries: Sequence[tuple[LedgerEntry, int | None]]) -> None:
+        """Print each entry's line, then mark the printed ones sent in one transaction.
 
-    def _write_console(self, entry: LedgerEntry, received_at: int | None) -> None:
-        if self._console is None:
+        A crash between the two prints those lines again at the next start
+        (console delivery is at least once); one transaction per batch rather
+        than per line keeps the ledger's disk syncs off the per-event path.
+        """
+        if self._console is None or not entries:
             return
-        try:
-            written = self._console.write(entry.payload)
-        except OSError as error:
-            self._mark_failed(entry, CONSOLE, f"console: {error}")
-            return
-        if not written:
-            self._mark_failed(entry, CONSOLE, "the stored console line is unreadable")
+        printed: list[str] = []
+        observe = self._latency_sink == CONSOLE
+        for entry, received_at in entries:
+            try:
+                written = self._console.write(entry.payload)
+            except OSError as error:
+                self._mark_failed(entry, CONSOLE, f"console: {error}")
+                continue
+            if not written:
+                self._mark_failed(entry, CONSOLE, "the stored console line is unreadable")
+                continue
+            printed.append(entry.key)
+            if received_at is not None and observe:
+                self.observe(Names.NOTIFIER, received_at)
+        if not printed:
             return
         assert self._ledger is not None
         with self._ledger.use() as ledger:
             if ledger is not None:
-                ledger.mark_sent(entry.key, "")
-        self.counters["sent_console"] += 1
-        if received_at is not None and self._latency_sink == CONSOLE:
-            self.observe(Names.NOTIFIER, received_at)
+                ledger.mark_sent_many(printed)
+        self.counters["sent_console"] += len(printed)
 
     def _mark_failed(self, entry: LedgerEntry, sink: str, reason: str) -> None:
         assert self._ledger is not None
@@ -842,8 +853,7 @@ class NotifierActor(ReportingActor):
             with self._ledger.use() as ledger:
                 assert ledger is not None
                 entries = ledger.pending(_RESUME_CHUNK, channel=CONSOLE)
-            for entry in entries:
-                self._write_console(entry, None)
+            self._write_console([(entry, None) for entry in entries])
             if len(entries) < _RESUME_CHUNK:
                 return
 
