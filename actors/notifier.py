@@ -82,7 +82,7 @@ from realtime.flow import TrackedView
 from realtime.keys import KILLMAIL_TYPES
 from realtime.ledger import DATABASE_FILE, Claim, Ledger, LedgerEntry
 from realtime.notifications import Decision, Notification, kill_notification, map_notification
-from realtime.render import console_line, message_payload
+from realtime.render import console_lines, message_payload
 from realtime.tracking import TrackedLookup
 from supervision import (
     ActorContext,
@@ -495,12 +495,8 @@ class ConsoleSink:
 
     @staticmethod
     def payload(notification: Notification) -> bytes:
-        return orjson.dumps(
-            {
-                "plain": console_line(notification, colour=False),
-                "colour": console_line(notification, colour=True),
-            }
-        )
+        plain, colour = console_lines(notification)
+        return orjson.dumps({"plain": plain, "colour": colour})
 
     def write(self, payload: bytes) -> bool:
         """Write the line stored in ``payload``; ``False`` if it holds no line.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from actors.app import build
 from actors.protocol import Names
@@ -62,3 +65,22 @@ def test_a_tree_with_metrics_disabled_has_no_metrics_actor(tmp_path: Path) -> No
     disabled = build(parse(table | {"metrics": {"enabled": False}}, {}))
     assert Names.METRICS in [child.name for child in enabled.tree.spec.children]
     assert Names.METRICS not in [child.name for child in disabled.tree.spec.children]
+
+
+def test_the_console_control_table_is_exactly_unicode_category_cc() -> None:
+    from realtime.render import _CONTROL_CHARACTERS
+
+    every_cc = [code for code in range(0x110000) if unicodedata.category(chr(code)) == "Cc"]
+    assert sorted(_CONTROL_CHARACTERS) == every_cc
+
+
+@given(st.text())
+def test_a_console_part_is_cleaned_as_by_the_per_character_rule(text: str) -> None:
+    from realtime.render import _BIDI_CONTROLS, _CONSOLE_TEXT_LIMIT, _clean, _plain, truncate
+
+    per_character = "".join(
+        " " if unicodedata.category(ch) == "Cc" or ord(ch) in _BIDI_CONTROLS else ch
+        for ch in _clean(text)
+    )
+    expected = truncate(" ".join(per_character.split()), _CONSOLE_TEXT_LIMIT)
+    assert _plain(text) == expected
