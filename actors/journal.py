@@ -128,6 +128,7 @@ class JournalActor(ReportingActor):
         self._tail: collections.deque[Event] = collections.deque(maxlen=TAIL_EVENTS)
         self._credit = 0
         self._delivered_upto = 0
+        self._last_seq = 0
         self._checkpoint = 0
         self._saved_checkpoint = 0
         self._settled: set[int] = set()
@@ -147,6 +148,7 @@ class JournalActor(ReportingActor):
         )
         self._checkpoint = self._saved_checkpoint = self.store.checkpoint()
         self._delivered_upto = self._checkpoint
+        self._last_seq = self.store.last_seq()
         logger.info(
             "journal: %s open, last seq %d, checkpoint %d",
             self.store.path,
@@ -300,6 +302,8 @@ class JournalActor(ReportingActor):
         self._pending_events = 0
         self.observe_many("journal", committed)
         self._tail.extend(committed)
+        if committed:
+            self._last_seq = committed[-1].committed_seq
         self.counters["events_committed"] += len(committed)
         self.counters["rejects_committed"] += len(rejects)
         self.counters["commits"] += 1
@@ -333,6 +337,8 @@ class JournalActor(ReportingActor):
             tail.popleft()
 
     def _next(self, limit: int) -> list[Event]:
+        if self._delivered_upto >= self._last_seq:
+            return []
         start = self._delivered_upto + 1
         tail = self._tail
         if tail and tail[0].committed_seq <= start:
