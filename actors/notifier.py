@@ -501,6 +501,8 @@ class ConsoleSink:
     def write(self, payload: bytes) -> bool:
         """Write the line stored in ``payload``; ``False`` if it holds no line.
 
+        The line may stay in the stream's buffer until :meth:`flush`.
+
         Raises:
             OSError: the stream is closed or broken.
         """
@@ -512,8 +514,15 @@ class ConsoleSink:
         if not isinstance(line, str):
             return False
         self._stream.write(line + "\n")
-        self._stream.flush()
         return True
+
+    def flush(self) -> None:
+        """Push the written lines out (one system call for a batch, not one per line).
+
+        Raises:
+            OSError: the stream is closed or broken.
+        """
+        self._stream.flush()
 
 
 # -- The actor ------------------------------------------------------------------------
@@ -740,34 +749,45 @@ class NotifierActor(ReportingActor):
         return notification
 
     def _write_console(self, entries: Sequence[tuple[LedgerEntry, int | None]]) -> None:
-        """Print each entry's line, then mark the printed ones sent in one transaction.
+        """Print each entry's line, flush once, then mark the printed ones sent in one
+        transaction.
 
         A crash between the two prints those lines again at the next start
-        (console delivery is at least once); one transaction per batch rather
-        than per line keeps the ledger's disk syncs off the per-event path.
+        (console delivery is at least once). One flush and one transaction
+        per batch rather than per line keep system calls (each a disk sync or
+        a release of the GIL) off the per-event path.
         """
-        if self._console is None or not entries:
+        console = self._console
+        if console is None or not entries:
             return
-        printed: list[str] = []
-        observe = self._latency_sink == CONSOLE
+        printed: list[tuple[LedgerEntry, int | None]] = []
         for entry, received_at in entries:
             try:
-                written = self._console.write(entry.payload)
+                written = console.write(entry.payload)
             except OSError as error:
                 self._mark_failed(entry, CONSOLE, f"console: {error}")
                 continue
             if not written:
                 self._mark_failed(entry, CONSOLE, "the stored console line is unreadable")
                 continue
-            printed.append(entry.key)
-            if received_at is not None and observe:
-                self.observe(Names.NOTIFIER, received_at)
+            printed.append((entry, received_at))
         if not printed:
             return
+        try:
+            console.flush()
+        except OSError as error:
+            for entry, _ in printed:
+                self._mark_failed(entry, CONSOLE, f"console: {error}")
+            return
+        if self._latency_sink == CONSOLE:
+            now_ns = time.monotonic_ns()
+            for _, received_at in printed:
+                if received_at is not None:
+                    self.observe(Names.NOTIFIER, received_at, now_ns)
         assert self._ledger is not None
         with self._ledger.use() as ledger:
             if ledger is not None:
-                ledger.mark_sent_many(printed)
+                ledger.mark_sent_many([entry.key for entry, _ in printed])
         self.counters["sent_console"] += len(printed)
 
     def _mark_failed(self, entry: LedgerEntry, sink: str, reason: str) -> None:

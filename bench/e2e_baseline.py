@@ -193,6 +193,7 @@ class BareLoop:
             for entry in entries
             if entry is not None and self.console.write(entry.payload)
         ]
+        self.console.flush()
         self.ledger.mark_sent_many(sent)
         self.notified += len(sent)
 
