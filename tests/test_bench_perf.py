@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket as sockets
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -84,3 +86,35 @@ def test_a_console_part_is_cleaned_as_by_the_per_character_rule(text: str) -> No
     )
     expected = truncate(" ".join(per_character.split()), _CONSOLE_TEXT_LIMIT)
     assert _plain(text) == expected
+
+
+def _peek(socket: Any) -> bytes:
+    """What the kernel holds for ``socket`` now, left in place (never waits)."""
+    try:
+        data: bytes = socket.sock.recv(4096, sockets.MSG_PEEK | sockets.MSG_DONTWAIT)
+    except BlockingIOError:
+        return b""
+    return data
+
+
+def test_the_kills_socket_reads_frames_that_arrived_together_in_one_read() -> None:
+    from actors.kills_source import _ReadAheadWebSocket
+    from simulator.kills_server import KillsServer
+    from tests.support import wait_for
+
+    with KillsServer() as server:
+        socket = _ReadAheadWebSocket(skip_utf8_validation=True)
+        socket.connect(server.url, suppress_origin=True)  # type: ignore[no-untyped-call]
+        try:
+            wait_for(lambda: server.stats().connections_current == 1, timeout_s=5)
+            assert server.send_raw('{"first": 1}') == 1
+            assert server.send_raw('{"second": 2}') == 1
+            wait_for(lambda: b"second" in _peek(socket), timeout_s=5)
+            first = socket.recv_data_frame()[1].data
+            assert first == b'{"first": 1}'
+            # websocket-client keeps the surplus of a read in its frame buffer.
+            assert any(socket.frame_buffer.recv_buffer), "the second frame came with the first"
+            assert socket.recv_data_frame()[1].data == b'{"second": 2}'
+            assert not any(socket.frame_buffer.recv_buffer)
+        finally:
+            socket.close()
