@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket as sockets
 import unicodedata
 from pathlib import Path
@@ -12,9 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.app import build
-from actors.protocol import Names
+from actors.protocol import Names, Outcome
 from realtime.config import parse
+from realtime.journal_store import JournalStore
 from realtime.ledger import Claim, Ledger, LedgerState
+from realtime.sqlite_rows import MAX_ROWS_PER_STATEMENT, chunks
+from tests.pipeline_support import kill_event
 
 
 def _claimed(tmp_path: Path, *keys: str) -> Ledger:
@@ -118,3 +122,51 @@ def test_the_kills_socket_reads_frames_that_arrived_together_in_one_read() -> No
             assert not any(socket.frame_buffer.recv_buffer)
         finally:
             socket.close()
+
+
+@given(
+    total=st.integers(min_value=0, max_value=3000),
+    width=st.integers(min_value=1, max_value=12),
+    limit=st.integers(min_value=1, max_value=40_000),
+)
+def test_statement_chunks_cover_every_row_once_within_the_bounds(
+    total: int, width: int, limit: int
+) -> None:
+    pieces = list(chunks(total, width, limit))
+    assert [start for start, _ in pieces] == list(
+        itertools.accumulate([size for _, size in pieces[:-1]], initial=0)
+    )[: len(pieces)]
+    assert sum(size for _, size in pieces) == total
+    for _, size in pieces:
+        assert size & (size - 1) == 0, "a power of two"
+        assert size <= MAX_ROWS_PER_STATEMENT
+        assert size == 1 or size * width <= limit
+
+
+def test_a_large_append_and_settle_go_through_in_few_statements(tmp_path: Path) -> None:
+    with JournalStore.open(tmp_path / "journal.sqlite3") as store:
+        events = [kill_event(1000 + n) for n in range(1300)]
+        committed = store.append(events)
+        assert [e.seq for e in committed] == list(range(1, 1301))
+        assert [e.id for e in store.read(0, 2000)] == [e.id for e in events]
+        seqs = [e.committed_seq for e in committed]
+        assert store.settle([*seqs[:700], 5, 5], Outcome.DUPLICATE) == 700
+        assert store.settle(seqs, Outcome.SHED) == 600
+        assert store.outcomes_count()[Outcome.DUPLICATE] == 700
+        assert len(store.read(0, 2000, include_settled=False)) == 0
+
+
+def test_claims_repeated_or_already_held_are_refused_as_one_at_a_time_would(
+    tmp_path: Path,
+) -> None:
+    with Ledger.open(tmp_path / "journal.sqlite3") as ledger:
+        ledger.claim("held", 1, "console", b"{}")
+        claims = [
+            Claim(key, n, "console", b"{}") for n, key in enumerate(["a", "b", "held", "a", "c"])
+        ]
+        entries = ledger.claim_many(claims)
+        assert [entry is not None for entry in entries] == [True, True, False, False, True]
+        assert ledger.statistics().pending == 4
+        many = [Claim(f"k{n}", n, "discord", b"{}") for n in range(1100)]
+        assert all(entry is not None for entry in ledger.claim_many(many))
+        assert ledger.mark_sent_many([claim.key for claim in many]) == 1100
