@@ -171,7 +171,8 @@ class Driver:
     def search(self, log: Callable[[str], None]) -> tuple[float, list[Probe]]:
         """The highest sustained rate: ramp (x1.6) from ``START_RATE``, then bisect.
 
-        Returns the settled rate of the best sustained probe, and every probe.
+        Returns the rate of the best sustained probe (settled, or offered if
+        lower: a probe may also settle the tail of its warm-up), and every probe.
         """
         probes: list[Probe] = []
 
@@ -201,7 +202,7 @@ class Driver:
                 low = middle
             else:
                 high = middle
-        sustained = [probe.achieved for probe in probes if probe.sustained]
+        sustained = [min(p.achieved, p.offered_rate) for p in probes if p.sustained]
         return max(sustained, default=0.0), probes
 
 
