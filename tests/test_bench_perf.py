@@ -170,3 +170,17 @@ def test_claims_repeated_or_already_held_are_refused_as_one_at_a_time_would(
         many = [Claim(f"k{n}", n, "discord", b"{}") for n in range(1100)]
         assert all(entry is not None for entry in ledger.claim_many(many))
         assert ledger.mark_sent_many([claim.key for claim in many]) == 1100
+
+
+def test_the_journal_keeps_no_delivered_event_in_memory(tmp_path: Path) -> None:
+    from tests.pipeline_support import Handled, checkpoint_reaches, config_for, ingest, pipeline
+    from tests.pipeline_support import journal_status as status
+    from tests.support import wait_for
+
+    config = config_for(tmp_path)
+    with pipeline(config, Handled()) as tree:
+        ingest(tree, *(kill_event(5000 + n) for n in range(50)))
+        wait_for(checkpoint_reaches(tree, 50), what="every event settled")
+        journal = status(tree)
+        assert journal["tail"] == 0
+        assert journal["tail_capacity"] > 0
