@@ -60,7 +60,13 @@ from realtime.config import Config
 from realtime.event import KILLS_SOURCE, Event
 from realtime.journal_store import JournalStore, JournalUnavailableError
 from realtime.metrics import series_key
-from supervision import ActorContext, ActorUnavailableError, ChildSpec, MailboxSpec
+from supervision import (
+    ActorContext,
+    ActorUnavailableError,
+    ChildSpec,
+    MailboxSpec,
+    OverflowPolicy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -431,6 +437,8 @@ def child_spec(config: Config) -> ChildSpec:
     return ChildSpec(
         name=Names.JOURNAL,
         start=lambda ctx: JournalActor.start(ctx, config, handover),
-        mailbox=MailboxSpec(config.mailbox.journal),
+        # A full journal refuses ingest (MailboxFullError) rather than block a
+        # source's reader thread; the source holds the batch and pauses.
+        mailbox=MailboxSpec(config.mailbox.journal, OverflowPolicy.REJECT),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )
