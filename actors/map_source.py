@@ -93,6 +93,8 @@ _RETRYABLE_STATUSES: Final = frozenset({408, 425, 429})
 _ERROR_BODY_BYTES: Final = 2048
 _CURSOR_ASK_TIMEOUT_S: Final = 5.0
 _READ_TIMEOUT_MARGIN_S: Final = 1.0
+_ULID_LENGTH: Final = 26
+_CROCKFORD: Final = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 class FailureKind(enum.StrEnum):
@@ -416,12 +418,11 @@ class _Reader:
                 continue
             if isinstance(decoded, Event):
                 events.append(decoded)
-                cursor = item.last_event_id
             else:
                 rejects.append(decoded)
                 self._rejects.note(decoded)
-                if item.last_event_id and item.last_event_id != self._connected_id:
-                    cursor = item.last_event_id
+            if item.last_event_id != self._connected_id and is_resume_point(item.last_event_id):
+                cursor = item.last_event_id
         shared = self._shared
         with shared.lock:
             if shared.generation != self.generation:
@@ -444,6 +445,20 @@ class _Reader:
             )
             return self._gate.deliver(ingest)
         return True
+
+
+def is_resume_point(event_id: str) -> bool:
+    """Whether the map server can resume after ``event_id``: a ULID (any case).
+
+    The server reads the resume point as a ULID and replays nothing after one
+    it cannot read, so any other id (garbage on the stream) must never replace
+    the cursor: a reconnection would then silently skip the backfill.
+    """
+    return (
+        len(event_id) == _ULID_LENGTH
+        and event_id[0] <= "7"
+        and all(char in _CROCKFORD for char in event_id.upper())
+    )
 
 
 def _describe(error: BaseException) -> str:
