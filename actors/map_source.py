@@ -230,6 +230,7 @@ class _Reader:
         self._socket_lock = threading.Lock()
         self._aborted = False
         self._connected_id = ""
+        self._fresh_start = False
         self.thread = threading.Thread(
             target=self._run, name=f"map-reader:{settings.slug}-{generation}", daemon=True
         )
@@ -362,6 +363,7 @@ class _Reader:
                 max_event_bytes=settings.max_event_bytes,
                 last_event_id=cursor or "",
             )
+            self._fresh_start = cursor is None
             reason, kind = self._read(response, parser)
             parser.close()
             self._post(_ReaderEnded(self.generation, reason, parser.retry_ms, kind))
@@ -411,8 +413,13 @@ class _Reader:
                 max_raw_bytes=settings.max_reject_bytes,
             )
             if isinstance(decoded, MapControl):
-                # Its id is newer than the backfill that follows: never a resume point.
+                # Its id is newer than the backfill that follows: never a resume
+                # point, except on a stream opened without one (no backfill),
+                # where it marks the start: committed at once, a crash before
+                # the first event is journaled resumes from there, losing nothing.
                 self._connected_id = item.last_event_id
+                if self._fresh_start and is_resume_point(item.last_event_id):
+                    cursor = item.last_event_id
                 if not self._post(_StreamConnected(self.generation, decoded)):
                     return False
                 continue
@@ -436,7 +443,7 @@ class _Reader:
             shared.parser = parser.statistics()
             if cursor:
                 shared.last_event_id = cursor
-        if events or rejects:
+        if events or rejects or cursor:
             ingest = Ingest(
                 settings.source,
                 tuple(events),
