@@ -430,19 +430,16 @@ class _Reader:
                 self._rejects.note(decoded)
             if item.last_event_id != self._connected_id and is_resume_point(item.last_event_id):
                 cursor = item.last_event_id
-        shared = self._shared
-        with shared.lock:
-            if shared.generation != self.generation:
-                return False
-            shared.frames += 1
-            if items:
-                shared.last_activity_at = received_ns / 1e9
-            shared.events += len(events)
-            for reject in rejects:
-                shared.rejects[reject.reason] = shared.rejects.get(reject.reason, 0) + 1
-            shared.parser = parser.statistics()
-            if cursor:
-                shared.last_event_id = cursor
+        recorded = self._record(
+            active=bool(items),
+            events=events,
+            rejects=rejects,
+            parser=parser,
+            received_ns=received_ns,
+            cursor=cursor,
+        )
+        if not recorded:
+            return False
         if events or rejects or cursor:
             ingest = Ingest(
                 settings.source,
@@ -451,6 +448,32 @@ class _Reader:
                 Cursor(settings.source, cursor) if cursor else None,
             )
             return self._gate.deliver(ingest)
+        return True
+
+    def _record(
+        self,
+        *,
+        active: bool,
+        events: Sequence[Event],
+        rejects: Sequence[Reject],
+        parser: SseParser,
+        received_ns: int,
+        cursor: str,
+    ) -> bool:
+        """Count a read in the shared figures; ``False`` if a newer reader superseded this one."""
+        shared = self._shared
+        with shared.lock:
+            if shared.generation != self.generation:
+                return False
+            shared.frames += 1
+            if active:
+                shared.last_activity_at = received_ns / 1e9
+            shared.events += len(events)
+            for reject in rejects:
+                shared.rejects[reject.reason] = shared.rejects.get(reject.reason, 0) + 1
+            shared.parser = parser.statistics()
+            if cursor:
+                shared.last_event_id = cursor
         return True
 
 
