@@ -15,12 +15,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from actors.notifier import Delivery, SendQueue
+from realtime.event import Priority
+from realtime.ledger import nonce_for
 from tests.fault_world import (
+    TRACKED_CHARACTER,
     TRACKED_SYSTEMS,
     UNTRACKED_SYSTEMS,
     FaultWorld,
     Identity,
     fault_world,
+    identity,
 )
 
 FRAME_KILLS = 50
@@ -51,6 +56,36 @@ def low_burst(world: FaultWorld, notifiable: int, silent: int) -> set[Identity]:
     return low
 
 
+def test_a_10x_overload_burst_delivers_critical_notifications_ahead_of_the_low_ones(
+    tmp_path: Path,
+) -> None:
+    # heartbeats queue behind the burst on the server: give them time enough
+    with fault_world(tmp_path, seed=71, heartbeat_s=2.0) as world:
+        world.publish_mix(4)
+        world.wait_delivered()
+
+        low = low_burst(world, LOW_NOTIFIABLE, LOW_SILENT)
+        critical: set[Identity] = set()
+        for _ in range(5):
+            kill = world.publish_kill(
+                world.killmail(UNTRACKED_SYSTEMS[1], involving=TRACKED_CHARACTER)
+            )
+            critical.add(("kill", str(kill["killmail_id"])))
+        for _ in range(3):
+            world.rally_point()
+        critical |= {key for key in world.expected if key[0] == "rally"}
+        high = {("kill", str(world.publish_kill(map_kill=True)["killmail_id"])) for _ in range(5)}
+        world.wait_delivered(timeout_s=60)
+        world.assert_exactly_once()
+
+        order = [identity(message) for message in world.messages()]
+        assert critical | high <= set(order)
+        last_critical = max(order.index(key) for key in critical)
+        low_after = sum(1 for key in order[last_critical:] if key in low)
+        # the critical ones passed the low ones queued before them
+        assert low_after >= len(low) // 2, (last_critical, low_after, len(order))
+
+
 def test_repeated_overload_bursts_leave_the_resident_memory_flat(tmp_path: Path) -> None:
     with fault_world(tmp_path, seed=72, heartbeat_s=2.0) as world:
         program = world.program_running()
@@ -64,3 +99,34 @@ def test_repeated_overload_bursts_leave_the_resident_memory_flat(tmp_path: Path)
         # the first burst sets the high-water mark; the next ones must not add to it
         growth = sizes[-1] - sizes[0]
         assert growth < RSS_GROWTH_BOUND_KIB, f"RSS after each burst (KiB): {sizes}"
+
+
+def delivery(key: str, priority: Priority) -> Delivery:
+    return Delivery(key, nonce_for(key, "discord"), {}, None, priority)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_send_queue_hands_out_the_most_urgent_due_delivery_first() -> None:
+    clock = Clock()
+    queue = SendQueue(10, clock)
+    for index in range(3):
+        queue.offer(delivery(f"low{index}", Priority.LOW))
+    retry = queue.take()
+    assert retry is not None
+    queue.again(retry, 1.0)
+    queue.offer(delivery("critical", Priority.CRITICAL))
+    queue.offer(delivery("high", Priority.HIGH))
+    taken = [queue.take() for _ in range(4)]
+    assert [d.key for d in taken if d] == ["critical", "high", "low1", "low2"]
+    clock.now += 1.0
+    again = queue.take()
+    assert again is not None
+    assert again.key == "low0"
+    assert queue.statistics().in_flight == 5
