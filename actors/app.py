@@ -30,6 +30,7 @@ from actors import (
     router,
     tracking,
 )
+from actors.metrics import MetricsActor
 from actors.protocol import Names
 from actors.web import WebActor, WebApp
 from realtime.config import Config
@@ -37,6 +38,7 @@ from supervision import (
     Backoff,
     ChildSpec,
     MailboxSpec,
+    OverflowPolicy,
     Registry,
     SupervisionTree,
     SupervisorSpec,
@@ -127,6 +129,17 @@ def source_children(config: Config) -> list[ChildSpec]:
     return children
 
 
+def metrics_spec(config: Config) -> ChildSpec:
+    # REJECT, not BLOCK: a stuck metrics actor must never block a reporter
+    # (sources included); reporters keep their counts for the next report.
+    return ChildSpec(
+        name=Names.METRICS,
+        start=lambda ctx: MetricsActor.start(ctx, config),
+        mailbox=MailboxSpec(config.mailbox.metrics, OverflowPolicy.REJECT),
+        shutdown_s=config.supervision.shutdown_timeout_s,
+    )
+
+
 def build(config: Config) -> App:
     """Assemble (without starting) the tree for ``config``."""
     registry = Registry()
@@ -141,6 +154,7 @@ def build(config: Config) -> App:
     pipeline = supervisor(config, Names.PIPELINE, pipeline_children(config))
     sources = supervisor(config, Names.SOURCES, source_children(config))
     children = [
+        metrics_spec(config),
         journal.child_spec(config),
         pipeline.as_child(),
         sources.as_child(shutdown_s=config.supervision.shutdown_timeout_s * 4),

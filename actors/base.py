@@ -14,10 +14,11 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from actors.protocol import Names, StatsReport
+from realtime.event import Event
 from supervision import (
     ActorContext,
     ActorUnavailableError,
@@ -78,6 +79,18 @@ class ReportingActor(SupervisedActor):
         if samples is None:
             samples = self._samples[stage] = collections.deque(maxlen=MAX_SAMPLES_PER_STAGE)
         samples.append(latency_s)
+
+    def observe_many(self, stage: str, events: Iterable[Event]) -> None:
+        """:meth:`observe` for a batch of events, reading the clock once."""
+        now_ns = time.monotonic_ns()
+        samples = self._samples.get(stage)
+        if samples is None:
+            samples = self._samples[stage] = collections.deque(maxlen=MAX_SAMPLES_PER_STAGE)
+        append = samples.append
+        for event in events:
+            latency_s = (now_ns - event.received_at) / 1e9
+            if 0 <= latency_s < _MAX_PLAUSIBLE_LATENCY_S:
+                append(latency_s)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Report):

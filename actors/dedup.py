@@ -55,9 +55,12 @@ class DedupActor(ReportingActor):
             logger.warning("dedup: journal not running; starting with an empty window")
         loaded = self.window.load(entries)
         logger.info("dedup: window rebuilt with %d keys from the journal", loaded)
-        # A journal that is not running redelivers from its checkpoint when it starts.
-        with contextlib.suppress(ActorUnavailableError):
-            self.registry.tell(Names.JOURNAL, Resync(self.name))
+        if self.ctx.incarnation > 1:
+            # What the previous incarnation held is lost: redeliver from the
+            # checkpoint. (flow_control resyncs at every start; a journal that
+            # is not running redelivers from its checkpoint when it starts.)
+            with contextlib.suppress(ActorUnavailableError):
+                self.registry.tell(Names.JOURNAL, Resync(self.name))
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Deliver):
@@ -67,7 +70,6 @@ class DedupActor(ReportingActor):
 
     def _check(self, delivery: Deliver) -> None:
         now = time.time()
-        now_ns = time.monotonic_ns()
         check = self.window.check
         unique = []
         duplicates = []
@@ -77,7 +79,7 @@ class DedupActor(ReportingActor):
                 duplicates.append(seq)
             else:
                 unique.append(event)
-            self.observe("dedup", event.received_at, now_ns)
+        self.observe_many("dedup", delivery.events)
         self.counters["checked"] += len(delivery.events)
         self.counters["duplicates"] += len(duplicates)
         if duplicates:

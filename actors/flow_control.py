@@ -148,10 +148,7 @@ class FlowControlActor(ReportingActor):
                 self.router_credit = 0
                 break
             self.router_credit -= len(taken.events)
-            now_ns = time.monotonic_ns()
-            for event, waited in zip(taken.events, taken.waited_s, strict=True):
-                self.observe("flow", event.received_at, now_ns)
-                self.observe("flow_queue", now_ns - int(waited * 1e9), now_ns)
+            self.observe_many("flow", taken.events)
             self.counters["dispatched"] += len(taken.events)
         self._transitions()
         self._grant()

@@ -59,7 +59,14 @@ from actors.protocol import (
 from realtime.config import Config
 from realtime.event import KILLS_SOURCE, Event
 from realtime.journal_store import JournalStore, JournalUnavailableError
-from supervision import ActorContext, ActorUnavailableError, ChildSpec, MailboxSpec
+from realtime.metrics import series_key
+from supervision import (
+    ActorContext,
+    ActorUnavailableError,
+    ChildSpec,
+    MailboxSpec,
+    OverflowPolicy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -296,17 +303,17 @@ class JournalActor(ReportingActor):
         committed = self._store.append(events, rejects, list(cursors.values()))
         self._pending.clear()
         self._pending_events = 0
-        now_ns = time.monotonic_ns()
-        for event in committed:
-            self.observe("journal", event.received_at, now_ns)
+        self.observe_many("journal", committed)
         self._tail.extend(committed)
         self.counters["events_committed"] += len(committed)
         self.counters["rejects_committed"] += len(rejects)
         self.counters["commits"] += 1
         for event in committed:
-            self.counters[f"events_total|{event.source}|{event.type}"] += 1
+            self.counters[series_key("events_total", source=event.source, type=event.type)] += 1
         for reject in rejects:
-            self.counters[f"rejects_total|{reject.source}|{reject.reason}"] += 1
+            self.counters[
+                series_key("rejects_total", source=reject.source, reason=reject.reason)
+            ] += 1
 
     # -- delivery ------------------------------------------------------------
 
@@ -353,7 +360,9 @@ class JournalActor(ReportingActor):
     def _settle(self, settled: Settled) -> None:
         if settled.outcome is not Outcome.HANDLED:
             self._store.settle(settled.seqs, settled.outcome, settled.detail)
-        self.counters[f"settled|{settled.outcome}"] += len(settled.seqs)
+        self.counters[series_key("settled_total", outcome=str(settled.outcome))] += len(
+            settled.seqs
+        )
         checkpoint = self._checkpoint
         pending = self._settled
         for seq in settled.seqs:
@@ -433,6 +442,8 @@ def child_spec(config: Config) -> ChildSpec:
     return ChildSpec(
         name=Names.JOURNAL,
         start=lambda ctx: JournalActor.start(ctx, config, handover),
-        mailbox=MailboxSpec(config.mailbox.journal),
+        # A full journal refuses ingest (MailboxFullError) rather than block a
+        # source's reader thread; the source holds the batch and pauses.
+        mailbox=MailboxSpec(config.mailbox.journal, OverflowPolicy.REJECT),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )

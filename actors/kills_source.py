@@ -549,6 +549,7 @@ class KillsSource(ReportingActor):
                 len(control.subscription.characters),
             )
             self._send_updates(now)
+            self._ping()  # a first round trip now, not one heartbeat interval later
         elif isinstance(control, JoinFailed):
             self._channel_lost("join_failed", f"the server refused the join: {control.reason}")
         elif isinstance(control, ChannelClosed):
@@ -769,7 +770,7 @@ class KillsSource(ReportingActor):
             stats = self._shared.client.statistics()
         totals = {
             "frames_total": stats.frames_received,
-            "events_total": stats.events,
+            "decoded_total": stats.events,
             "rejects_total": sum(stats.rejects.values()),
         }
         for name, total in totals.items():

@@ -920,7 +920,7 @@ class MapSource(ReportingActor):
         with self._shared.lock:
             totals = {
                 "chunks_total": self._shared.frames,
-                "events_total": self._shared.events,
+                "decoded_total": self._shared.events,
                 "rejects_total": sum(self._shared.rejects.values()),
             }
         for name, total in totals.items():

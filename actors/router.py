@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,16 +102,20 @@ class RouterActor(ReportingActor):
 
     def on_start(self) -> None:
         super().on_start()
-        # Demand is granted once the journal's StreamReset (forwarded by
-        # flow_control) says which delivery epoch is current. A journal that is
-        # not running redelivers from its checkpoint when it starts.
-        with contextlib.suppress(ActorUnavailableError):
-            self.registry.tell(Names.JOURNAL, Resync(self.name))
+        if self.ctx.incarnation == 1:
+            # A first start takes deliveries of any epoch and grants at once.
+            self._grant(self.config.flow.demand, reset=True)
+        else:
+            # What the previous incarnation held is lost: redeliver from the
+            # checkpoint, and take only the epoch of the StreamReset (forwarded
+            # by flow_control) that this Resync causes.
+            with contextlib.suppress(ActorUnavailableError):
+                self.registry.tell(Names.JOURNAL, Resync(self.name))
         self.timers.send_interval(IDLE_GRANT_S, _IdleGrant())
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Deliver):
-            if message.epoch != self.epoch:
+            if self.epoch is not None and message.epoch != self.epoch:
                 self.counters["stale_epoch"] += len(message.events)
                 return None  # sent before the last stream reset; redelivered since
             self._queue.append(self._plan(message.events, message.epoch))
@@ -125,7 +128,8 @@ class RouterActor(ReportingActor):
             self._waiting = None
             self._run()
         elif isinstance(message, _IdleGrant):
-            if self.epoch is not None and not self._queue and self._waiting is None:
+            started = self.epoch is not None or self.ctx.incarnation == 1
+            if started and not self._queue and self._waiting is None:
                 self._grant(self.config.flow.demand, reset=True)
         else:
             return super().on_receive(message)
@@ -194,9 +198,7 @@ class RouterActor(ReportingActor):
             e for e in work.events if e.type in self.table and e.committed_seq not in work.dead
         ]
         ignored = [e for e in work.events if e.type not in self.table]
-        now_ns = time.monotonic_ns()
-        for event in handled:
-            self.observe("router", event.received_at, now_ns)
+        self.observe_many("router", handled)
         if handled:
             self._settle(handled, Outcome.HANDLED)
         if ignored:

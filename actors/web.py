@@ -14,6 +14,8 @@ import json
 import logging
 import re
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +37,7 @@ from supervision import (
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 2.0
+_QUERY_TOKEN = re.compile(r"([?&]token=)[^&\s]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,26 +122,51 @@ def needs_token(path: str) -> bool:
     return path.startswith(("/api/", "/debug/")) or path == "/"
 
 
+def token_in_query(path: str) -> bool:
+    """Where ``?token=`` may stand for the header: the dashboard, opened by a browser,
+    which cannot add a header to a page it navigates to."""
+    return path == "/"
+
+
+def unauthorised(path: str) -> Response:
+    """401: JSON for the API; for the dashboard, a page that asks for the token."""
+    if token_in_query(path):
+        from actors.web_api import login_page  # web_api builds on this module
+
+        return login_page()
+    return Response.json(401, {"error": "missing or wrong bearer token"})
+
+
 def livez(request: Request) -> Response:
     """200 while the root runs and every running actor answers a ping."""
     tree = request.app.snapshot()
     if tree.state != "running":
         return Response.json(503, {"status": "fail", "reasons": [f"root is {tree.state}"]})
-    unanswered = []
+    # Every running worker is pinged at once; all answers share one deadline.
+    pings = []
     for node in tree.walk()[1:]:
-        if node.state != "running" or node.kind != "worker":
+        if node.state == "running" and node.kind == "worker":
+            ref = request.app.registry.lookup(node.name)
+            pings.append((node.name, ref.ask(Ping(), block=False) if ref else None))
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    unanswered = []
+    for name, future in pings:
+        if future is None:
+            unanswered.append(f"{name}: not running")
             continue
         try:
-            request.app.registry.ask(node.name, Ping(), PROBE_TIMEOUT_S)
+            future.get(timeout=max(0.0, deadline - time.monotonic()))
         except (pykka.Timeout, Exception) as error:  # noqa: BLE001 -- any failure is an answer
-            unanswered.append(f"{node.name}: {type(error).__name__}")
+            unanswered.append(f"{name}: {type(error).__name__}")
     if unanswered:
         return Response.json(503, {"status": "fail", "reasons": unanswered})
     return Response.json(200, {"status": "pass"})
 
 
 def api_tree(request: Request) -> Response:
-    return Response.json(200, request.app.snapshot().as_dict())
+    from actors.web_api import json_response  # failure messages may quote a secret
+
+    return json_response(request.app.config, 200, request.app.snapshot().as_dict())
 
 
 def debug_crash(request: Request) -> Response:
@@ -157,10 +185,13 @@ def debug_crash(request: Request) -> Response:
 
 
 def default_routes() -> Routes:
+    from actors.web_api import register  # web_api builds on this module
+
     routes = Routes()
     routes.add("GET", "/livez", livez)
     routes.add("GET", "/api/tree", api_tree)
     routes.add("POST", "/debug/crash/{actor}", debug_crash)
+    register(routes)
     return routes
 
 
@@ -225,9 +256,9 @@ def _handler_class(app: WebApp) -> type[BaseHTTPRequestHandler]:
             self._serve("POST")
 
         def _serve(self, method: str) -> None:
-            path = self.path.split("?", 1)[0]
-            if token and needs_token(path) and not self._authorised(token):
-                self._send(Response.json(401, {"error": "missing or wrong bearer token"}))
+            path, _, query = self.path.partition("?")
+            if token and needs_token(path) and not self._authorised(token, path, query):
+                self._send(unauthorised(path))
                 return
             found = app.routes.match(method, path)
             if found is None:
@@ -242,9 +273,14 @@ def _handler_class(app: WebApp) -> type[BaseHTTPRequestHandler]:
                 response = Response.json(500, {"error": "internal error; see the log"})
             self._send(response)
 
-        def _authorised(self, expected: str) -> bool:
+        def _authorised(self, expected: str, path: str, query: str) -> bool:
             given = self.headers.get("Authorization", "")
-            return hmac.compare_digest(given.encode(), f"Bearer {expected}".encode())
+            if hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+                return True
+            if not token_in_query(path):
+                return False
+            offered = urllib.parse.parse_qs(query).get("token", [""])[-1]
+            return hmac.compare_digest(offered.encode(), expected.encode())
 
         def _send(self, response: Response) -> None:
             self.send_response(response.status)
@@ -257,6 +293,6 @@ def _handler_class(app: WebApp) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(response.body)
 
         def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("web: %s", format % args)
+            logger.debug("web: %s", _QUERY_TOKEN.sub(r"\1***", format % args))
 
     return _Handler

@@ -112,6 +112,8 @@ class ActorContext:
         registry: the tree's name registry; send to others by name through it.
         mailbox: the child's mailbox bound and policy.
         report_exit: called once, from the child's thread, when it exits.
+        incarnation: 1 for the first start under this supervisor, then 2, 3...
+            after each restart (an actor may act differently on a restart).
         exit_reason: the reason, once it exited (read by the start handshake).
         describe_children: set by a supervisor child, so that its parent can
             show the subtree without asking it (it may be busy).
@@ -121,6 +123,7 @@ class ActorContext:
     registry: Registry
     mailbox: MailboxSpec
     report_exit: Callable[[ExitReason], None]
+    incarnation: int = 1
     exit_reason: ExitReason | None = None
     describe_children: Callable[[], tuple[TreeNode, ...]] | None = None
     _exit_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -263,6 +263,7 @@ class Supervisor(SupervisedActor):
             registry=self.registry,
             mailbox=spec.mailbox,
             report_exit=partial(self._report_exit, spec.name, incarnation),
+            incarnation=incarnation,
         )
         try:
             ref = spec.start(ctx)
