@@ -1,18 +1,19 @@
-"""A 10x overload burst against the real program: priorities hold, memory stays flat.
+"""An overload burst against the real program: priorities hold, memory stays flat.
 
 The burst is what a reconnect storm looks like: thousands of low-priority
-events (preload killmails, ``kill_count_update``) arriving at once, tens of
-times what the pipeline handles per second and hundreds of times what Discord
-accepts (50 requests a second), with a few critical events (kills of the
-tracked pilot, rally points) and high ones (live kills in tracked systems)
-right behind them. Critical and high notifications must all be delivered,
-the critical ones ahead of the bulk of the low ones; and the process must not
-keep what it handled: more bursts leave its resident memory where the first
-one did.
+events (preload killmails, ``kill_count_update``) arriving at once (about
+40,000 events a second here, over three times what the pipeline handles, and
+150 low notifications, three seconds of Discord's global limit of 50 requests
+a second), with a few critical events (kills of the tracked pilot, rally
+points) and high ones (live kills in tracked systems) in its middle. Critical
+and high notifications must all be delivered, the critical ones ahead of the
+bulk of the low ones; and the process must not keep what it handled: more
+bursts leave its resident memory where the first one did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from actors.notifier import Delivery, SendQueue
@@ -26,13 +27,16 @@ from tests.fault_world import (
     Identity,
     fault_world,
     identity,
+    preload_frame,
 )
 
 FRAME_KILLS = 50
-LOW_NOTIFIABLE = 100
-"""Preload kills in tracked systems: notified, at low priority (about 2 s of Discord)."""
-LOW_SILENT = 4000
-"""Preload kills in an untracked system: the pipeline decides them, nothing is posted."""
+LOW_FRAMES = 3
+"""Preload frames in tracked systems: notified, at low priority (3 s of Discord's
+global limit, 50 requests a second)."""
+SILENT_AHEAD, SILENT_BEHIND = 10, 70
+"""Preload frames in an untracked system, sent before and after the critical
+events: the pipeline decides every kill, nothing is posted."""
 KILL_COUNTS = 1500
 RSS_GROWTH_BOUND_KIB = 40 * 1024
 """What two more bursts may add to the resident set: a generous bound, for the
@@ -40,41 +44,57 @@ in-flight peak varies from burst to burst (they used to add ~95 MiB, ~12 KiB per
 handled killmail, kept for good)."""
 
 
-def low_burst(world: FaultWorld, notifiable: int, silent: int) -> set[Identity]:
-    """Send the low-priority burst; the identities of its notifiable kills."""
-    low: set[Identity] = set()
-    for index in range(notifiable // FRAME_KILLS):
-        system_id = TRACKED_SYSTEMS[index % len(TRACKED_SYSTEMS)]
-        low |= {
-            ("kill", str(kill["killmail_id"]))
-            for kill in world.send_preload(system_id, FRAME_KILLS)
-        }
-    for _ in range(silent // FRAME_KILLS):
-        world.send_preload(UNTRACKED_SYSTEMS[0], FRAME_KILLS)
+def preloads(world: FaultWorld, systems: Sequence[int]) -> tuple[list[str], set[Identity]]:
+    """One preload frame of :data:`FRAME_KILLS` kills per system in ``systems``, and the
+    identities of the notifiable ones (recorded as expected: built ahead, sent at once)."""
+    frames: list[str] = []
+    notifiable: set[Identity] = set()
+    for system_id in systems:
+        kills = [world.killmail(system_id, age_s=600) for _ in range(FRAME_KILLS)]
+        for kill in kills:
+            world.expect_kill(kill)
+            if system_id in TRACKED_SYSTEMS:
+                notifiable.add(("kill", str(kill["killmail_id"])))
+        frames.append(preload_frame(system_id, kills))
+    return frames, notifiable
+
+
+def send(world: FaultWorld, frames: Sequence[str]) -> None:
+    for frame in frames:
+        world.kills.send_raw(frame)
+
+
+def push_kill_counts(world: FaultWorld) -> None:
     for index in range(KILL_COUNTS):
         world.kills.push_kill_count(TRACKED_SYSTEMS[index % len(TRACKED_SYSTEMS)], index)
-    return low
 
 
-def test_a_10x_overload_burst_delivers_critical_notifications_ahead_of_the_low_ones(
+def test_an_overload_burst_delivers_critical_notifications_ahead_of_the_low_ones(
     tmp_path: Path,
 ) -> None:
     # heartbeats queue behind the burst on the server: give them time enough
     with fault_world(tmp_path, seed=71, heartbeat_s=2.0) as world:
         world.publish_mix(4)
         world.wait_delivered()
+        tracked = [TRACKED_SYSTEMS[i % len(TRACKED_SYSTEMS)] for i in range(LOW_FRAMES)]
+        ahead, low = preloads(world, tracked + [UNTRACKED_SYSTEMS[0]] * SILENT_AHEAD)
+        behind, _ = preloads(world, [UNTRACKED_SYSTEMS[0]] * SILENT_BEHIND)
+        critical_kills = [
+            world.killmail(UNTRACKED_SYSTEMS[1], involving=TRACKED_CHARACTER) for _ in range(5)
+        ]
+        high_kills = [world.killmail() for _ in range(5)]
 
-        low = low_burst(world, LOW_NOTIFIABLE, LOW_SILENT)
-        critical: set[Identity] = set()
-        for _ in range(5):
-            kill = world.publish_kill(
-                world.killmail(UNTRACKED_SYSTEMS[1], involving=TRACKED_CHARACTER)
-            )
-            critical.add(("kill", str(kill["killmail_id"])))
+        # the burst, with the critical and high events in its middle
+        send(world, ahead)
+        critical = {("kill", str(world.publish_kill(k)["killmail_id"])) for k in critical_kills}
         for _ in range(3):
             world.rally_point()
         critical |= {key for key in world.expected if key[0] == "rally"}
-        high = {("kill", str(world.publish_kill(map_kill=True)["killmail_id"])) for _ in range(5)}
+        high = {
+            ("kill", str(world.publish_kill(k, map_kill=True)["killmail_id"])) for k in high_kills
+        }
+        send(world, behind)
+        push_kill_counts(world)
         world.wait_delivered(timeout_s=60)
         world.assert_exactly_once()
 
@@ -91,7 +111,9 @@ def test_repeated_overload_bursts_leave_the_resident_memory_flat(tmp_path: Path)
         program = world.program_running()
         sizes = []
         for _ in range(3):
-            low_burst(world, 0, LOW_SILENT)
+            frames, _ = preloads(world, [UNTRACKED_SYSTEMS[0]] * (SILENT_AHEAD + SILENT_BEHIND))
+            send(world, frames)
+            push_kill_counts(world)
             world.rally_point()
             world.wait_delivered(timeout_s=60)
             sizes.append(program.rss_kib())
