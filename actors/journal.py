@@ -72,7 +72,7 @@ logger = logging.getLogger(__name__)
 
 JOURNAL_FILE = "journal.sqlite3"
 TAIL_EVENTS = 20_000
-"""Recently committed events kept in memory for delivery without a read."""
+"""Committed events past the checkpoint kept in memory for delivery without a read."""
 CHECKPOINT_EVERY_S = 0.2
 RETRY_EVERY_S = 1.0
 PURGE_ROWS = 5000
@@ -372,6 +372,11 @@ class JournalActor(ReportingActor):
             checkpoint += 1
             pending.discard(checkpoint)
         self._checkpoint = checkpoint
+        # Delivery never restarts at or before the checkpoint: what the tail
+        # holds there is history, and a killmail weighs kilobytes in memory.
+        tail = self._tail
+        while tail and tail[0].committed_seq <= checkpoint:
+            tail.popleft()
 
     def _save_checkpoint(self) -> None:
         if self._checkpoint != self._saved_checkpoint:

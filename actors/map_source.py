@@ -93,6 +93,8 @@ _RETRYABLE_STATUSES: Final = frozenset({408, 425, 429})
 _ERROR_BODY_BYTES: Final = 2048
 _CURSOR_ASK_TIMEOUT_S: Final = 5.0
 _READ_TIMEOUT_MARGIN_S: Final = 1.0
+_ULID_LENGTH: Final = 26
+_CROCKFORD: Final = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 class FailureKind(enum.StrEnum):
@@ -228,6 +230,7 @@ class _Reader:
         self._socket_lock = threading.Lock()
         self._aborted = False
         self._connected_id = ""
+        self._fresh_start = False
         self.thread = threading.Thread(
             target=self._run, name=f"map-reader:{settings.slug}-{generation}", daemon=True
         )
@@ -360,6 +363,7 @@ class _Reader:
                 max_event_bytes=settings.max_event_bytes,
                 last_event_id=cursor or "",
             )
+            self._fresh_start = cursor is None
             reason, kind = self._read(response, parser)
             parser.close()
             self._post(_ReaderEnded(self.generation, reason, parser.retry_ms, kind))
@@ -409,33 +413,34 @@ class _Reader:
                 max_raw_bytes=settings.max_reject_bytes,
             )
             if isinstance(decoded, MapControl):
-                # Its id is newer than the backfill that follows: never a resume point.
+                # Its id is newer than the backfill that follows: never a resume
+                # point, except on a stream opened without one (no backfill),
+                # where it marks the start: committed at once, a crash before
+                # the first event is journaled resumes from there, losing nothing.
                 self._connected_id = item.last_event_id
+                if self._fresh_start and is_resume_point(item.last_event_id):
+                    cursor = item.last_event_id
                 if not self._post(_StreamConnected(self.generation, decoded)):
                     return False
                 continue
             if isinstance(decoded, Event):
                 events.append(decoded)
-                cursor = item.last_event_id
             else:
                 rejects.append(decoded)
                 self._rejects.note(decoded)
-                if item.last_event_id and item.last_event_id != self._connected_id:
-                    cursor = item.last_event_id
-        shared = self._shared
-        with shared.lock:
-            if shared.generation != self.generation:
-                return False
-            shared.frames += 1
-            if items:
-                shared.last_activity_at = received_ns / 1e9
-            shared.events += len(events)
-            for reject in rejects:
-                shared.rejects[reject.reason] = shared.rejects.get(reject.reason, 0) + 1
-            shared.parser = parser.statistics()
-            if cursor:
-                shared.last_event_id = cursor
-        if events or rejects:
+            if item.last_event_id != self._connected_id and is_resume_point(item.last_event_id):
+                cursor = item.last_event_id
+        recorded = self._record(
+            active=bool(items),
+            events=events,
+            rejects=rejects,
+            parser=parser,
+            received_ns=received_ns,
+            cursor=cursor,
+        )
+        if not recorded:
+            return False
+        if events or rejects or cursor:
             ingest = Ingest(
                 settings.source,
                 tuple(events),
@@ -444,6 +449,46 @@ class _Reader:
             )
             return self._gate.deliver(ingest)
         return True
+
+    def _record(
+        self,
+        *,
+        active: bool,
+        events: Sequence[Event],
+        rejects: Sequence[Reject],
+        parser: SseParser,
+        received_ns: int,
+        cursor: str,
+    ) -> bool:
+        """Count a read in the shared figures; ``False`` if a newer reader superseded this one."""
+        shared = self._shared
+        with shared.lock:
+            if shared.generation != self.generation:
+                return False
+            shared.frames += 1
+            if active:
+                shared.last_activity_at = received_ns / 1e9
+            shared.events += len(events)
+            for reject in rejects:
+                shared.rejects[reject.reason] = shared.rejects.get(reject.reason, 0) + 1
+            shared.parser = parser.statistics()
+            if cursor:
+                shared.last_event_id = cursor
+        return True
+
+
+def is_resume_point(event_id: str) -> bool:
+    """Whether the map server can resume after ``event_id``: a ULID (any case).
+
+    The server reads the resume point as a ULID and replays nothing after one
+    it cannot read, so any other id (garbage on the stream) must never replace
+    the cursor: a reconnection would then silently skip the backfill.
+    """
+    return (
+        len(event_id) == _ULID_LENGTH
+        and event_id[0] <= "7"
+        and all(char in _CROCKFORD for char in event_id.upper())
+    )
 
 
 def _describe(error: BaseException) -> str:
