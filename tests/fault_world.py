@@ -33,7 +33,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -515,6 +515,20 @@ class FaultWorld:
         except AssertionError as error:
             msg = f"{error}\nmissing: {sorted(self.missing())}\nsettled: {self.progress()}"
             raise AssertionError(msg) from error
+
+    def wait_notified(self, kills: Iterable[Mapping[str, Any]], timeout_s: float = 10.0) -> None:
+        """Wait until every notifiable kill among ``kills`` has its Discord message.
+
+        Before a fault that may lose what is in flight on the kills socket:
+        a kill that matches only the tracked character is in no preload.
+        """
+        wanted = {("kill", str(kill["killmail_id"])) for kill in kills} & set(self.expected)
+        wait_for(
+            lambda: wanted <= set(self.delivered()),
+            timeout_s=timeout_s,
+            interval_s=0.01,
+            what="the kills notified",
+        )
 
     def settled(self) -> bool:
         progress = self.progress()
