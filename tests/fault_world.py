@@ -410,15 +410,19 @@ class FaultWorld:
             published.append(self.publish_kill(kill, map_kill=both))
         return published
 
-    def publish_recoverable(self, per_system: int, *, map_kill_every: int = 2) -> None:
+    def publish_recoverable(
+        self, per_system: int, *, map_kill_every: int = 2
+    ) -> list[dict[str, Any]]:
         """``per_system`` kills in each tracked system, every n-th also as ``map_kill``.
 
         These are the kills a (re)join's preload brings back when they were
         published while the socket was down: keep ``per_system`` plus what was
         published since the last join within :data:`PRELOAD_PER_SYSTEM`.
         """
-        for index in range(per_system * len(TRACKED_SYSTEMS)):
+        return [
             self.publish_kill(self.killmail(), map_kill=index % map_kill_every == 0)
+            for index in range(per_system * len(TRACKED_SYSTEMS))
+        ]
 
     def send_preload(self, system_id: int, count: int) -> list[dict[str, Any]]:
         """``count`` ten-minute-old kills in ``system_id`` as one preload frame (``send_raw``).
@@ -546,6 +550,25 @@ class FaultWorld:
         except sqlite3.OperationalError:
             return {"last_seq": 1, "checkpoint": 0, "pending": 0}
         return {"last_seq": last_seq, "checkpoint": checkpoint[0], "pending": pending}
+
+    def journal_events(self, source: str) -> list[dict[str, Any]]:
+        """The journal's events of ``source``, oldest first, as ``run.py events`` lists them."""
+        listed = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "run.py"),
+                "events",
+                "--config",
+                str(self.config_path),
+                "--source",
+                source,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+        return [orjson.loads(line) for line in listed.stdout.splitlines()]
 
     def map_cursor(self) -> str | None:
         """The map stream's resume point committed in the journal (read-only), if any."""

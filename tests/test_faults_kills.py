@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from realtime.event import KILLS_SOURCE
 from tests.fault_world import fault_world
 from tests.support import wait_for
 
@@ -82,7 +83,7 @@ def test_a_kills_server_restart_on_the_same_port_brings_outage_kills_back_by_pre
                 what="the server down, every connection closed",
             )
             # published while nobody can connect: kept in the server's history only
-            world.publish_recoverable(1)
+            outage = world.publish_recoverable(1)
             world.publish_map_events(3, first_system=31000500)
         finally:
             restart.join(15)
@@ -91,3 +92,10 @@ def test_a_kills_server_restart_on_the_same_port_brings_outage_kills_back_by_pre
         world.publish_mix(7)
         world.wait_delivered()
         world.assert_exactly_once()
+        # the outage's kills came back, as they only could, with the rejoin's preload
+        journaled = world.journal_events(KILLS_SOURCE)
+        outage_ids = {str(kill["killmail_id"]) for kill in outage}
+        live = {event["id"] for event in journaled if event["data"].get("preload") is not True}
+        preloaded = {event["id"] for event in journaled if event["data"].get("preload") is True}
+        assert outage_ids <= preloaded
+        assert not outage_ids & live

@@ -111,6 +111,7 @@ def test_an_overload_burst_delivers_critical_notifications_ahead_of_the_low_ones
 def test_repeated_overload_bursts_leave_the_resident_memory_flat(tmp_path: Path) -> None:
     with fault_world(tmp_path, seed=72, heartbeat_s=2.0) as world:
         program = world.program_running()
+        world.publish_mix(7)
         sizes = []
         for _ in range(BURSTS):
             frames, _ = preloads(world, [UNTRACKED_SYSTEMS[0]] * BURST_FRAMES)
