@@ -33,7 +33,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,15 +410,19 @@ class FaultWorld:
             published.append(self.publish_kill(kill, map_kill=both))
         return published
 
-    def publish_recoverable(self, per_system: int, *, map_kill_every: int = 2) -> None:
+    def publish_recoverable(
+        self, per_system: int, *, map_kill_every: int = 2
+    ) -> list[dict[str, Any]]:
         """``per_system`` kills in each tracked system, every n-th also as ``map_kill``.
 
         These are the kills a (re)join's preload brings back when they were
         published while the socket was down: keep ``per_system`` plus what was
         published since the last join within :data:`PRELOAD_PER_SYSTEM`.
         """
-        for index in range(per_system * len(TRACKED_SYSTEMS)):
+        return [
             self.publish_kill(self.killmail(), map_kill=index % map_kill_every == 0)
+            for index in range(per_system * len(TRACKED_SYSTEMS))
+        ]
 
     def send_preload(self, system_id: int, count: int) -> list[dict[str, Any]]:
         """``count`` ten-minute-old kills in ``system_id`` as one preload frame (``send_raw``).
@@ -516,6 +520,20 @@ class FaultWorld:
             msg = f"{error}\nmissing: {sorted(self.missing())}\nsettled: {self.progress()}"
             raise AssertionError(msg) from error
 
+    def wait_notified(self, kills: Iterable[Mapping[str, Any]], timeout_s: float = 10.0) -> None:
+        """Wait until every notifiable kill among ``kills`` has its Discord message.
+
+        Before a fault that may lose what is in flight on the kills socket:
+        a kill that matches only the tracked character is in no preload.
+        """
+        wanted = {("kill", str(kill["killmail_id"])) for kill in kills} & set(self.expected)
+        wait_for(
+            lambda: wanted <= set(self.delivered()),
+            timeout_s=timeout_s,
+            interval_s=0.01,
+            what="the kills notified",
+        )
+
     def settled(self) -> bool:
         progress = self.progress()
         return progress["checkpoint"] >= progress["last_seq"] and progress["pending"] == 0
@@ -532,6 +550,25 @@ class FaultWorld:
         except sqlite3.OperationalError:
             return {"last_seq": 1, "checkpoint": 0, "pending": 0}
         return {"last_seq": last_seq, "checkpoint": checkpoint[0], "pending": pending}
+
+    def journal_events(self, source: str) -> list[dict[str, Any]]:
+        """The journal's events of ``source``, oldest first, as ``run.py events`` lists them."""
+        listed = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "run.py"),
+                "events",
+                "--config",
+                str(self.config_path),
+                "--source",
+                source,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+        return [orjson.loads(line) for line in listed.stdout.splitlines()]
 
     def map_cursor(self) -> str | None:
         """The map stream's resume point committed in the journal (read-only), if any."""

@@ -69,11 +69,12 @@ def test_crashing_every_actor_in_turn_while_events_flow_loses_and_duplicates_not
         for index, name in enumerate(names[1:]):
             # the pipeline is busy when the crash lands: a preload burst is on its way
             world.send_preload(UNTRACKED_SYSTEMS[0], 300)
-            world.publish_mix(4)
+            world.publish_recoverable(1)
             world.publish_map_events(1, first_system=31000900 + index)
             crash(world, name)
-            world.publish_mix(3)
+            world.publish_recoverable(1)
             world.wait_connected()
+            world.wait_notified(world.publish_mix(7))
         world.publish_mix(4)
         world.wait_delivered()
         world.assert_exactly_once()

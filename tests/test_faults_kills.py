@@ -4,8 +4,9 @@ Kills published while the socket is down come back only through the
 server's preload after the rejoin, which holds the newest
 :data:`~tests.fault_world.PRELOAD_PER_SYSTEM` kills of each *subscribed
 system*: these tests publish at most that many per system between two joins,
-and during an outage only kills in tracked systems (a kill that matches only
-a tracked character is not in any preload; see the suite's report).
+and, around an outage, only kills in tracked systems: a kill that matches only
+a tracked character is in no preload, so the tests wait for those to be
+notified before they break the connection (see the suite's report).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from realtime.event import KILLS_SOURCE
 from tests.fault_world import fault_world
 from tests.support import wait_for
 
@@ -23,9 +25,10 @@ def test_websocket_dropped_abruptly_again_and_again_loses_and_duplicates_nothing
     with fault_world(tmp_path, seed=11) as world:
         for cycle in range(5):
             joins = world.kills.stats().joins_ok
-            world.publish_mix(7)
+            world.wait_notified(world.publish_mix(7))
             world.publish_map_events(2, first_system=31000300 + 10 * cycle)
-            # no flush: frames are in flight when the sockets are aborted (RST, no close frame)
+            # frames are in flight when the sockets are aborted (RST, no close frame)
+            world.publish_recoverable(1)
             assert world.kills.drop_all() >= 1
             world.publish_recoverable(1)
             world.wait_rejoined(joins)
@@ -39,7 +42,8 @@ def test_a_half_open_websocket_is_abandoned_and_its_lost_kills_come_back_with_th
     tmp_path: Path,
 ) -> None:
     with fault_world(tmp_path, seed=12) as world:
-        world.publish_mix(7)
+        world.wait_notified(world.publish_mix(7))
+        world.publish_recoverable(1)
         sockets = world.kills.stats().sockets_open
         world.kills.set_half_open(True)
         # the server now discards every push: these exist only in its history
@@ -64,7 +68,8 @@ def test_a_kills_server_restart_on_the_same_port_brings_outage_kills_back_by_pre
     tmp_path: Path,
 ) -> None:
     with fault_world(tmp_path, seed=13) as world:
-        world.publish_mix(7)
+        world.wait_notified(world.publish_mix(7))
+        world.publish_recoverable(1)
         restarts = world.kills.stats().restarts
         restart = threading.Thread(target=world.kills.restart, kwargs={"down_s": 1.0})
         restart.start()
@@ -78,7 +83,7 @@ def test_a_kills_server_restart_on_the_same_port_brings_outage_kills_back_by_pre
                 what="the server down, every connection closed",
             )
             # published while nobody can connect: kept in the server's history only
-            world.publish_recoverable(1)
+            outage = world.publish_recoverable(1)
             world.publish_map_events(3, first_system=31000500)
         finally:
             restart.join(15)
@@ -87,3 +92,10 @@ def test_a_kills_server_restart_on_the_same_port_brings_outage_kills_back_by_pre
         world.publish_mix(7)
         world.wait_delivered()
         world.assert_exactly_once()
+        # the outage's kills came back, as they only could, with the rejoin's preload
+        journaled = world.journal_events(KILLS_SOURCE)
+        outage_ids = {str(kill["killmail_id"]) for kill in outage}
+        live = {event["id"] for event in journaled if event["data"].get("preload") is not True}
+        preloaded = {event["id"] for event in journaled if event["data"].get("preload") is True}
+        assert outage_ids <= preloaded
+        assert not outage_ids & live

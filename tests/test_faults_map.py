@@ -5,35 +5,10 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
-import subprocess
-import sys
 from pathlib import Path
 
-import orjson
-
 from tests.fault_world import SLUG, FaultWorld, fault_world
-from tests.process import ROOT
 from tests.support import wait_for
-
-
-def journaled_map_ids(world: FaultWorld) -> collections.Counter[str]:
-    """How often each SSE id of the map is in the journal, as ``run.py events`` lists it."""
-    listed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "run.py"),
-            "events",
-            "--config",
-            str(world.config_path),
-            "--source",
-            f"map:{SLUG}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-        timeout=30,
-    )
-    return collections.Counter(orjson.loads(line)["id"] for line in listed.stdout.splitlines())
 
 
 def answered_at_least(world: FaultWorld, status: int, count: int) -> bool:
@@ -62,7 +37,9 @@ def test_sse_dropped_resumes_exactly_after_the_last_journaled_event(tmp_path: Pa
             world.wait_connected()
         world.wait_delivered()
         world.assert_exactly_once()
-        journaled = journaled_map_ids(world)
+        journaled = collections.Counter(
+            event["id"] for event in world.journal_events(f"map:{SLUG}")
+        )
         # exact: every event once, none replayed by a resume from too far back
         assert set(published) <= set(journaled)
         assert max(journaled.values()) == 1
