@@ -67,6 +67,7 @@ from realtime.map_events import (
     DEFAULT_MAX_RAW_BYTES,
     MapControl,
     decode_map_event,
+    is_resume_point,
     parse_systems,
     parse_tracked_characters,
     stream_headers,
@@ -93,8 +94,6 @@ _RETRYABLE_STATUSES: Final = frozenset({408, 425, 429})
 _ERROR_BODY_BYTES: Final = 2048
 _CURSOR_ASK_TIMEOUT_S: Final = 5.0
 _READ_TIMEOUT_MARGIN_S: Final = 1.0
-_ULID_LENGTH: Final = 26
-_CROCKFORD: Final = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 class FailureKind(enum.StrEnum):
@@ -475,20 +474,6 @@ class _Reader:
             if cursor:
                 shared.last_event_id = cursor
         return True
-
-
-def is_resume_point(event_id: str) -> bool:
-    """Whether the map server can resume after ``event_id``: a ULID (any case).
-
-    The server reads the resume point as a ULID and replays nothing after one
-    it cannot read, so any other id (garbage on the stream) must never replace
-    the cursor: a reconnection would then silently skip the backfill.
-    """
-    return (
-        len(event_id) == _ULID_LENGTH
-        and event_id[0] <= "7"
-        and all(char in _CROCKFORD for char in event_id.upper())
-    )
 
 
 def _describe(error: BaseException) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import requests
 
-from actors.map_source import is_resume_point
+from realtime.map_events import is_resume_point
 from simulator import ulid
 from tests.fault_world import TRACKED_SYSTEMS, FaultWorld, fault_world
 from tests.support import wait_for
