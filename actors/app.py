@@ -154,7 +154,7 @@ def build(config: Config) -> App:
     pipeline = supervisor(config, Names.PIPELINE, pipeline_children(config))
     sources = supervisor(config, Names.SOURCES, source_children(config))
     children = [
-        metrics_spec(config),
+        *([metrics_spec(config)] if config.metrics.enabled else []),
         journal.child_spec(config),
         pipeline.as_child(),
         sources.as_child(shutdown_s=config.supervision.shutdown_timeout_s * 4),

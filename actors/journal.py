@@ -10,8 +10,9 @@ Ingest (group commit)
 Delivery (demand-driven)
     Committed events go to ``dedup`` only as far as ``flow_control`` has
     granted demand; the rest waits on disk (read back when needed), so
-    overload becomes backlog, not memory. Recently committed events are kept
-    in a bounded tail so the usual case never reads the database.
+    overload becomes backlog, not memory. Committed events not yet delivered
+    are kept in a bounded tail so the usual case never reads the database;
+    a delivered event leaves it (a redelivery reads the database).
 
 Checkpoint and redelivery
     Stages report finished events with :class:`~actors.protocol.Settled`. The
@@ -72,7 +73,7 @@ logger = logging.getLogger(__name__)
 
 JOURNAL_FILE = "journal.sqlite3"
 TAIL_EVENTS = 20_000
-"""Committed events past the checkpoint kept in memory for delivery without a read."""
+"""Committed, undelivered events kept in memory for delivery without a read."""
 CHECKPOINT_EVERY_S = 0.2
 RETRY_EVERY_S = 1.0
 PURGE_ROWS = 5000
@@ -133,6 +134,7 @@ class JournalActor(ReportingActor):
         self._tail: collections.deque[Event] = collections.deque(maxlen=TAIL_EVENTS)
         self._credit = 0
         self._delivered_upto = 0
+        self._last_seq = 0
         self._checkpoint = 0
         self._saved_checkpoint = 0
         self._settled: set[int] = set()
@@ -152,6 +154,7 @@ class JournalActor(ReportingActor):
         )
         self._checkpoint = self._saved_checkpoint = self.store.checkpoint()
         self._delivered_upto = self._checkpoint
+        self._last_seq = self.store.last_seq()
         logger.info(
             "journal: %s open, last seq %d, checkpoint %d",
             self.store.path,
@@ -305,6 +308,8 @@ class JournalActor(ReportingActor):
         self._pending_events = 0
         self.observe_many("journal", committed)
         self._tail.extend(committed)
+        if committed:
+            self._last_seq = committed[-1].committed_seq
         self.counters["events_committed"] += len(committed)
         self.counters["rejects_committed"] += len(rejects)
         self.counters["commits"] += 1
@@ -329,8 +334,17 @@ class JournalActor(ReportingActor):
                 return  # dedup restarts and sends Resync; delivery resumes then
             self._credit -= len(events)
             self._delivered_upto = events[-1].committed_seq
+            self._forget_delivered()
+
+    def _forget_delivered(self) -> None:
+        """Drop delivered events from the tail: a decoded killmail holds ~15 KB."""
+        tail, delivered = self._tail, self._delivered_upto
+        while tail and tail[0].committed_seq <= delivered:
+            tail.popleft()
 
     def _next(self, limit: int) -> list[Event]:
+        if self._delivered_upto >= self._last_seq:
+            return []
         start = self._delivered_upto + 1
         tail = self._tail
         if tail and tail[0].committed_seq <= start:
@@ -427,6 +441,9 @@ class JournalActor(ReportingActor):
             "delivered_upto": self._delivered_upto,
             "credit": self._credit,
             "pending": self._pending_events,
+            "max_pending": self.config.journal.max_pending,
+            "tail": len(self._tail),
+            "tail_capacity": TAIL_EVENTS,
             "rows": stats.rows,
             "db_bytes": stats.db_bytes,
             "wal_bytes": stats.wal_bytes,

@@ -7,7 +7,9 @@ it opens the WebSocket, then only receives frames, stamps them with
 events and rejects of each frame to the journal as one
 :class:`~actors.protocol.Ingest` itself, and forwards everything that changes
 the connection (the join's answer, channel closed or crashed, heartbeat and
-ping round trips, the end of the socket) to the actor as messages.
+ping round trips, the end of the socket) to the actor as messages. The
+socket is read in large chunks: one system call brings every frame that has
+arrived (see :class:`_ReadAheadWebSocket`).
 
 The actor owns time and decisions, on a timer tick:
 
@@ -84,6 +86,7 @@ from supervision import (
 logger = logging.getLogger(__name__)
 
 _PING_PAYLOAD: Final = struct.Struct("!Q")
+READ_AHEAD_BYTES: Final = 65_536
 _MAX_PLAUSIBLE_RTT_S: Final = 3600.0
 _CLOSE_GOING_AWAY: Final = 1001
 _TRACKING_ASK_PATIENCE_S: Final = 5.0
@@ -172,6 +175,22 @@ class _Shared:
 # -- the reader thread ------------------------------------------------------------------
 
 
+class _ReadAheadWebSocket(websocket.WebSocket):
+    """websocket-client's socket, reading what has arrived rather than exactly each part.
+
+    websocket-client asks its reader for a frame's header, length and payload
+    one by one, each a system call (two with a read timeout), and every system
+    call releases the GIL, which another busy thread may then keep for a
+    switch interval. Reading up to :data:`READ_AHEAD_BYTES` at a time brings
+    every frame that has arrived in one call; websocket-client's frame buffer
+    keeps what a read returns beyond the size asked for.
+    """
+
+    def _recv(self, bufsize: int) -> bytes:
+        data: bytes = super()._recv(max(bufsize, READ_AHEAD_BYTES))  # type: ignore[no-untyped-call]
+        return data
+
+
 class _Reader:
     """Connects one WebSocket, then receives until it ends; see the module docstring."""
 
@@ -188,7 +207,7 @@ class _Reader:
         rejects: RejectLog,
     ) -> None:
         self.generation = generation
-        self.socket = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
+        self.socket = _ReadAheadWebSocket(skip_utf8_validation=True, enable_multithread=True)
         self._url = url
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s

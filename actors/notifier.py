@@ -85,7 +85,7 @@ from realtime.flow import TrackedView
 from realtime.keys import KILLMAIL_TYPES
 from realtime.ledger import DATABASE_FILE, Claim, Ledger, LedgerEntry
 from realtime.notifications import Decision, Notification, kill_notification, map_notification
-from realtime.render import console_line, message_payload
+from realtime.render import console_lines, message_payload
 from realtime.tracking import TrackedLookup
 from supervision import (
     ActorContext,
@@ -515,15 +515,13 @@ class ConsoleSink:
 
     @staticmethod
     def payload(notification: Notification) -> bytes:
-        return orjson.dumps(
-            {
-                "plain": console_line(notification, colour=False),
-                "colour": console_line(notification, colour=True),
-            }
-        )
+        plain, colour = console_lines(notification)
+        return orjson.dumps({"plain": plain, "colour": colour})
 
     def write(self, payload: bytes) -> bool:
         """Write the line stored in ``payload``; ``False`` if it holds no line.
+
+        The line may stay in the stream's buffer until :meth:`flush`.
 
         Raises:
             OSError: the stream is closed or broken.
@@ -536,8 +534,15 @@ class ConsoleSink:
         if not isinstance(line, str):
             return False
         self._stream.write(line + "\n")
-        self._stream.flush()
         return True
+
+    def flush(self) -> None:
+        """Push the written lines out (one system call for a batch, not one per line).
+
+        Raises:
+            OSError: the stream is closed or broken.
+        """
+        self._stream.flush()
 
 
 # -- The actor ------------------------------------------------------------------------
@@ -734,12 +739,17 @@ class NotifierActor(ReportingActor):
             assert ledger is not None, "the ledger is open while the actor runs"
             entries = ledger.claim_many([claim for claim, _ in planned])
         claimed = 0
+        console: list[tuple[LedgerEntry, int | None]] = []
         for (_, event), entry in zip(planned, entries, strict=True):
             if entry is None:
                 self.counters["already_claimed"] += 1
                 continue
             claimed += 1
-            self._deliver(entry, event.received_at, event.priority)
+            if entry.channel == CONSOLE:
+                console.append((entry, event.received_at))
+            elif entry.channel == DISCORD:
+                self._offer(entry, event.received_at, event.priority)
+        self._write_console(console)
         self._refill()
         return claimed
 
@@ -758,30 +768,47 @@ class NotifierActor(ReportingActor):
             self.counters["skipped_map_event"] += 1
         return notification
 
-    def _deliver(self, entry: LedgerEntry, received_at: int | None, priority: Priority) -> None:
-        if entry.channel == CONSOLE:
-            self._write_console(entry, received_at)
-        elif entry.channel == DISCORD:
-            self._offer(entry, received_at, priority)
+    def _write_console(self, entries: Sequence[tuple[LedgerEntry, int | None]]) -> None:
+        """Print each entry's line, flush once, then mark the printed ones sent in one
+        transaction.
 
-    def _write_console(self, entry: LedgerEntry, received_at: int | None) -> None:
-        if self._console is None:
+        A crash between the two prints those lines again at the next start
+        (console delivery is at least once). One flush and one transaction
+        per batch rather than per line keep system calls (each a disk sync or
+        a release of the GIL) off the per-event path.
+        """
+        console = self._console
+        if console is None or not entries:
+            return
+        printed: list[tuple[LedgerEntry, int | None]] = []
+        for entry, received_at in entries:
+            try:
+                written = console.write(entry.payload)
+            except OSError as error:
+                self._mark_failed(entry, CONSOLE, f"console: {error}")
+                continue
+            if not written:
+                self._mark_failed(entry, CONSOLE, "the stored console line is unreadable")
+                continue
+            printed.append((entry, received_at))
+        if not printed:
             return
         try:
-            written = self._console.write(entry.payload)
+            console.flush()
         except OSError as error:
-            self._mark_failed(entry, CONSOLE, f"console: {error}")
+            for entry, _ in printed:
+                self._mark_failed(entry, CONSOLE, f"console: {error}")
             return
-        if not written:
-            self._mark_failed(entry, CONSOLE, "the stored console line is unreadable")
-            return
+        if self._latency_sink == CONSOLE:
+            now_ns = time.monotonic_ns()
+            for _, received_at in printed:
+                if received_at is not None:
+                    self.observe(Names.NOTIFIER, received_at, now_ns)
         assert self._ledger is not None
         with self._ledger.use() as ledger:
             if ledger is not None:
-                ledger.mark_sent(entry.key, "")
-        self.counters["sent_console"] += 1
-        if received_at is not None and self._latency_sink == CONSOLE:
-            self.observe(Names.NOTIFIER, received_at)
+                ledger.mark_sent_many([entry.key for entry, _ in printed])
+        self.counters["sent_console"] += len(printed)
 
     def _mark_failed(self, entry: LedgerEntry, sink: str, reason: str) -> None:
         assert self._ledger is not None
@@ -862,8 +889,7 @@ class NotifierActor(ReportingActor):
             with self._ledger.use() as ledger:
                 assert ledger is not None
                 entries = ledger.pending(_RESUME_CHUNK, channel=CONSOLE)
-            for entry in entries:
-                self._write_console(entry, None)
+            self._write_console([(entry, None) for entry in entries])
             if len(entries) < _RESUME_CHUNK:
                 return
 

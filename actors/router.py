@@ -6,7 +6,10 @@ and/or ``notifier``; a type with no route, or routed to ``ignore``, is counted
 and settled as ignored. ``[routing] routes`` overrides the defaults below.
 
 A batch is handed to each handler by an *ask* (:class:`~actors.protocol.Handle`):
-the handler answers once the events are safe with it. A handler that fails
+the handler answers once the events are safe with it. Deliveries that queue
+up while a batch is with the handlers are handed on together (up to
+``[flow] batch`` events per handler call), so that a busy router makes few
+large asks rather than many small ones. A handler that fails
 (raises, times out, is restarting) is retried with backoff, and after
 ``[routing] max_attempts`` its events are dead-lettered in the journal, never
 silently lost. The router grants ``flow_control`` demand only for batches it
@@ -97,6 +100,9 @@ class RouterActor(ReportingActor):
         self.backoff = Backoff(routing.retry_min_s, routing.retry_max_s)
         self._waiting: _Work | None = None
         self._queue: collections.deque[_Work] = collections.deque()
+        # Delivered events not yet planned, of one epoch, while more messages wait.
+        self._incoming: list[Event] = []
+        self._incoming_epoch = 0
         self.decisions: collections.Counter[str] = collections.Counter()
         self.epoch: int | None = None
 
@@ -114,14 +120,29 @@ class RouterActor(ReportingActor):
         self.timers.send_interval(IDLE_GRANT_S, _IdleGrant())
 
     def on_receive(self, message: Any) -> Any:
+        answer = self._receive(message)
+        # Coalescing: deliveries queued behind each other become one batch,
+        # planned once nothing more waits (or the batch is full).
+        if self._incoming and len(self.mailbox) == 0:
+            self._plan_incoming()
+            self._run()
+        return answer
+
+    def _receive(self, message: Any) -> Any:
         if isinstance(message, Deliver):
             if self.epoch is not None and message.epoch != self.epoch:
                 self.counters["stale_epoch"] += len(message.events)
                 return None  # sent before the last stream reset; redelivered since
-            self._queue.append(self._plan(message.events, message.epoch))
-            self._run()
+            if self._incoming and message.epoch != self._incoming_epoch:
+                self._plan_incoming()
+            self._incoming.extend(message.events)
+            self._incoming_epoch = message.epoch
+            if len(self._incoming) >= self.config.flow.batch:
+                self._plan_incoming()
+                self._run()
         elif isinstance(message, StreamReset):
             self.epoch = message.epoch
+            self._plan_incoming()
             self._queue = collections.deque(w for w in self._queue if w.epoch == self.epoch)
             self._grant(self.config.flow.demand, reset=True)
         elif isinstance(message, _Retry):
@@ -129,11 +150,16 @@ class RouterActor(ReportingActor):
             self._run()
         elif isinstance(message, _IdleGrant):
             started = self.epoch is not None or self.ctx.incarnation == 1
-            if started and not self._queue and self._waiting is None:
+            if started and not self._queue and not self._incoming and self._waiting is None:
                 self._grant(self.config.flow.demand, reset=True)
         else:
             return super().on_receive(message)
         return None
+
+    def _plan_incoming(self) -> None:
+        if self._incoming:
+            self._queue.append(self._plan(self._incoming, self._incoming_epoch))
+            self._incoming = []
 
     def _plan(self, events: Sequence[Event], epoch: int) -> _Work:
         by_handler: dict[str, list[Event]] = {}
@@ -222,6 +248,7 @@ class RouterActor(ReportingActor):
     def status(self) -> Mapping[str, Any]:
         return {
             "queued_batches": len(self._queue),
+            "incoming": len(self._incoming),
             "retrying": self._waiting is not None,
             "decisions": dict(self.decisions.most_common(50)),
             "routes": {k: list(v) for k, v in self.table.items()},

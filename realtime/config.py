@@ -245,6 +245,10 @@ class RoutingConfig:
 
 @dataclass(frozen=True, slots=True)
 class MetricsConfig:
+    """``enabled = false`` runs without the metrics actor: no latency samples,
+    no stats reports, no status polls, no alerts (for measuring what they cost)."""
+
+    enabled: bool = True
     history_s: int = 3600
     alert_history: int = 200
     regression_ratio: float = 2.0

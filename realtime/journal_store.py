@@ -53,6 +53,7 @@ import msgpack  # msgpack ships no type hints
 
 from actors.protocol import Cursor, Outcome
 from realtime.event import Event, Priority, Reject
+from realtime.sqlite_rows import chunks, list_sql, max_variables, rows_sql
 
 JOURNAL_SCHEMA_VERSION = 1
 """Version of the database layout (the ``meta`` table's ``schema_version``)."""
@@ -105,10 +106,13 @@ _SCHEMA = (
     "CREATE TABLE checkpoints (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
 )
 
-_INSERT_EVENT = (
+_INSERT_EVENTS = (
     "INSERT INTO events (seq, id, source, type, time, received_at, ingested_at, key,"
-    " priority, schema, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " priority, schema, payload) VALUES "
 )
+_EVENT_WIDTH = 11
+_SETTLE = "UPDATE events SET outcome = ?, outcome_detail = ?, settled_at = ? WHERE seq IN ("
+_SETTLE_TAIL = ") AND outcome IS NULL"
 _INSERT_REJECT = (
     "INSERT INTO rejects (source, reason, detail, raw, received_at, at) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -200,6 +204,7 @@ class JournalStore:
         """Use :meth:`open`; this constructor expects a checked connection."""
         self._connection = connection
         self._path = path
+        self._max_variables = max_variables(connection)
         self._clock = clock
         self._pack = msgpack.Packer().pack
         self._rows = 0
@@ -439,27 +444,28 @@ class JournalStore:
         with self._transaction("append"):
             execute = self._connection.execute
             first = execute(_LAST_SEQ).fetchone()[0] + 1
-            if events:
-                self._connection.executemany(
-                    _INSERT_EVENT,
-                    [
-                        (
-                            seq,
-                            e.id,
-                            e.source,
-                            e.type,
-                            e.time,
-                            e.received_at,
-                            now,
-                            e.key,
-                            e.priority,
-                            e.schema,
-                            payload,
-                        )
-                        for seq, e, payload in zip(
-                            range(first, first + len(events)), events, payloads, strict=True
-                        )
-                    ],
+            # One statement for many rows, not one per event: see realtime.sqlite_rows.
+            values: list[Any] = []
+            for seq, e, payload in zip(
+                range(first, first + len(events)), events, payloads, strict=True
+            ):
+                values += (
+                    seq,
+                    e.id,
+                    e.source,
+                    e.type,
+                    e.time,
+                    e.received_at,
+                    now,
+                    e.key,
+                    e.priority,
+                    e.schema,
+                    payload,
+                )
+            for start, size in chunks(len(events), _EVENT_WIDTH, self._max_variables):
+                execute(
+                    rows_sql(_INSERT_EVENTS, _EVENT_WIDTH, size),
+                    values[start * _EVENT_WIDTH : (start + size) * _EVENT_WIDTH],
                 )
             if rejects:
                 self._connection.executemany(
@@ -646,13 +652,14 @@ class JournalStore:
         if not seqs:
             return 0
         now = self._clock()
+        settled = 0
         with self._transaction("settle"):
-            cursor = self._connection.executemany(
-                "UPDATE events SET outcome = ?, outcome_detail = ?, settled_at = ?"
-                " WHERE seq = ? AND outcome IS NULL",
-                [(outcome.value, detail, now, seq) for seq in seqs],
-            )
-            settled = cursor.rowcount
+            for start, size in chunks(len(seqs), 1, self._max_variables - 3):
+                cursor = self._connection.execute(
+                    list_sql(_SETTLE, size, _SETTLE_TAIL),
+                    (outcome.value, detail, now, *seqs[start : start + size]),
+                )
+                settled += cursor.rowcount
         self._outcomes[outcome.value] += settled
         return settled
 

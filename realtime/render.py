@@ -79,6 +79,10 @@ _CONSOLE_TEXT_LIMIT = 200
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\*_~`|>\[\]<@#])")
 _BIDI_CONTROLS = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
+# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F: with the bidi
+# controls, what a console line must not carry, mapped to spaces for str.translate.
+_CONTROL_CHARACTERS = (*range(0x20), *range(0x7F, 0xA0))
+_UNPRINTABLE_TO_SPACE = dict.fromkeys((*_CONTROL_CHARACTERS, *_BIDI_CONTROLS), " ")
 
 
 # -- Numbers and links -------------------------------------------------------
@@ -493,10 +497,7 @@ def message_payload(notification: Notification) -> dict[str, Any]:
 
 def _plain(text: str) -> str:
     """``text`` safe for one terminal line: no control or bidi characters, bounded."""
-    cleaned = "".join(
-        " " if unicodedata.category(ch) == "Cc" or ord(ch) in _BIDI_CONTROLS else ch
-        for ch in _clean(text)
-    )
+    cleaned = _clean(text).translate(_UNPRINTABLE_TO_SPACE)
     return truncate(" ".join(cleaned.split()), _CONSOLE_TEXT_LIMIT)
 
 
@@ -532,8 +533,12 @@ def console_line(notification: Notification, colour: bool) -> str:
     terminal escapes, no line breaks) and each part is bounded. ANSI colour
     (the kill's value band, one colour per map kind) only when ``colour``.
     """
+    plain, coloured = console_lines(notification)
+    return coloured if colour else plain
+
+
+def console_lines(notification: Notification) -> tuple[str, str]:
+    """:func:`console_line` without and with colour, rendered once."""
     label, band, parts = _console_parts(notification)
     line = " | ".join(_plain(part) for part in parts)
-    if colour:
-        return f"{_ANSI[band]}{label:<9}{_ANSI_RESET} {line}"
-    return f"{label:<9} {line}"
+    return f"{label:<9} {line}", f"{_ANSI[band]}{label:<9}{_ANSI_RESET} {line}"
