@@ -26,6 +26,12 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 
 def main(argv: Sequence[str]) -> int:
+    if argv[:1] == ["bench"]:
+        # The benchmark parses its own options (argparse's REMAINDER would
+        # swallow none that start with a dash).
+        from bench.e2e import main as bench_main
+
+        return bench_main(list(argv[1:]))
     parser = _parser()
     args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.handler
@@ -67,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         "--notify", action="store_true", help="use the configured sinks (default: console only)"
     )
     replay_parser.set_defaults(handler=cmd_replay)
+
+    sub.add_parser("bench", help="the end-to-end benchmark (python run.py bench --help)")
 
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", default="config.toml")
