@@ -26,12 +26,6 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 
 def main(argv: Sequence[str]) -> int:
-    if argv[:1] == ["bench"]:
-        # The benchmark parses its own options (argparse's REMAINDER would
-        # swallow none that start with a dash).
-        from bench.e2e import main as bench_main
-
-        return bench_main(list(argv[1:]))
     parser = _parser()
     args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.handler
@@ -74,7 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay_parser.set_defaults(handler=cmd_replay)
 
-    sub.add_parser("bench", help="the end-to-end benchmark (python run.py bench --help)")
+    bench = sub.add_parser(
+        "bench", help="the end-to-end benchmark (or, with --soak, the soak) on loopback"
+    )
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument("--quick", action="store_true", help="shorter windows, fewer probes")
+    bench.add_argument("--events", type=int, help="events in the memory run")
+    bench.add_argument(
+        "--soak", type=float, metavar="MINUTES", help="run the soak for MINUTES instead"
+    )
+    bench.set_defaults(handler=cmd_bench)
 
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", default="config.toml")
@@ -177,6 +180,20 @@ def _run(loaded: Config) -> int:
         logger.warning("stopped; actors that did not stop in time: %s", ", ".join(stuck))
     logger.info("stopped")
     return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The benchmark runs its own simulated world and pipeline; it reads no config."""
+    if args.soak is not None:
+        from bench import soak
+
+        if args.soak <= 0:
+            print("bench: --soak needs a positive number of minutes", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+        return soak.run_cli(args.soak, as_json=args.json)
+    from bench import e2e
+
+    return e2e.run_cli(quick=args.quick, events=args.events, as_json=args.json)
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
