@@ -61,7 +61,13 @@ from realtime.config import Config
 from realtime.event import KILLS_SOURCE, Event
 from realtime.journal_store import JournalStore, JournalUnavailableError
 from realtime.metrics import series_key
-from supervision import ActorContext, ActorUnavailableError, ChildSpec, MailboxSpec
+from supervision import (
+    ActorContext,
+    ActorUnavailableError,
+    ChildSpec,
+    MailboxSpec,
+    OverflowPolicy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -380,6 +386,11 @@ class JournalActor(ReportingActor):
             checkpoint += 1
             pending.discard(checkpoint)
         self._checkpoint = checkpoint
+        # Delivery never restarts at or before the checkpoint: what the tail
+        # holds there is history, and a killmail weighs kilobytes in memory.
+        tail = self._tail
+        while tail and tail[0].committed_seq <= checkpoint:
+            tail.popleft()
 
     def _save_checkpoint(self) -> None:
         if self._checkpoint != self._saved_checkpoint:
@@ -448,6 +459,8 @@ def child_spec(config: Config) -> ChildSpec:
     return ChildSpec(
         name=Names.JOURNAL,
         start=lambda ctx: JournalActor.start(ctx, config, handover),
-        mailbox=MailboxSpec(config.mailbox.journal),
+        # A full journal refuses ingest (MailboxFullError) rather than block a
+        # source's reader thread; the source holds the batch and pauses.
+        mailbox=MailboxSpec(config.mailbox.journal, OverflowPolicy.REJECT),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )

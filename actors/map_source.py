@@ -67,6 +67,7 @@ from realtime.map_events import (
     DEFAULT_MAX_RAW_BYTES,
     MapControl,
     decode_map_event,
+    is_resume_point,
     parse_systems,
     parse_tracked_characters,
     stream_headers,
@@ -228,6 +229,7 @@ class _Reader:
         self._socket_lock = threading.Lock()
         self._aborted = False
         self._connected_id = ""
+        self._fresh_start = False
         self.thread = threading.Thread(
             target=self._run, name=f"map-reader:{settings.slug}-{generation}", daemon=True
         )
@@ -360,6 +362,7 @@ class _Reader:
                 max_event_bytes=settings.max_event_bytes,
                 last_event_id=cursor or "",
             )
+            self._fresh_start = cursor is None
             reason, kind = self._read(response, parser)
             parser.close()
             self._post(_ReaderEnded(self.generation, reason, parser.retry_ms, kind))
@@ -409,33 +412,34 @@ class _Reader:
                 max_raw_bytes=settings.max_reject_bytes,
             )
             if isinstance(decoded, MapControl):
-                # Its id is newer than the backfill that follows: never a resume point.
+                # Its id is newer than the backfill that follows: never a resume
+                # point, except on a stream opened without one (no backfill),
+                # where it marks the start: committed at once, a crash before
+                # the first event is journaled resumes from there, losing nothing.
                 self._connected_id = item.last_event_id
+                if self._fresh_start and is_resume_point(item.last_event_id):
+                    cursor = item.last_event_id
                 if not self._post(_StreamConnected(self.generation, decoded)):
                     return False
                 continue
             if isinstance(decoded, Event):
                 events.append(decoded)
-                cursor = item.last_event_id
             else:
                 rejects.append(decoded)
                 self._rejects.note(decoded)
-                if item.last_event_id and item.last_event_id != self._connected_id:
-                    cursor = item.last_event_id
-        shared = self._shared
-        with shared.lock:
-            if shared.generation != self.generation:
-                return False
-            shared.frames += 1
-            if items:
-                shared.last_activity_at = received_ns / 1e9
-            shared.events += len(events)
-            for reject in rejects:
-                shared.rejects[reject.reason] = shared.rejects.get(reject.reason, 0) + 1
-            shared.parser = parser.statistics()
-            if cursor:
-                shared.last_event_id = cursor
-        if events or rejects:
+            if item.last_event_id != self._connected_id and is_resume_point(item.last_event_id):
+                cursor = item.last_event_id
+        recorded = self._record(
+            active=bool(items),
+            events=events,
+            rejects=rejects,
+            parser=parser,
+            received_ns=received_ns,
+            cursor=cursor,
+        )
+        if not recorded:
+            return False
+        if events or rejects or cursor:
             ingest = Ingest(
                 settings.source,
                 tuple(events),
@@ -443,6 +447,32 @@ class _Reader:
                 Cursor(settings.source, cursor) if cursor else None,
             )
             return self._gate.deliver(ingest)
+        return True
+
+    def _record(
+        self,
+        *,
+        active: bool,
+        events: Sequence[Event],
+        rejects: Sequence[Reject],
+        parser: SseParser,
+        received_ns: int,
+        cursor: str,
+    ) -> bool:
+        """Count a read in the shared figures; ``False`` if a newer reader superseded this one."""
+        shared = self._shared
+        with shared.lock:
+            if shared.generation != self.generation:
+                return False
+            shared.frames += 1
+            if active:
+                shared.last_activity_at = received_ns / 1e9
+            shared.events += len(events)
+            for reject in rejects:
+                shared.rejects[reject.reason] = shared.rejects.get(reject.reason, 0) + 1
+            shared.parser = parser.statistics()
+            if cursor:
+                shared.last_event_id = cursor
         return True
 
 

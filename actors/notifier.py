@@ -27,7 +27,10 @@ Delivery, per sink:
   leaves the unsent entries pending for the next start.
 
 Messages may reach the channel out of claim order: several workers send at
-once, and an entry that backs off lets the next ones pass.
+once, an entry that backs off lets the next ones pass, and among the entries
+due the most urgent (the event's flow priority) goes first, so that a critical
+notification does not wait behind a preload's low ones while Discord is the
+bottleneck. Entries beyond the send queue wait in the ledger in claim order.
 
 In **bot** mode every attempt of an entry carries the entry's nonce with
 ``enforce_nonce``: a retry after a timeout, or after a crash (pending entries
@@ -77,7 +80,7 @@ from actors.discord_http import (
 )
 from actors.protocol import GetTracking, Handle, Names, TrackingChanged
 from realtime.config import Config, DiscordConfig, NotifyConfig
-from realtime.event import Event
+from realtime.event import Event, Priority
 from realtime.flow import TrackedView
 from realtime.keys import KILLMAIL_TYPES
 from realtime.ledger import DATABASE_FILE, Claim, Ledger, LedgerEntry
@@ -164,6 +167,9 @@ class Delivery:
         body: the message body stored at claim time.
         received_at: the event's ``received_at`` (``None`` for a resumed entry,
             whose socket read happened in an earlier run).
+        priority: the event's priority from flow control; among deliveries
+            due, the most urgent is sent first (a resumed entry's is unknown:
+            normal).
         retry: attempts and failures so far (this run).
     """
 
@@ -171,6 +177,7 @@ class Delivery:
     nonce: str
     body: Mapping[str, Any]
     received_at: int | None
+    priority: Priority = Priority.NORMAL
     retry: RetryState = field(default_factory=RetryState)
 
 
@@ -200,10 +207,13 @@ class SendQueue:
 
     A delivery is *held* from :meth:`offer` until :meth:`done`, whether it is
     waiting or taken by a worker; at most ``capacity`` are held, and a key is
-    held at most once. :meth:`take` hands out the delivery due first (new ones
-    are due at once, retries after their delay; equal due times in offer
-    order) and blocks until one is due. :meth:`again` puts a taken delivery
-    back with a delay; it always fits, as the delivery is still held.
+    held at most once. New deliveries are due at once, retries after their
+    delay. :meth:`take` hands out the most urgent due delivery (by
+    :attr:`Delivery.priority`; equal priorities in the order they fell due,
+    so in offer order for new ones) and blocks until one is due: when Discord
+    is the bottleneck, a critical notification passes the low ones queued
+    before it. :meth:`again` puts a taken delivery back with a delay; it
+    always fits, as the delivery is still held.
     """
 
     def __init__(self, capacity: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -213,7 +223,8 @@ class SendQueue:
         self._capacity = capacity
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, Delivery]] = []
+        self._due: list[tuple[Priority, int, Delivery]] = []
+        self._later: list[tuple[float, int, Delivery]] = []
         self._order = itertools.count()
         self._held: set[str] = set()
         self._in_flight = 0
@@ -244,22 +255,30 @@ class SendQueue:
             return len(self._held)
 
     def _push(self, delivery: Delivery, delay_s: float) -> None:
-        heapq.heappush(self._heap, (self._clock() + delay_s, next(self._order), delivery))
+        if delay_s <= 0:
+            heapq.heappush(self._due, (delivery.priority, next(self._order), delivery))
+        else:
+            heapq.heappush(self._later, (self._clock() + delay_s, next(self._order), delivery))
         self._cond.notify()
 
+    def _promote(self) -> float | None:
+        """Move the retries whose time came to the due heap; seconds until the next one."""
+        later, now = self._later, self._clock()
+        while later and later[0][0] <= now:
+            _, _, delivery = heapq.heappop(later)
+            heapq.heappush(self._due, (delivery.priority, next(self._order), delivery))
+        return later[0][0] - now if later else None
+
     def take(self) -> Delivery | None:
-        """The next due delivery, blocking until there is one; ``None`` once closed."""
+        """The most urgent due delivery, blocking until there is one; ``None`` once closed."""
         with self._cond:
             while not self._closed:
-                if self._heap:
-                    wait_s = self._heap[0][0] - self._clock()
-                    if wait_s <= 0:
-                        _, _, delivery = heapq.heappop(self._heap)
-                        self._in_flight += 1
-                        return delivery
-                    self._cond.wait(wait_s)
-                else:
-                    self._cond.wait()
+                wait_s = self._promote()
+                if self._due:
+                    _, _, delivery = heapq.heappop(self._due)
+                    self._in_flight += 1
+                    return delivery
+                self._cond.wait(wait_s)
             return None
 
     def again(self, delivery: Delivery, delay_s: float) -> None:
@@ -281,15 +300,16 @@ class SendQueue:
         """Stop handing out deliveries: waiting ones are forgotten, workers wake up."""
         with self._cond:
             self._closed = True
-            for _, _, delivery in self._heap:
+            for _, _, delivery in (*self._due, *self._later):
                 self._held.discard(delivery.key)
-            self._heap.clear()
+            self._due.clear()
+            self._later.clear()
             self._cond.notify_all()
 
     def statistics(self) -> SendQueueStats:
         with self._cond:
             return SendQueueStats(
-                waiting=len(self._heap),
+                waiting=len(self._due) + len(self._later),
                 in_flight=self._in_flight,
                 capacity=self._capacity,
                 high_water=self._high_water,
@@ -728,7 +748,7 @@ class NotifierActor(ReportingActor):
             if entry.channel == CONSOLE:
                 console.append((entry, event.received_at))
             elif entry.channel == DISCORD:
-                self._offer(entry, event.received_at)
+                self._offer(entry, event.received_at, event.priority)
         self._write_console(console)
         self._refill()
         return claimed
@@ -798,7 +818,7 @@ class NotifierActor(ReportingActor):
         self.counters[f"failed_{sink}"] += 1
         logger.warning("notifier: %s failed: %s", entry.key, reason)
 
-    def _offer(self, entry: LedgerEntry, received_at: int | None) -> None:
+    def _offer(self, entry: LedgerEntry, received_at: int | None, priority: Priority) -> None:
         """Queue a new Discord entry, unless older ones wait in the ledger or it does not fit.
 
         An entry not queued stays pending in the ledger; :meth:`_refill` queues
@@ -810,7 +830,7 @@ class NotifierActor(ReportingActor):
         body = _body(entry)
         if body is None:
             self._mark_failed(entry, DISCORD, "the stored message body is unreadable")
-        elif not sink.queue.offer(Delivery(entry.key, entry.nonce, body, received_at)):
+        elif not sink.queue.offer(Delivery(entry.key, entry.nonce, body, received_at, priority)):
             self._backlog = True
 
     # -- periodic work --------------------------------------------------------------

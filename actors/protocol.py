@@ -10,6 +10,11 @@ The flow of an event::
     flow_control --Deliver--> router --(ask) handlers--> Settled --> journal
     flow_control --Demand--> journal        router --Demand--> flow_control
 
+Demand, StreamReset, Settled and Resync are flow-control signals (like TCP
+acknowledgements): small, bounded by the credit in flight, and sent on the
+control lane, so that a mailbox full of events never holds them up or
+refuses them. Only events count against a mailbox's bound.
+
 Every stage that finishes with an event for good (a duplicate, shed, stale,
 handled or dead-lettered) reports it to the journal with :class:`Settled`, and
 the journal's checkpoint advances over the contiguous settled prefix. A
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 
 from realtime.event import Event, Reject
 from realtime.flow import TrackedView
+from supervision import Control
 
 
 class Names:
@@ -111,7 +117,7 @@ class Deduplicated:
 
 
 @dataclass(frozen=True, slots=True)
-class Demand:
+class Demand(Control):
     """Downstream -> upstream: permission to send ``n`` more events.
 
     With ``reset`` the grant replaces whatever the consumer granted before (it
@@ -124,7 +130,7 @@ class Demand:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamReset:
+class StreamReset(Control):
     """Journal -> flow_control: delivery restarts from the checkpoint; grant demand afresh.
 
     Every reset starts a new ``epoch``; deliveries of an older epoch still in
@@ -154,7 +160,7 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Settled:
+class Settled(Control):
     """Any stage -> journal: these events are finished with, for ``outcome``."""
 
     seqs: tuple[int, ...]
@@ -163,7 +169,7 @@ class Settled:
 
 
 @dataclass(frozen=True, slots=True)
-class Resync:
+class Resync(Control):
     """A (re)started pipeline actor -> journal: redeliver from the checkpoint."""
 
     requester: str

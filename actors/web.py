@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -141,14 +142,22 @@ def livez(request: Request) -> Response:
     tree = request.app.snapshot()
     if tree.state != "running":
         return Response.json(503, {"status": "fail", "reasons": [f"root is {tree.state}"]})
-    unanswered = []
+    # Every running worker is pinged at once; all answers share one deadline.
+    pings = []
     for node in tree.walk()[1:]:
-        if node.state != "running" or node.kind != "worker":
+        if node.state == "running" and node.kind == "worker":
+            ref = request.app.registry.lookup(node.name)
+            pings.append((node.name, ref.ask(Ping(), block=False) if ref else None))
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    unanswered = []
+    for name, future in pings:
+        if future is None:
+            unanswered.append(f"{name}: not running")
             continue
         try:
-            request.app.registry.ask(node.name, Ping(), PROBE_TIMEOUT_S)
+            future.get(timeout=max(0.0, deadline - time.monotonic()))
         except (pykka.Timeout, Exception) as error:  # noqa: BLE001 -- any failure is an answer
-            unanswered.append(f"{node.name}: {type(error).__name__}")
+            unanswered.append(f"{name}: {type(error).__name__}")
     if unanswered:
         return Response.json(503, {"status": "fail", "reasons": unanswered})
     return Response.json(200, {"status": "pass"})

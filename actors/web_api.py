@@ -277,7 +277,9 @@ def connection_entry(name: str, answer: Answer) -> dict[str, Any]:
     return {
         "name": name,
         "kind": "sse" if name.startswith("map:") else "websocket",
-        "state": "disconnected" if answer.error == NOT_RUNNING else "unknown",
+        # Only CONTRACT.md's states: a source that does not answer counts as
+        # disconnected, and ``error`` says why.
+        "state": "disconnected",
         "quality": {"score": 0, "band": "critical"},
         "rtt_ms": None,
         "uptime_pct": 0.0,
@@ -288,7 +290,7 @@ def connection_entry(name: str, answer: Answer) -> dict[str, Any]:
 
 
 def health_status(connections: Iterable[Mapping[str, Any]]) -> Status:
-    """:func:`realtime.health.overall` over connection entries; ``unknown`` counts as down."""
+    """:func:`realtime.health.overall` over connection entries."""
     return overall(_snapshot(entry) for entry in connections)
 
 

@@ -490,3 +490,21 @@ def _header_value(name: str, value: str) -> str:
         msg = f"{name} contains CR, LF or NUL and cannot be sent in a header"
         raise ValueError(msg)
     return value
+
+
+_ULID_LENGTH: Final = 26
+_CROCKFORD: Final = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def is_resume_point(event_id: str) -> bool:
+    """Whether the map server can resume after ``event_id``: a ULID (any case).
+
+    The server reads the resume point as a ULID and replays nothing after one
+    it cannot read, so any other id (garbage on the stream) must never replace
+    the cursor: a reconnection would then silently skip the backfill.
+    """
+    return (
+        len(event_id) == _ULID_LENGTH
+        and event_id[0] <= "7"
+        and all(char in _CROCKFORD for char in event_id.upper())
+    )

@@ -369,6 +369,17 @@ class TrafficGenerator:
         kind = self._rng.choices(list(candidates), weights=list(candidates.values()))[0]
         return kind, self._map_event(kind, now)
 
+    def rally_point(self, now: float) -> tuple[str, dict[str, Any]]:
+        """A ``rally_point_added`` now, for a demo that wants one on a schedule.
+
+        Raises:
+            ValueError: the map has no system yet to rally in.
+        """
+        if not self._map_event_possible("rally_point_added"):
+            msg = "a rally point needs a system on the map"
+            raise ValueError(msg)
+        return "rally_point_added", self._map_event("rally_point_added", now)
+
     def map_systems(self) -> tuple[dict[str, Any], ...]:
         """The systems on the map now, as ``add_system`` payloads (for a REST bootstrap)."""
         return tuple(copy.deepcopy(list(self._map_systems.values())))

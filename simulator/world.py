@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from realtime.config import Config, MapConfig, Secret, SimulatorConfig
+from realtime.config import Config, Secret, SimulatorConfig
 from simulator.discord_fake import DiscordFake
 from simulator.kills_server import KillsServer
 from simulator.map_server import MapServer
@@ -34,6 +34,8 @@ INITIAL_MAP_EVENTS = 20
 MAP_KILL_SHARE = 0.25
 """Share of kills that a map also reports as ``map_kill``."""
 TICK_S = 0.1
+RALLY_EVERY_S = 45.0
+"""Rally points are rare on a real map; the demo raises one this often, first at half."""
 
 
 class World:
@@ -125,6 +127,7 @@ class World:
     def _run(self) -> None:
         kills = Schedule(self.settings.kills_per_s, seed=self.settings.seed)
         activity = Schedule(self.settings.map_events_per_s, seed=self.settings.seed + 1)
+        next_rally = time.time() + RALLY_EVERY_S / 2
         while not self._stop.wait(TICK_S):
             now = time.time()
             try:
@@ -132,6 +135,9 @@ class World:
                     self._kill(now)
                 for _ in range(activity.due(now)):
                     self._map_event(now)
+                if now >= next_rally and self.maps:
+                    next_rally = now + RALLY_EVERY_S
+                    self._publish_map(*self.generator.rally_point(now))
             except Exception:
                 logger.exception("demo world: traffic failed; it goes on")
 
@@ -153,21 +159,9 @@ class World:
     def _map_event(self, now: float) -> None:
         if not self.maps:
             return
-        event_type, payload = self.generator.map_activity(now)
+        self._publish_map(*self.generator.map_activity(now))
+
+    def _publish_map(self, event_type: str, payload: dict[str, Any]) -> None:
         for server in self.maps.values():
             server.publish(event_type, payload)
         self.published_map_events += 1
-
-
-def map_configs(config: Config) -> list[MapConfig]:
-    return list(config.maps)
-
-
-def describe(world: World) -> dict[str, Any]:
-    return {
-        "kills_url": world.kills.url,
-        "maps": {slug: server.base_url for slug, server in world.maps.items()},
-        "discord": world.discord.base_url,
-        "published_kills": world.published_kills,
-        "published_map_events": world.published_map_events,
-    }

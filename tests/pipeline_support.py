@@ -19,7 +19,8 @@ from actors.protocol import Handle, Ingest, Names
 from realtime.config import Config, parse
 from realtime.event import KILLS_SOURCE, Event, Priority
 from realtime.keys import event_key
-from supervision import ActorContext, ChildSpec, MailboxSpec, SupervisionTree
+from supervision import ActorContext, ChildSpec, MailboxFullError, MailboxSpec, SupervisionTree
+from tests.support import wait_for
 
 
 @dataclass
@@ -156,7 +157,17 @@ def map_event(type_: str, ident: str, payload: Mapping[str, Any], slug: str = "d
 
 
 def ingest(tree: SupervisionTree, *events: Event) -> None:
-    tree.registry.tell(Names.JOURNAL, Ingest(events[0].source, tuple(events)))
+    """Hand events to the journal as a source does: a full journal means retry."""
+    message = Ingest(events[0].source, tuple(events))
+    wait_for(lambda: _offered(tree, message), timeout_s=30, interval_s=0.001)
+
+
+def _offered(tree: SupervisionTree, message: Ingest) -> bool:
+    try:
+        tree.registry.tell(Names.JOURNAL, message)
+    except MailboxFullError:
+        return False
+    return True
 
 
 def journal_status(tree: SupervisionTree) -> Mapping[str, Any]:

@@ -93,15 +93,6 @@ class Probe:
         self.ws.shutdown()  # type: ignore[no-untyped-call]  # websocket-client leaves it untyped
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.005)
-
-
 class FakeClock:
     """A wall clock that moves only when told to."""
 

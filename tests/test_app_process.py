@@ -163,3 +163,25 @@ def test_events_writes_the_journal_as_jsonl_and_msgpack_with_filters(tmp_path: P
     events = list(read_msgpack(io.BytesIO(packed)))
     assert [e.seq for e in events] == [1, 2, 3]
     assert events[2].data == {"a": 1}
+
+
+def test_when_the_root_gives_up_the_process_exits_1_with_a_clear_line(tmp_path: Path) -> None:
+    port = free_port()
+    body = QUIET + "[supervision]\nmax_restarts = 2\nmax_seconds = 60\n"
+    config = write_config(tmp_path, body, port)
+    with running(config, port) as instance:
+        for _ in range(3):
+            # The web actor is restarted twice, then the root gives up.
+            wait_for(lambda: _answers(instance.url), timeout_s=10)
+            requests.post(f"{instance.url}/debug/crash/web", timeout=5)
+        assert instance.process.wait(30) == 1
+        log = instance.log_text()
+        assert "gave up" in log
+        assert "more than 2 restarts in 60s" in log
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/livez", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

@@ -350,10 +350,11 @@ def test_redact_masks_secret_values_and_secret_looking_keys() -> None:
 # --- pieces --------------------------------------------------------------------------------------
 
 
-def test_a_source_that_does_not_answer_is_unknown_and_counts_as_down() -> None:
+def test_a_source_that_does_not_answer_is_disconnected_with_the_reason() -> None:
     entry = connection_entry("kills", Answer(error="no answer within 0.5 s"))
     assert set(entry) >= CONNECTION_KEYS
-    assert entry["state"] == "unknown"
+    assert entry["state"] == "disconnected"
+    assert entry["error"] == "no answer within 0.5 s"
     assert health_status([entry]) == "fail"
     live = connection_entry(
         "map:a",

@@ -84,7 +84,8 @@ def test_every_pipeline_stage_can_crash_and_everything_is_still_handled(tmp_path
                 ingest(tree, kill_event(next_id))
                 next_id += 1
             before = wait_for(lambda: tree.registry.lookup(stage))  # noqa: B023
-            before.tell(Crash())  # type: ignore[union-attr]
+            assert before is not None
+            before.tell(Crash())
             wait_for(lambda: tree.registry.lookup(stage) not in (None, before), timeout_s=10)  # noqa: B023
         total = next_id - 1
         wait_for(lambda: journal_status(tree)["last_seq"] == total, timeout_s=10)
@@ -152,3 +153,37 @@ def test_ingest_never_waits_for_a_stalled_pipeline(tmp_path: Path) -> None:
         assert sending < 30  # generous: only catches a producer blocked on the pipeline
         handled.gate.set()
         wait_for(checkpoint_reaches(tree, 20_000), timeout_s=60)
+
+
+def test_a_restarted_dedup_rebuilds_its_window_from_the_journal(tmp_path: Path) -> None:
+    handled = Handled()
+    with pipeline(config_for(tmp_path), handled) as tree:
+        ingest(tree, kill_event(1))
+        wait_for(checkpoint_reaches(tree, 1))
+        before = tree.registry.require(Names.DEDUP)
+        before.tell(Crash())
+        wait_for(lambda: tree.registry.lookup(Names.DEDUP) not in (None, before))
+        ingest(tree, kill_event(1, preload=True))  # a preload replay after a reconnect
+        wait_for(checkpoint_reaches(tree, 2))
+        assert killmail_ids(handled.seen(Names.NOTIFIER)) == [1]
+        assert journal_status(tree)["outcomes"]["duplicate"] == 1
+
+
+def test_under_load_critical_events_are_handled_before_low_ones(tmp_path: Path) -> None:
+    handled = Handled()
+    handled.gated.add(Names.NOTIFIER)
+    config = config_for(tmp_path, {"flow": {"batch": 16}, "routing": {"handler_timeout_s": 60}})
+    with pipeline(config, handled) as tree:
+        ingest(tree, kill_event(1))  # occupies the notifier until the gate opens
+        wait_for(lambda: journal_status(tree)["delivered_upto"] >= 1)
+        low = [kill_event(100 + n, preload=True) for n in range(200)]  # old preload kills: low
+        for event in low:
+            ingest(tree, event)
+        rally = map_event("rally_point_added", "01JRALLY", {"rally_point_id": 7})
+        ingest(tree, rally)  # critical
+        wait_for(lambda: journal_status(tree)["last_seq"] == 202)
+        handled.gate.set()
+        wait_for(checkpoint_reaches(tree, 202), timeout_s=20)
+        order = [e.type for e in handled.seen(Names.NOTIFIER)]
+        # The rally point overtakes the queued preload kills.
+        assert order.index("rally_point_added") < 20

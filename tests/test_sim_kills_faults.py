@@ -13,7 +13,8 @@ import websocket
 
 from simulator.kills_server import KillsServer
 from simulator.traffic import Schedule, TrafficGenerator
-from tests.sim_kills_probe import LOBBY, Probe, wait_until
+from tests.sim_kills_probe import LOBBY, Probe
+from tests.support import wait_for
 
 SYSTEM = 31000005
 
@@ -54,7 +55,7 @@ def test_drop_all_aborts_connections_without_a_close_frame(
     assert server.drop_all() == 1
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionResetError)):
         probe.ws.recv_data(control_frame=True)
-    wait_until(lambda: server.stats().sockets_open == 0)
+    wait_for(lambda: server.stats().sockets_open == 0)
     stats = server.stats()
     assert (stats.sockets_dropped, stats.connections_current) == (1, 0)
     open_probe(server, probes).joined([SYSTEM])
@@ -125,7 +126,7 @@ def test_stop_returns_promptly_while_half_open_with_a_pending_handshake() -> Non
     try:
         probe.joined([SYSTEM])
         server.set_half_open(True)
-        wait_until(lambda: server.stats().sockets_open == 2)
+        wait_for(lambda: server.stats().sockets_open == 2)
         started = time.monotonic()
         server.stop()
         assert time.monotonic() - started < 3.0
@@ -209,7 +210,7 @@ def test_restart_with_down_time_refuses_connections_meanwhile(
     restarting = threading.Thread(target=server.restart, kwargs={"down_s": 0.5})
     restarting.start()
     try:
-        wait_until(lambda: not server.stats().listening)
+        wait_for(lambda: not server.stats().listening)
         with pytest.raises(ConnectionRefusedError):
             websocket.create_connection(server.url, timeout=1.0)
     finally:
@@ -224,8 +225,8 @@ def test_a_client_that_lets_its_outbox_fill_is_dropped(probes: list[Probe]) -> N
         for _ in range(30):  # 60 MiB the client never reads
             if server.send_raw("x" * (2 << 20)) == 0:
                 break
-        wait_until(lambda: server.stats().slow_consumer_drops == 1)
-        wait_until(lambda: server.stats().connections_current == 0)
+        wait_for(lambda: server.stats().slow_consumer_drops == 1)
+        wait_for(lambda: server.stats().connections_current == 0)
 
 
 def test_stop_closes_connections_joins_the_thread_and_frees_the_port() -> None:
@@ -254,7 +255,7 @@ def test_traffic_runner_publishes_to_subscribers_until_stopped(
     probe.joined([SYSTEM])
     generator = TrafficGenerator(3, systems=[SYSTEM])
     runner = server.run_traffic(generator, Schedule(400.0, seed=1), tick_s=0.01)
-    wait_until(lambda: runner.published >= 20)
+    wait_for(lambda: runner.published >= 20)
     runner.stop()
     assert not runner.running
     update, _ = probe.until(lambda frame: frame["event"] == "killmail_update")

@@ -5,7 +5,8 @@ import requests
 
 from simulator import ulid
 from simulator.map_server import MapServer
-from tests.sim_map_helpers import AUTH, FakeClock, RawStream, parse_sse, raw_stream, wait_until
+from tests.sim_map_helpers import AUTH, FakeClock, RawStream, parse_sse, raw_stream
+from tests.support import wait_for
 
 KEEPALIVE_S = 0.2
 PAYLOAD = {"solar_system_id": 31000005, "name": "Jé ünïcødé €"}
@@ -153,7 +154,7 @@ def test_drop_all_mid_event_cuts_the_next_event_which_backfill_then_replays(
     with raw_stream(server, f"last_event_id={before}") as resumed:
         assert [e.id for e in resumed.events(2)[1:]] == [cut]
     # ``before`` live and ``cut`` on the resume only; counted once the write has returned.
-    wait_until(lambda: server.stats().events_written == 2)
+    wait_for(lambda: server.stats().events_written == 2)
 
 
 def test_send_raw_writes_the_bytes_as_they_are_in_one_write(server: MapServer) -> None:
@@ -172,7 +173,7 @@ def test_send_raw_writes_the_bytes_as_they_are_in_one_write(server: MapServer) -
     finally:
         stream.close()
     assert received == garbage
-    wait_until(lambda: server.stats().raw_writes == len(garbage))
+    wait_for(lambda: server.stats().raw_writes == len(garbage))
 
 
 def test_send_raw_and_events_keep_their_order(server: MapServer) -> None:
@@ -228,7 +229,7 @@ def test_a_client_that_does_not_read_is_dropped_when_its_queue_is_full() -> None
                 server.publish("signatures_updated", big)
                 if server.stats().slow_consumer_drops:
                     break
-            wait_until(lambda: server.stats().open_streams == 0)
+            wait_for(lambda: server.stats().open_streams == 0)
         finally:
             response.close()
         assert server.stats().slow_consumer_drops == 1

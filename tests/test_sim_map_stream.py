@@ -10,7 +10,8 @@ import sseclient
 
 from simulator import ulid
 from simulator.map_server import MapServer
-from tests.sim_map_helpers import AUTH, FakeClock, RawStream, parse_sse, raw_stream, wait_until
+from tests.sim_map_helpers import AUTH, FakeClock, RawStream, parse_sse, raw_stream
+from tests.support import wait_for
 
 KEEPALIVE_S = 0.2
 STREAM_PATH = "/api/maps/demo/events/stream"
@@ -189,7 +190,7 @@ def test_streams_opened_while_events_are_published_get_each_event_once_in_order(
         # Each connects at another point of the burst, so its backfill ends and its
         # live part begins while fan-outs of the newest events are still queued.
         for threshold in range(200, 2800, 350):
-            wait_until(lambda threshold=threshold: len(published) > threshold)  # type: ignore[misc]
+            wait_for(lambda threshold=threshold: len(published) > threshold)  # type: ignore[misc]
             resume_index = len(published) - 20
             path = f"{STREAM_PATH}?last_event_id={published[resume_index]}"
             resumes.append((RawStream(server.port, path), resume_index))
@@ -262,7 +263,7 @@ def test_a_silent_stream_gets_a_keepalive_comment_after_keepalive_s(server: MapS
         waited = time.monotonic() - started
     assert chunk == b": keepalive\n\n"
     assert KEEPALIVE_S * 0.8 <= waited < KEEPALIVE_S * 5
-    wait_until(lambda: server.stats().keepalives_written >= 1)
+    wait_for(lambda: server.stats().keepalives_written >= 1)
 
 
 def test_keepalives_can_be_switched_off(server: MapServer) -> None:
@@ -283,13 +284,13 @@ def test_streams_beyond_the_per_key_limit_get_429_until_one_closes(server: MapSe
             assert refused.status == 429
             assert b'"API_KEY_CONNECTION_LIMIT"' in refused.body
         clients[0].close()
-        wait_until(lambda: server.stats().open_streams == 2)
+        wait_for(lambda: server.stats().open_streams == 2)
         with raw_stream(server) as admitted:
             assert admitted.status == 200
     finally:
         for client in clients:
             client.close()
-    wait_until(lambda: server.stats().open_streams == 0)
+    wait_for(lambda: server.stats().open_streams == 0)
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 429, 500, 503])
