@@ -22,13 +22,13 @@ from actors.protocol import (
     Deduplicated,
     Deliver,
     Names,
-    Outcome,
     RecentKeys,
     Resync,
     Settled,
 )
 from realtime.config import Config
 from realtime.dedup import DedupWindow
+from realtime.event import Outcome
 from supervision import ActorContext, ActorUnavailableError, ChildSpec, MailboxSpec
 
 logger = logging.getLogger(__name__)

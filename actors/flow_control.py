@@ -29,13 +29,13 @@ from actors.protocol import (
     Demand,
     GetTracking,
     Names,
-    Outcome,
     Resync,
     Settled,
     StreamReset,
     TrackingChanged,
 )
 from realtime.config import Config
+from realtime.event import Outcome
 from realtime.flow import Credits, FlowBuffer, PriorityRules, TrackedView, kill_deadlines
 from supervision import ActorContext, ActorUnavailableError, ChildSpec, MailboxSpec
 

@@ -44,21 +44,19 @@ from typing import Any
 
 from actors.base import ReportingActor
 from actors.protocol import (
-    Cursor,
     Deliver,
     Demand,
     GetCursor,
     Ingest,
     IngestRefused,
     Names,
-    Outcome,
     RecentKeys,
     Resync,
     Settled,
     StreamReset,
 )
 from realtime.config import Config
-from realtime.event import KILLS_SOURCE, Event
+from realtime.event import KILLS_SOURCE, Cursor, Event, Outcome
 from realtime.journal_store import JournalStore, JournalUnavailableError
 from realtime.metrics import series_key
 from supervision import (

@@ -55,11 +55,11 @@ import requests
 import urllib3
 
 from actors.base import ReportingActor
-from actors.protocol import Bootstrap, Cursor, GetCursor, Ingest, IngestRefused, Names
+from actors.protocol import Bootstrap, GetCursor, Ingest, IngestRefused, Names
 from actors.source_support import Held, IngestGate, JournalLink, RejectLog, Resend, join_threads
 from realtime.circuit import CircuitBreaker, CircuitState, ReconnectPolicy
 from realtime.config import Config, MapConfig
-from realtime.event import Event, Reject, map_source
+from realtime.event import Cursor, Event, Reject, map_source
 from realtime.health import ConnectionHealth
 from realtime.keys import Strategy
 from realtime.map_events import (

@@ -24,11 +24,10 @@ everything after the checkpoint.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from realtime.event import Event, Reject
+from realtime.event import Cursor, Event, Outcome, Reject
 from realtime.flow import TrackedView
 from supervision import Control
 
@@ -52,14 +51,6 @@ class Names:
     @staticmethod
     def map_source(slug: str) -> str:
         return f"map:{slug}"
-
-
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """A source's resume point (e.g. the SSE last event id), committed with its events."""
-
-    source: str
-    value: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +137,6 @@ class RecentKeys:
 
     window_s: float
     limit: int
-
-
-class Outcome(enum.StrEnum):
-    """Why an event is finished with."""
-
-    HANDLED = "handled"
-    DUPLICATE = "duplicate"
-    SHED = "shed"
-    STALE = "stale"
-    IGNORED = "ignored"
-    DEAD_LETTER = "dead_letter"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,13 +33,12 @@ from actors.protocol import (
     Demand,
     Handle,
     Names,
-    Outcome,
     Resync,
     Settled,
     StreamReset,
 )
 from realtime.config import Config, Handler
-from realtime.event import Event
+from realtime.event import Event, Outcome
 from supervision import ActorContext, ActorUnavailableError, Backoff, ChildSpec, MailboxSpec
 
 logger = logging.getLogger(__name__)

@@ -5,8 +5,9 @@ The breaker stops a client from hammering a source that keeps failing: after
 ``open_s`` seconds, then lets exactly one probe through (*half-open*); the
 probe's success closes it, its failure opens it again.
 
-:class:`ReconnectPolicy` combines the breaker with :class:`supervision.Backoff`
-(full jitter) for a connection's reconnect loop. Only a connection that was
+:class:`ReconnectPolicy` combines the breaker with a :class:`DelayPolicy`
+(the actors pass ``supervision.Backoff`` with full jitter) for a connection's
+reconnect loop. Only a connection that was
 established *and* joined its channel can reset the backoff, and only once it
 has stayed up for ``stable_s``: a TCP connect that then fails to join, or a
 server that accepts and drops every connection, keeps the delays growing (the
@@ -19,8 +20,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from supervision import Backoff
+
+class DelayPolicy(Protocol):
+    """Delays between retries: what the reconnect policy needs of a backoff."""
+
+    def delay(self, attempt: int, rand: Callable[[], float]) -> float:
+        """The delay before retry number ``attempt`` (0 first); ``rand`` is in [0, 1)."""
+        ...
 
 
 class CircuitState(enum.StrEnum):
@@ -167,7 +175,7 @@ class ReconnectPolicy:
 
     def __init__(
         self,
-        backoff: Backoff,
+        backoff: DelayPolicy,
         breaker: CircuitBreaker,
         *,
         rand: Callable[[], float],

@@ -127,3 +127,22 @@ def format_time(unix_seconds: float) -> str:
     """Format Unix seconds as ISO 8601 UTC with a ``Z`` suffix."""
     text = datetime.fromtimestamp(unix_seconds, tz=UTC).isoformat()
     return text.replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A source's resume point (e.g. the SSE last event id), committed with its events."""
+
+    source: str
+    value: str
+
+
+class Outcome(enum.StrEnum):
+    """Why an event is finished with."""
+
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    SHED = "shed"
+    STALE = "stale"
+    IGNORED = "ignored"
+    DEAD_LETTER = "dead_letter"

@@ -51,8 +51,7 @@ from typing import Any, Self
 
 import msgpack  # msgpack ships no type hints
 
-from actors.protocol import Cursor, Outcome
-from realtime.event import Event, Priority, Reject
+from realtime.event import Cursor, Event, Outcome, Priority, Reject
 from realtime.sqlite_rows import chunks, list_sql, max_variables, rows_sql
 
 JOURNAL_SCHEMA_VERSION = 1

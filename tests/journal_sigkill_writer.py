@@ -13,8 +13,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from actors.protocol import Cursor
-from realtime.event import KILLS_SOURCE, Event, Priority
+from realtime.event import KILLS_SOURCE, Cursor, Event, Priority
 from realtime.journal_store import JournalStore
 
 CURSOR_SOURCE = "sigkill-writer"

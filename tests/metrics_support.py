@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.app import Listening
 from actors.base import ReportingActor
 from actors.metrics import MetricsActor, MetricsSettings
 from actors.protocol import Names
 from actors.web import WebActor, WebApp
+from app.system import Listening
 from realtime.config import Config, HttpConfig, Secret
 from realtime.health import ConnectionHealth
 from realtime.metrics import series_key

@@ -13,9 +13,9 @@ from typing import Any
 import pykka
 
 from actors import dedup, flow_control, journal, router
-from actors.app import supervisor
 from actors.base import ReportingActor
 from actors.protocol import Handle, Ingest, Names
+from app.system import supervisor
 from realtime.config import Config, parse
 from realtime.event import KILLS_SOURCE, Event, Priority
 from realtime.keys import event_key

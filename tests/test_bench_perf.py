@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.app import build
-from actors.protocol import Names, Outcome
+from actors.protocol import Names
+from app.system import build
 from realtime.config import parse
+from realtime.event import Outcome
 from realtime.journal_store import JournalStore
 from realtime.ledger import Claim, Ledger, LedgerState
 from realtime.sqlite_rows import MAX_ROWS_PER_STATEMENT, chunks

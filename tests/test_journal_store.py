@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.protocol import Cursor, Outcome
-from realtime.event import SCHEMA_VERSION, Event, Priority, Reject
+from realtime.event import SCHEMA_VERSION, Cursor, Event, Outcome, Priority, Reject
 from realtime.journal_store import (
     JOURNAL_SCHEMA_VERSION,
     JournalCorruptError,

@@ -15,8 +15,9 @@ import orjson
 import pytest
 
 from actors.map_source import child_spec
-from actors.protocol import Cursor, Ingest, Names
+from actors.protocol import Ingest, Names
 from realtime.config import Config, MapConfig, Secret
+from realtime.event import Cursor
 from realtime.map_events import DEFAULT_MAP_EVENTS
 from simulator.map_server import Framing, MapCharacter, MapServer, MapSystem
 from supervision import ChildSpec, GetStatus, SupervisionTree

@@ -6,8 +6,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from actors.protocol import Names, Outcome
-from realtime.event import Event
+from actors.protocol import Names
+from realtime.event import Event, Outcome
 from realtime.journal_store import JournalStore
 from supervision import Crash
 from tests.pipeline_support import (

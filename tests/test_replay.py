@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from actors.protocol import Names
-from actors.replay import HandlerSpecs, Selection, read_journal, replay
+from app.replay import HandlerSpecs, Selection, read_journal, replay
 from realtime.config import Config
 from realtime.export import read_msgpack, write_msgpack
 from realtime.journal_store import JournalStore

@@ -1,6 +1,6 @@
 """The soak, one minute long: every fault on its schedule, nothing lost or posted twice.
 
-``bench.soak`` scales a one-minute soak so that the reference for memory
+``app.benchmark.soak`` scales a one-minute soak so that the reference for memory
 growth is second 20 (minute 2 of a long soak) and every fault recurs within
 the minute: the kills server and the map server drop every socket, Discord
 answers bursts of 429s, the map churns.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.soak import MAX_RSS_GROWTH, run_soak
+from app.benchmark.soak import MAX_RSS_GROWTH, run_soak
 
 
 @pytest.mark.timeout(240)

@@ -31,12 +31,11 @@ from pathlib import Path
 import websocket
 
 from actors.notifier import CONSOLE, ConsoleSink, ledger_key
-from actors.protocol import Outcome
 from actors.router import routing_table
-from bench.e2e_pipeline import null_stream
-from bench.e2e_world import RemoteWorld
+from app.benchmark.pipeline import null_stream
+from app.benchmark.world import RemoteWorld
 from realtime.config import Config, KillNotifyConfig
-from realtime.event import Event
+from realtime.event import Event, Outcome
 from realtime.journal_store import JournalStore
 from realtime.ledger import Claim, Ledger
 from realtime.notifications import Notification, kill_notification

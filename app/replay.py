@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from actors import dedup, flow_control, journal, router
-from actors.app import supervisor
 from actors.protocol import Names
+from app.system import supervisor
 from realtime.config import Config
 from realtime.event import Event
 from realtime.journal_store import JournalStore

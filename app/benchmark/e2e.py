@@ -3,7 +3,7 @@
 The real program's pipeline (sources -> journal -> dedup -> flow control ->
 router -> tracking/notifier, with the metrics actor) runs in this process
 against the simulator's wanderer-kills and map servers over loopback sockets.
-The servers run in a process of their own (:mod:`bench.e2e_world`) so that
+The servers run in a process of their own (:mod:`app.benchmark.world`) so that
 their CPU does not compete for this interpreter's GIL; on a 2-core machine
 they take the other core. Every kill is in a tracked system, so the notifier
 claims, renders and writes (to a null stream) a notification for each.
@@ -11,7 +11,7 @@ claims, renders and writes (to a null stream) a notification for each.
 Figures:
 
 - **baseline**, same run: one bare loop on one thread, no actors
-  (:mod:`bench.e2e_baseline`), over kills pushed as fast as the server can
+  (:mod:`app.benchmark.baseline`), over kills pushed as fast as the server can
   (saturated), best of a few runs. ``bare`` does the list of the issue
   (decode, key, dict, SQLite batches, route); ``same work`` also notifies as
   the pipeline does. The pipeline's ratio is against ``same work``;
@@ -37,7 +37,6 @@ Figures:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import multiprocessing
@@ -53,9 +52,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench import e2e_baseline
-from bench.e2e_pipeline import Pipeline, pipeline_config
-from bench.e2e_world import RemoteWorld, WorldSettings, WorldUrls, wait_until
+from app.benchmark.baseline import measure as measure_baseline
+from app.benchmark.pipeline import Pipeline, pipeline_config
+from app.benchmark.world import RemoteWorld, WorldSettings, WorldUrls, wait_until
 
 SEED = 42
 LATENCY_RATES = (100, 1000, 5000)
@@ -413,7 +412,7 @@ def run_baselines(
         for _ in range(plan.runs):
             with tempfile.TemporaryDirectory(prefix="e2e-baseline-", dir=_scratch()) as directory:
                 runs.append(
-                    e2e_baseline.measure(world, Path(directory), plan.burst_kills, notify=notify)
+                    measure_baseline(world, Path(directory), plan.burst_kills, notify=notify)
                 )
         best = max(runs, key=lambda r: r.rate)
         results[name] = {
@@ -661,15 +660,6 @@ def _ms(value: float | None) -> str:
     return f"{value:8.2f}" if value is not None else "       -"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run.py bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--quick", action="store_true", help="shorter windows, fewer probes")
-    parser.add_argument("--events", type=int, help="events in the memory run")
-    args = parser.parse_args(argv)
-    return run_cli(quick=args.quick, events=args.events, as_json=args.json)
-
-
 def run_cli(*, quick: bool, events: int | None, as_json: bool) -> int:
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
 
@@ -682,7 +672,3 @@ def run_cli(*, quick: bool, events: int | None, as_json: bool) -> int:
     else:
         print(render(report))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

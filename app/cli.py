@@ -14,7 +14,7 @@ from types import FrameType
 import requests
 
 from actors.journal import journal_path
-from actors.replay import Selection, read_journal
+from app.replay import Selection, read_journal
 from realtime import config as config_module
 from realtime.config import Config
 from realtime.export import parse_since, write_jsonl, write_msgpack
@@ -25,6 +25,11 @@ logger = logging.getLogger("run")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 
+def console_main() -> int:
+    """The ``wanderer-realtime`` console script: the same as ``python run.py``."""
+    return main(sys.argv[1:])
+
+
 def main(argv: Sequence[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -33,9 +38,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="run.py", description="The wanderer real-time notifier engine."
-    )
+    parser = argparse.ArgumentParser(description="The wanderer real-time notifier engine.")
     parser.add_argument("--config", default="config.toml", help="path to config.toml")
     parser.set_defaults(handler=cmd_run)
     sub = parser.add_subparsers(dest="command")
@@ -149,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(loaded: Config) -> int:
-    from actors.app import build
+    from app.system import build
 
     app = build(loaded)
     stop = threading.Event()
@@ -185,13 +188,13 @@ def _run(loaded: Config) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     """The benchmark runs its own simulated world and pipeline; it reads no config."""
     if args.soak is not None:
-        from bench import soak
+        from app.benchmark import soak
 
         if args.soak <= 0:
             print("bench: --soak needs a positive number of minutes", file=sys.stderr)
             return EXIT_BAD_CONFIG
         return soak.run_cli(args.soak, as_json=args.json)
-    from bench import e2e
+    from app.benchmark import e2e
 
     return e2e.run_cli(quick=args.quick, events=args.events, as_json=args.json)
 
@@ -246,8 +249,8 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from actors.app import handler_children
-    from actors.replay import replay
+    from app.replay import replay
+    from app.system import handler_children
     from realtime.export import ExportFormatError, read_msgpack
 
     loaded = _load(args.config)

@@ -1,7 +1,7 @@
 """The soak: ``python run.py bench --soak MINUTES [--json]``.
 
 The real pipeline (Discord sink, metrics and web on) runs in this process
-against the simulated world (:mod:`bench.e2e_world`, another process) at a
+against the simulated world (:mod:`app.benchmark.world`, another process) at a
 steady rate, with everything that goes wrong in production on a schedule:
 
 - duplicates: every kill pushed twice, a quarter also published by the map;
@@ -36,9 +36,9 @@ from typing import Any
 
 import requests
 
-from bench.e2e import machine
-from bench.e2e_pipeline import Pipeline, pipeline_config
-from bench.e2e_world import RemoteWorld, WorldSettings, wait_until
+from app.benchmark.e2e import machine
+from app.benchmark.pipeline import Pipeline, pipeline_config
+from app.benchmark.world import RemoteWorld, WorldSettings, wait_until
 
 SEED = 42
 MAX_RSS_GROWTH = 0.10

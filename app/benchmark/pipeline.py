@@ -1,6 +1,6 @@
 """The real program's pipeline under test, in this process, against a :class:`RemoteWorld`.
 
-:class:`Pipeline` builds the application's supervision tree (``actors.app``)
+:class:`Pipeline` builds the application's supervision tree (``app.system``)
 from a configuration pointed at the world's servers, with two differences
 from ``python run.py``: the console sink writes to a null stream (so that the
 terminal is not the bottleneck), and the metrics actor also hands the latency
@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from actors.app import App, build
 from actors.metrics import MetricsActor
 from actors.protocol import Names, StatsReport
-from bench.e2e_world import API_KEY, CHANNEL_ID, SLUG, WorldUrls, wait_until
+from app.benchmark.world import API_KEY, CHANNEL_ID, SLUG, WorldUrls, wait_until
+from app.system import App, build
 from realtime.config import Config, parse
 from supervision import ActorContext, ChildSpec, GetStatus, SupervisionTree
 
