@@ -346,7 +346,8 @@ def kill_notification(
 
     final_blow_entry = _final_blow(kill.attackers)
     attacker_count = as_id(kill.data.get("attacker_count"))
-    system_name = tracked.system_name(kill.system_id) or _text(kill.data.get("system_name"))
+    # wanderer-kills names the system ``solar_system_name``; a map's own name wins
+    system_name = tracked.system_name(kill.system_id) or _text(kill.data.get("solar_system_name"))
     victim_tracked = bool(tracked_pilots) and tracked_pilots[0] is victim
     details = KillDetails(
         killmail_id=kill.killmail_id,

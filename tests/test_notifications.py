@@ -384,3 +384,13 @@ def test_names_missing_from_map_events_come_from_the_tracked_state(
     assert rally.key == "rally:home:9"
     assert isinstance(rally.details, RallyPointDetails)
     assert rally.details.system_name == "J100005"
+
+
+def test_kill_outside_tracked_systems_is_titled_with_the_feeds_solar_system_name(
+    tracked: TrackedState,
+) -> None:
+    data = killmail(victim=VICTIM) | {"solar_system_name": "Jita"}
+    result = decide(data, tracked)
+    assert notified(result).system_name == "Jita"
+    assert isinstance(result, Notification)
+    assert result.title == "Rifter destroyed in Jita"
