@@ -43,6 +43,7 @@ class Names:
     FLOW_CONTROL = "flow_control"
     ROUTER = "router"
     TRACKING = "tracking"
+    STATIC_INFO = "static_info"
     NOTIFIER = "notifier"
     SOURCES = "sources"
     KILLS = "kills"

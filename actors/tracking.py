@@ -48,7 +48,7 @@ from supervision import (
 
 logger = logging.getLogger(__name__)
 
-SUBSCRIBERS = (Names.FLOW_CONTROL, Names.NOTIFIER, Names.KILLS)
+SUBSCRIBERS = (Names.FLOW_CONTROL, Names.STATIC_INFO, Names.NOTIFIER, Names.KILLS)
 """The actors told about every change."""
 
 _SCHEMA = """

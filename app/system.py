@@ -6,7 +6,7 @@
     ├── metrics
     ├── journal
     ├── pipeline               one_for_one
-    │   ├── tracking, notifier, dedup, flow_control, router
+    │   ├── tracking, static_info, notifier, dedup, flow_control, router
     ├── sources                one_for_one
     │   ├── kills
     │   └── map:{slug}
@@ -28,6 +28,7 @@ from actors import (
     map_source,
     notifier,
     router,
+    static_info,
     tracking,
 )
 from actors.metrics import MetricsActor
@@ -104,11 +105,15 @@ def supervisor(config: Config, name: str, children: Sequence[ChildSpec]) -> Supe
 
 
 def handler_children(config: Config, *, ledger_database: Path | None = None) -> list[ChildSpec]:
-    """``tracking`` then ``notifier``: the router's handlers."""
-    return [
+    """``tracking`` then ``notifier``: the router's handlers; between them
+    ``static_info`` (when enabled and a map is configured), which the notifier asks."""
+    children = [
         tracking.child_spec(config),
         notifier.child_spec(config, ledger_database=ledger_database),
     ]
+    if config.static_info.enabled and config.maps:
+        children.insert(1, static_info.child_spec(config))
+    return children
 
 
 def pipeline_children(config: Config) -> list[ChildSpec]:

@@ -154,6 +154,24 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StaticInfoConfig:
+    """A system's static data (class, statics, effect, region) from the map's
+    static-info endpoint, fetched once per system and kept in the journal database.
+
+    ``wait_s`` bounds how long a new system's card waits for a fetch before it
+    goes out with the name only; fetches are spaced ``min_interval_s`` apart, and
+    a failure is retried after ``retry_min_s``, doubling up to ``retry_max_s``.
+    """
+
+    enabled: bool = True
+    wait_s: float = 3.0
+    request_timeout_s: float = 5.0
+    min_interval_s: float = 0.2
+    retry_min_s: float = 30.0
+    retry_max_s: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class FiltersConfig:
     max_kill_age_s: float = 3600.0
 
@@ -169,6 +187,7 @@ class MailboxConfig:
     metrics: int = 1000
     journal: int = 10000
     tracking: int = 1000
+    static_info: int = 1000
     sources: int = 1000
     web: int = 100
 
@@ -273,6 +292,7 @@ class Config:
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     maps: tuple[MapConfig, ...] = ()
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    static_info: StaticInfoConfig = field(default_factory=StaticInfoConfig)
     filters: FiltersConfig = field(default_factory=FiltersConfig)
     mailbox: MailboxConfig = field(default_factory=MailboxConfig)
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
@@ -468,6 +488,7 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
             )
     if discord.request_timeout_s <= 0:
         raise ConfigError("notify.discord.request_timeout_s: must be positive")
+    _validate_static_info(config.static_info)
     if config.filters.max_kill_age_s <= 0:
         raise ConfigError("filters.max_kill_age_s: must be positive")
     for name in MailboxConfig.__dataclass_fields__:
@@ -484,6 +505,15 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
         raise ConfigError("dedup.max_entries: must be at least 1")
     if config.journal.retention_days <= 0:
         raise ConfigError("journal.retention_days: must be positive")
+
+
+def _validate_static_info(static_info: StaticInfoConfig) -> None:
+    if min(static_info.wait_s, static_info.min_interval_s) < 0:
+        raise ConfigError("static_info.wait_s: wait_s and min_interval_s must not be negative")
+    if static_info.request_timeout_s <= 0:
+        raise ConfigError("static_info.request_timeout_s: must be positive")
+    if not 0 < static_info.retry_min_s <= static_info.retry_max_s:
+        raise ConfigError("static_info.retry_min_s: need 0 < retry_min_s <= retry_max_s")
 
 
 def _is_loopback(host: str) -> bool:

@@ -65,7 +65,7 @@ Identity = tuple[str, str]
 """What a Discord message is about: ``("kill", "123")``, ``("system", "31000001")``..."""
 
 _ZKILLBOARD = re.compile(r"^https://zkillboard\.com/kill/(\d+)/$")
-_FOOTER_ID = re.compile(r"\b(system|character) (\d+)$")
+_FOOTER_ID = re.compile(r"\b(system|character) (\d+)\b")
 
 _CONFIG = """\
 [app]
@@ -130,7 +130,8 @@ def identity(message: Mapping[str, Any]) -> Identity:
 
     ``("kill", killmail_id)`` from the zKillboard link; ``("system", id)``,
     ``("character_added", id)`` or ``("character_removed", id)`` from the
-    footer; ``("rally", text)`` for a rally point; ``("unknown", ...)`` else.
+    footer; ``("rally", text)`` for a rally point (its quoted message);
+    ``("unknown", ...)`` else.
     """
     embeds = message.get("embeds") or [{}]
     embed = embeds[0]
@@ -145,8 +146,8 @@ def identity(message: Mapping[str, Any]) -> Identity:
     if about is not None:
         added = "is now tracked" in description
         return ("character_added" if added else "character_removed", about.group(2))
-    if footer == f"Map {SLUG}":
-        return ("rally", description)
+    if footer.startswith(f"Map {SLUG} \u2022 rally point "):
+        return ("rally", description.rpartition("\n> ")[2])
     return ("unknown", repr(message)[:200])
 
 

@@ -78,8 +78,7 @@ def test_a_tracked_attacker_in_an_untracked_system_is_posted(
         assert handle(tree, [kill_event(data, 1)]) == 1
         settled(database(config), 1)
     [message] = fake.messages(CHANNEL)
-    tracked = [f for f in message["embeds"][0]["fields"] if f["name"] == "Tracked pilots"]
-    assert tracked == [{"name": "Tracked pilots", "value": "Attacker 1", "inline": False}]
+    assert message["embeds"][0]["author"]["name"] == "Kill \u2022 Attacker 1"
 
 
 def test_one_slow_answer_does_not_hold_up_the_others(fake: DiscordFake, tmp_path: Path) -> None:
@@ -131,7 +130,7 @@ def test_map_events_routed_to_the_notifier_are_posted_once(
         settled(database(config), 2)
     # concurrent workers: the channel's order is not the claim order
     titles = sorted(message["embeds"][0]["title"] for message in fake.messages(CHANNEL))
-    assert titles == ["Rally point in J100005 on home", "System Jita added to home"]
+    assert titles == ["New system: Jita", "Rally point in J100005"]
 
 
 def test_status_reports_the_ledger_the_queue_and_the_sinks(

@@ -65,8 +65,8 @@ def test_a_kill_with_200_tracked_attackers_still_fits(fake: DiscordFake, tmp_pat
         settled(database(config), 1)
     [message] = fake.messages(CHANNEL)
     fields = {field["name"]: field["value"] for field in message["embeds"][0]["fields"]}
-    assert fields["Attackers"] == "200"
-    assert fields["Tracked pilots"].endswith("more")
+    assert "and 199 others." in message["embeds"][0]["description"]
+    assert fields["Our pilots"].endswith("more")
     assert 400 not in fake.statistics().by_status
 
 
