@@ -182,10 +182,21 @@ _MAP_ACTIVITY_WEIGHTS: Final = {
 }
 
 
+def ticker_of(name: str) -> str:
+    """A ticker made from a name, as players make them: ``Kavoru Holdings`` is ``KAVOH``."""
+    words = [word for word in name.split() if word[:1].isalpha()] or ["X"]
+    tail = "".join(word[0] for word in words[1:])
+    return (words[0][: max(1, 5 - len(tail))] + tail).upper()[:5]
+
+
 @dataclass(frozen=True, slots=True)
 class Alliance:
     alliance_id: int
     name: str
+
+    @property
+    def ticker(self) -> str:
+        return ticker_of(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +204,10 @@ class Corporation:
     corporation_id: int
     name: str
     alliance: Alliance | None
+
+    @property
+    def ticker(self) -> str:
+        return ticker_of(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +394,17 @@ class TrafficGenerator:
             msg = "a rally point needs a system on the map"
             raise ValueError(msg)
         return "rally_point_added", self._map_event("rally_point_added", now)
+
+    def system_added(self, system_id: int) -> tuple[str, dict[str, Any]]:
+        """``add_system`` of this system of the pool now (a demo's scripted moment).
+
+        Raises:
+            ValueError: the system is not in the pool, or already on the map.
+        """
+        if system_id not in self._systems or system_id in self._map_systems:
+            msg = f"system {system_id} is not in the pool or is on the map already"
+            raise ValueError(msg)
+        return "add_system", self._place_system(system_id)
 
     def map_systems(self) -> tuple[dict[str, Any], ...]:
         """The systems on the map now, as ``add_system`` payloads (for a REST bootstrap)."""
@@ -665,7 +691,11 @@ class TrafficGenerator:
         return makers[kind](now)
 
     def _add_system(self, _now: float) -> dict[str, Any]:
-        system = self._rng.choice([s for s in self._systems if s not in self._map_systems])
+        return self._place_system(
+            self._rng.choice([s for s in self._systems if s not in self._map_systems])
+        )
+
+    def _place_system(self, system: int) -> dict[str, Any]:
         payload = {
             "solar_system_id": system,
             "name": system_name(system),
@@ -747,7 +777,9 @@ class TrafficGenerator:
             "character_eve_id": str(pilot.character_id),
             "name": pilot.name,
             "corporation_id": pilot.corporation.corporation_id,
+            "corporation_ticker": pilot.corporation.ticker,
             "alliance_id": alliance.alliance_id if alliance else None,
+            "alliance_ticker": alliance.ticker if alliance else None,
             "ship_type_id": self._pick_ship(victim=False).type_id,
             "solar_system_id": system,
             "online": True,
@@ -861,9 +893,12 @@ def _affiliation_ids(pilot: Pilot) -> dict[str, int]:
 
 
 def _affiliation_names(pilot: Pilot) -> dict[str, str]:
-    names = {"corporation_name": pilot.corporation.name}
-    if pilot.corporation.alliance is not None:
-        names["alliance_name"] = pilot.corporation.alliance.name
+    """Names and tickers, as the feed adds them to a killmail's victim and attackers."""
+    corporation = pilot.corporation
+    names = {"corporation_name": corporation.name, "corporation_ticker": corporation.ticker}
+    if corporation.alliance is not None:
+        names["alliance_name"] = corporation.alliance.name
+        names["alliance_ticker"] = corporation.alliance.ticker
     return names
 
 
