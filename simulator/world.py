@@ -172,7 +172,7 @@ class World:
             now = time.time()
             try:
                 for _ in range(kills.due(now)):
-                    self._kill(now)
+                    self.publish_kill(now)
                 for _ in range(activity.due(now)):
                     self._map_event(now)
                 if now >= next_rally and self.maps:
@@ -180,11 +180,11 @@ class World:
                     self._publish_map(*self.generator.rally_point(now))
                 if now >= next_opening and self._opening and self.maps:
                     next_opening = now + OPENING_STEP_S
-                    self._open_next()
+                    self.open_next()
             except Exception:
                 logger.exception("demo world: traffic failed; it goes on")
 
-    def _open_next(self) -> None:
+    def open_next(self) -> None:
         """Add the next showcase system that is not on the map (it may have come meanwhile)."""
         while self._opening:
             system_id = self._opening.pop(0)
@@ -195,7 +195,8 @@ class World:
     def _on_map(self) -> set[int]:
         return {int(s["solar_system_id"]) for s in self.generator.map_systems()}
 
-    def _kill(self, now: float) -> None:
+    def publish_kill(self, now: float) -> dict[str, Any]:
+        """Publish the next kill (sometimes also as a map's ``map_kill``); returns it."""
         pilots = [int(c["character_eve_id"]) for c in self.generator.map_characters()]
         if pilots and self._random.random() < PILOTS_ANYWHERE_SHARE:
             # one of ours, off the chain: only a characters-only join receives it
@@ -212,6 +213,7 @@ class World:
         if self.maps and self._random.random() < MAP_KILL_SHARE:
             server = next(iter(self.maps.values()))
             server.publish_map_kill(self.generator.map_kill_payload(killmail))
+        return killmail
 
     def _tracked_system(self) -> int | None:
         """Half of the kills happen in a system on the map, so the demo notifies."""
