@@ -4,8 +4,9 @@ Pure: no I/O, no threads, no clock of its own. Time comes in as ``now`` (Unix
 seconds) and every random choice comes from one ``random.Random(seed)``, so the
 same seed and the same calls give the same traffic, byte for byte.
 
-Killmails follow the wanderer-kills shape (``system_id``, names beside ids,
-camelCase inside ``zkb``, nil fields omitted). Map activity follows the payloads
+Killmails follow the wanderer-kills shape (``system_id`` and, as newer servers
+send it, ``solar_system_name``; names and tickers beside ids, camelCase inside
+``zkb``, nil fields omitted). Map activity follows the payloads
 of the Wanderer map's SSE events. The world is bounded: a fixed population of
 pilots, corporations and alliances, a fixed pool of systems, and map state that
 is a subset of those pools.
@@ -145,6 +146,15 @@ _ATTACKER_CUMULATIVE_WEIGHTS: Final = tuple(
 _WEAPON_TYPE_IDS: Final = (2456, 2488, 2185, 2929, 2961, 3057, 3186, 2410, 2420, 3082)
 # NPC corporations (pirate factions, CONCORD) whose rats show up as attackers.
 _NPC_CORPORATIONS: Final = (1000124, 1000127, 1000128, 1000134, 1000135, 1000125)
+_NPC_NAMES: Final = {
+    1000124: ("Archangels", ("Angel Cartel Nephilim", "Gistum Centurion", "Gist Malakim")),
+    1000127: ("Guristas", ("Dread Guristas Eliminator", "Pith Conquistador", "Pithum Nullifier")),
+    1000128: ("Serpentis", ("Core Baron", "Shadow Serpentis Flotilla Admiral", "Coreli Guardian")),
+    1000134: ("Blood Raiders", ("Dark Blood Archbishop", "Corpus Patriarch", "Corpior Visionary")),
+    1000135: ("Sansha's Nation", ("Centus Tyrant", "True Sansha Slave Lord", "Centii Keeper")),
+    1000125: ("Sleepers", ("Vigilant Tyrannos", "Awakened Defender", "Sleepless Guardian")),
+}
+"""An NPC attacker's faction and ship names (the feed names NPC ships like any other)."""
 
 _SYLLABLES: Final = (
     "ka", "ri", "to", "mer", "vel", "an", "sha", "dra", "lo", "vik", "ar", "en", "ta",
@@ -468,6 +478,11 @@ class TrafficGenerator:
             }
             for _ in range(self._rng.randint(1, 5))
         ]
+        for attacker in attackers:
+            # named from the ids already drawn: the seeded sequence stays as it was
+            faction, ships = _NPC_NAMES[attacker["corporation_id"]]
+            attacker["corporation_name"] = faction
+            attacker["ship_name"] = ships[attacker["ship_type_id"] % len(ships)]
         self._share_damage(attackers, damage)
         value = self._value(victim_ship.hull)
         labels = self._labels(system, victim_ship, len(attackers), value, npc=True, solo=False)
@@ -513,6 +528,7 @@ class TrafficGenerator:
                 "labels": labels,
             },
             "attacker_count": len(attackers),
+            "solar_system_name": system_name(system),
         }
 
     def _victim(self, pilot: Pilot, ship: ShipType, damage: int) -> dict[str, Any]:

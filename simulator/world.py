@@ -210,7 +210,9 @@ class World:
             killmail = self.generator.killmail(now, system_id=self._tracked_system())
         self.kills.publish(killmail)
         self.published_kills += 1
-        if self.maps and self._random.random() < MAP_KILL_SHARE:
+        on_map = killmail["system_id"] in self._on_map()
+        # a map reports the kills in its own systems only
+        if self.maps and on_map and self._random.random() < MAP_KILL_SHARE:
             server = next(iter(self.maps.values()))
             server.publish_map_kill(self.generator.map_kill_payload(killmail))
         return killmail

@@ -140,7 +140,8 @@ def pilot_markdown(pilot: Pilot) -> str:
     An NPC (no character) is its name in bold and ``(NPC)``, without a link.
     """
     if pilot.is_npc:
-        return f"**{md(pilot_name(pilot))}** (NPC)"
+        name = pilot.ship_name or pilot.corporation_name
+        return f"**{md(name)}** (NPC)" if name else "an NPC"
     shown = link(pilot_name(pilot), zkillboard_character_url(pilot.character_id or 0))
     badge = tickers(pilot.corporation_ticker, pilot.alliance_ticker)
     return f"{shown} {md(badge)}" if badge else shown
@@ -149,7 +150,8 @@ def pilot_markdown(pilot: Pilot) -> str:
 def pilot_plain(pilot: Pilot) -> str:
     """The pilot with tickers, for a console line (an NPC: its name and ``(NPC)``)."""
     if pilot.is_npc:
-        return f"{pilot_name(pilot)} (NPC)"
+        name = pilot.ship_name or pilot.corporation_name
+        return f"{name} (NPC)" if name else "an NPC"
     badge = tickers(pilot.corporation_ticker, pilot.alliance_ticker)
     name = pilot_name(pilot)
     return f"{name} {badge}" if badge else name
