@@ -351,3 +351,16 @@ def test_a_mention_is_added_with_exactly_its_permission() -> None:
     assert payload["content"] == "<@&42>"
     assert payload["allowed_mentions"] == {"roles": ["42"]}
     assert payload["embeds"] == message_payload(loss())["embeds"]
+
+
+def test_a_structure_loss_names_its_owner_corporation() -> None:
+    structure = {"corporation_id": 98000077, "corporation_name": "Hole Control",
+                 "ship_type_id": 35832, "ship_name": "Astrahus"}  # fmt: skip
+    shooter = pilot(2117500050, "Siege Lead", ("Pipe Bombers", "PIPE"), ("Dreadnought", 19720),
+                    damage=1_000_000, final_blow=True)  # fmt: skip
+    notification = decide_kill(killmail(structure, [shooter], value=2_100_000_000.0))
+    description = message_payload(notification)["embeds"][0]["description"]
+    assert description.startswith(
+        "[Hole Control](https://zkillboard.com/corporation/98000077/) lost an **Astrahus** to"
+    )
+    assert "Hole Control lost an Astrahus to Siege Lead" in console_line(notification, colour=False)

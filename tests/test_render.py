@@ -187,7 +187,7 @@ def test_kill_embed_shows_victim_final_blow_attackers_value_and_links() -> None:
     assert fields["System"] == "[J100005](https://zkillboard.com/system/31000005/)"
     assert embed["description"] == (
         "[Example Pilot](https://zkillboard.com/character/2117000001/) lost a **Rifter** to "
-        "[Example Pilot](https://zkillboard.com/character/2117000002/) in a **Example Pilot** "
+        "[Example Pilot](https://zkillboard.com/character/2117000002/) in an **Example Pilot** "
         "and 6 others."
     )
 

@@ -37,6 +37,7 @@ from realtime.render.text import (
     PURPLE,
     RED,
     band_colour,
+    bold_with_article,
     dotlan_region_url,
     dotlan_system_url,
     format_isk,
@@ -51,7 +52,7 @@ from realtime.render.text import (
     tickers,
     type_icon_url,
     value_colour,
-    with_article,
+    victim_markdown,
     zkillboard_alliance_url,
     zkillboard_character_url,
     zkillboard_corporation_url,
@@ -101,14 +102,14 @@ def _attacker_phrase(pilot: Pilot) -> str:
     phrase = pilot_markdown(pilot)
     if pilot.is_npc or not pilot.ship_name:
         return phrase  # an NPC's name is its ship
-    return f"{phrase} in {with_article(f'**{md(pilot.ship_name)}**')}"
+    return f"{phrase} in {bold_with_article(pilot.ship_name)}"
 
 
 def kill_summary(details: KillDetails) -> str:
     """The card's first lines: who lost what to whom, solo or with how many, top damage."""
     victim = details.victim
-    ship = with_article(f"**{md(victim.ship_name or 'ship')}**")
-    line = f"{pilot_markdown(victim)} lost {ship}"
+    ship = bold_with_article(victim.ship_name or "ship")
+    line = f"{victim_markdown(victim)} lost {ship}"
     blow = details.final_blow
     if blow is None:
         return line + "."

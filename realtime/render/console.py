@@ -40,6 +40,7 @@ from realtime.render.text import (
     hours_text,
     pilot_plain,
     tickers,
+    victim_plain,
     with_article,
     zkillboard_url,
 )
@@ -83,7 +84,7 @@ def _kill_parts(notification: Notification, details: KillDetails) -> tuple[str, 
     where = [part for part in (details.system_label, details.region_name) if part]
     title = notification.title + (f" ({', '.join(where)})" if where else "")
     victim = details.victim
-    story = f"{pilot_plain(victim)} lost {with_article(victim.ship_name or 'ship')}"
+    story = f"{victim_plain(victim)} lost {with_article(victim.ship_name or 'ship')}"
     if details.final_blow is not None:
         story += f" to {_attacker(details.final_blow)}"
         others = details.attacker_count - 1

@@ -147,6 +147,21 @@ def pilot_markdown(pilot: Pilot) -> str:
     return f"{shown} {md(badge)}" if badge else shown
 
 
+def victim_markdown(victim: Pilot) -> str:
+    """The victim: a pilot as :func:`pilot_markdown`; without a character (a structure,
+    a deployable) its owner corporation, linked to zKillboard."""
+    if not victim.is_npc:
+        return pilot_markdown(victim)
+    owner = victim.corporation_name or "Unknown owner"
+    if victim.corporation_id is None:
+        return f"**{md(owner)}**"
+    return link(owner, zkillboard_corporation_url(victim.corporation_id))
+
+
+def victim_plain(victim: Pilot) -> str:
+    return pilot_plain(victim) if not victim.is_npc else victim.corporation_name or "Unknown owner"
+
+
 def pilot_plain(pilot: Pilot) -> str:
     """The pilot with tickers, for a console line (an NPC: its name and ``(NPC)``)."""
     if pilot.is_npc:
@@ -164,9 +179,19 @@ def mass_text(kilograms: float) -> str:
     return f"{kilograms:,.0f} kg"
 
 
+def article(noun: str) -> str:
+    """``a`` (Loki) or ``an`` (Ishtar)."""
+    return "an" if noun[:1].upper() in ("A", "E", "I", "O", "U") else "a"
+
+
 def with_article(noun: str) -> str:
     """``a Loki``, ``an Ishtar``."""
-    return f"an {noun}" if noun[:1].upper() in "AEIOU" else f"a {noun}"
+    return f"{article(noun)} {noun}"
+
+
+def bold_with_article(noun: str) -> str:
+    """``a **Loki**``, ``an **Ishtar**`` (the noun escaped)."""
+    return f"{article(noun)} **{md(noun)}**"
 
 
 def hours_text(hours: float) -> str:
