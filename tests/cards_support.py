@@ -190,7 +190,6 @@ SHATTERED_C5 = static_answer(
     security="-1.0",
     shattered=True,
     effect="Wolf-Rayet Star",
-    statics=(("N770", "C5", "Class 5", 16, 3_000_000_000, 1_000_000_000),),
 )
 JITA = static_answer(
     KSPACE,

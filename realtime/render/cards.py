@@ -228,6 +228,8 @@ def _system_fields(info: SystemStaticInfo) -> list[dict[str, Any]]:
         fields.append(field("Region", _region_text(info)))
     if info.statics:
         fields.append(field("Statics", _static_lines(info), inline=False))
+    elif info.is_wormhole:
+        fields.append(field("Statics", "none", inline=False))
     return fields
 
 

@@ -120,6 +120,8 @@ def _system_parts(notification: Notification, details: SystemDetails) -> tuple[s
                 text += f" {hours_text(static.lifetime_h)}"
             statics.append(text)
         parts.append("statics " + ", ".join(statics))
+    elif info.is_wormhole:
+        parts.append("no statics")
     if info.region_name:
         parts.append(info.region_name)
     return "SYSTEM", band_colour(info.security_band), parts
