@@ -83,9 +83,10 @@ from realtime.config import Config, DiscordConfig, NotifyConfig
 from realtime.event import Event, Priority
 from realtime.flow import TrackedView
 from realtime.keys import KILLMAIL_TYPES
-from realtime.ledger import DATABASE_FILE, Claim, Ledger, LedgerEntry
+from realtime.ledger import Claim, Ledger, LedgerEntry
 from realtime.notifications import Decision, Notification, kill_notification, map_notification
 from realtime.render import console_lines, message_payload
+from realtime.storage import DATABASE_FILE
 from realtime.tracking import TrackedLookup
 from supervision import (
     ActorContext,
