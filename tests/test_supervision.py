@@ -72,7 +72,7 @@ class Worker(SupervisedActor):
     def on_stop(self) -> None:
         self.journal.add(f"stop:{self.name}")
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> Any:  # noqa: PLR0911 -- one dispatch table
         if message == "boom":
             msg = "a bug"
             raise ValueError(msg)
@@ -87,6 +87,8 @@ class Worker(SupervisedActor):
             return self.timers.send_interval(0.01, "tick")
         if message == "probe_later":
             return self.timers.send_after(0.05, "probe")
+        if message == "arm":
+            return self.timers.send_after(0.05, "once"), self.timers.send_interval(0.01, "tick")
         if message == "hang":
             self.journal.gate.wait(30)
             return None
@@ -463,6 +465,31 @@ def test_timers_deliver_once_and_periodically_and_stop_with_the_actor(
     tree.registry.ask("a", "probe_later")
     wait_for(lambda: journal.count("a:probe") == 1)
     assert journal.count("a:tick") == ticks
+
+
+def test_a_timer_firing_into_a_full_mailbox_still_reaches_its_actor_after_what_was_queued(
+    journal: Journal, trees: list[SupervisionTree]
+) -> None:
+    tree = run(
+        trees, tree_of([worker("a", journal, mailbox=MailboxSpec(2, OverflowPolicy.REJECT))])
+    )
+    once, tick = tree.registry.ask("a", "arm")
+    inbox = tree.registry.require("a").actor_inbox
+    tree.registry.tell("a", "block")
+    wait_for(lambda: inbox.statistics().size == 0)  # type: ignore[attr-defined]
+    tree.registry.tell("a", "m1")
+    tree.registry.tell("a", "m2")
+    with pytest.raises(MailboxFullError):
+        tree.registry.tell("a", "m3")
+    # Stuck with a full mailbox: the one-shot is queued, the ticks coalesce into one.
+    wait_for(lambda: once.fired == 1 and tick.coalesced >= 5)
+    assert inbox.statistics().timers == 2  # type: ignore[attr-defined]
+    assert inbox.statistics().size == 2  # type: ignore[attr-defined]
+    journal.gate.set()
+    wait_for(lambda: journal.count("a:once") == 1 and journal.count("a:tick") >= 2)
+    entries = journal.snapshot()
+    assert entries.index("a:m2") < entries.index("a:once")
+    assert entries.count("a:m3") == 0
 
 
 def test_snapshot_shows_state_restarts_failure_and_mailbox(
