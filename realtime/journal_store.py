@@ -373,6 +373,12 @@ class JournalStore:
             row = db.execute("SELECT value FROM cursors WHERE source = ?", (source,)).fetchone()
         return None if row is None else str(row[0])
 
+    def cursors(self) -> dict[str, str]:
+        """Every source's last committed resume point."""
+        with self._database.reading("cursors") as db:
+            rows = db.execute("SELECT source, value FROM cursors").fetchall()
+        return {str(source): str(value) for source, value in rows}
+
     def checkpoint(self, name: str = DEFAULT_CHECKPOINT) -> int:
         """The seq up to which consumer ``name`` has handled everything (0 if unset)."""
         with self._database.reading("checkpoint") as db:

@@ -192,4 +192,4 @@ def journal_status(tree: SupervisionTree) -> Mapping[str, Any]:
 
 
 def checkpoint_reaches(tree: SupervisionTree, seq: int) -> Callable[[], bool]:
-    return lambda: journal_status(tree)["checkpoint"] >= seq
+    return lambda: journal_status(tree).get("checkpoint", 0) >= seq
