@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from tests.fault_world import FaultWorld, fault_world
+from tests.process import ROOT
 from tests.support import wait_for
 
 CRASH_FOR_S = 4.0
@@ -102,3 +104,37 @@ def test_a_disk_that_fills_up_during_a_backlog_holds_everything_and_recovers_whe
         world.wait_delivered(timeout_s=60)
         world.assert_exactly_once()
         wait_for(lambda: journal_status(world)["error"] is None)
+
+
+def run_py(world: FaultWorld, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args, "--config", str(world.config_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_second_instance_on_the_same_data_dir_exits_2_at_once_and_nothing_is_doubled(
+    tmp_path: Path,
+) -> None:
+    with fault_world(tmp_path, seed=81) as world:
+        program = world.program_running()
+        world.wait_notified(world.publish_mix(7))
+        started = time.monotonic()
+        second = run_py(world)
+        assert second.returncode == 2
+        assert time.monotonic() - started < 15
+        assert f"in use by process {program.pid}" in second.stderr
+        replay = run_py(world, "replay", "--notify")
+        assert replay.returncode == 2
+        assert f"in use by process {program.pid}" in replay.stderr
+        listed = run_py(world, "events")  # read-only: works beside the live instance
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.count("\n") >= 7
+        world.publish_mix(7)
+        world.wait_delivered()
+        world.assert_exactly_once()
+        assert program.alive()
