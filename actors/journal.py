@@ -62,9 +62,10 @@ from actors.protocol import (
     StreamReset,
 )
 from actors.stall import Stall, storage_backoff
+from realtime.checkpoint import Checkpoint, HeldOutcome
 from realtime.config import Config
 from realtime.event import KILLS_SOURCE, Cursor, Event, Outcome
-from realtime.journal_store import JournalStore
+from realtime.journal_store import JournalStore, split_storable
 from realtime.metrics import series_key
 from realtime.storage import DATABASE_FILE, StorageSettings, StorageUnavailableError
 from supervision import (
@@ -78,7 +79,6 @@ from supervision import (
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY_S = 0.2
-PURGE_ROWS = 5000
 
 
 def journal_path(config: Config) -> Path:
@@ -137,12 +137,7 @@ class JournalActor(ReportingActor):
         self._credit = 0
         self._delivered_upto = 0
         self._last_seq = 0
-        self._checkpoint = 0
-        self._saved_checkpoint = 0
-        self._settled: set[int] = set()
-        # Outcomes not written yet (the database failed), oldest first.
-        self._unwritten: list[Settled] = []
-        self._unwritten_events = 0
+        self._checkpoint = Checkpoint(0)
         self._cursors: dict[str, str] = {}
         # Unique across journal restarts, so no delivery of an earlier
         # incarnation can pass for one of this incarnation's epochs.
@@ -172,7 +167,7 @@ class JournalActor(ReportingActor):
             self._failed(error)
             return
         try:
-            self._checkpoint = self._saved_checkpoint = store.checkpoint()
+            self._checkpoint = Checkpoint(store.checkpoint())
             self._last_seq = store.last_seq()
             self._cursors = store.cursors()
         except StorageUnavailableError as error:
@@ -180,12 +175,12 @@ class JournalActor(ReportingActor):
             self._failed(error)
             return
         self.store = store
-        self._delivered_upto = self._checkpoint
+        self._delivered_upto = self._checkpoint.value
         logger.info(
             "journal: %s open, last seq %d, checkpoint %d",
             store.path,
             self._last_seq,
-            self._checkpoint,
+            self._checkpoint.value,
         )
         # A (re)started journal starts delivery afresh; a running flow_control
         # must grant demand again (its old credit died with the old journal).
@@ -355,7 +350,14 @@ class JournalActor(ReportingActor):
         for ingest in self._pending:
             if ingest.cursor is not None:
                 cursors[ingest.cursor.source] = ingest.cursor
-        committed = self._store.append(events, rejects, list(cursors.values()))
+        try:
+            committed = self._store.append(events, rejects, list(cursors.values()))
+        except (TypeError, ValueError):
+            # An event whose data cannot be stored would fail every retry (and
+            # crash-loop the journal): it becomes a reject; the rest goes in.
+            events, unstorable = split_storable(events)
+            rejects += unstorable
+            committed = self._store.append(events, rejects, list(cursors.values()))
         self._pending.clear()
         self._pending_events = 0
         self._cursors.update((cursor.source, cursor.value) for cursor in cursors.values())
@@ -379,7 +381,8 @@ class JournalActor(ReportingActor):
         batch = self.config.journal.delivery_batch
         # Every delivered event may come back with an outcome to write: while
         # they cannot be written, at most max_pending of them wait in memory.
-        while self._credit > 0 and self._unwritten_events < self.config.journal.max_pending:
+        max_held = self.config.journal.max_pending
+        while self._credit > 0 and self._checkpoint.held_events < max_held:
             try:
                 events = self._next(min(self._credit, batch))
             except StorageUnavailableError as error:
@@ -414,11 +417,11 @@ class JournalActor(ReportingActor):
 
     def _resync(self, requester: str) -> None:
         logger.info(
-            "journal: %s (re)started; redelivering after seq %d", requester, self._checkpoint
+            "journal: %s (re)started; redelivering after seq %d", requester, self._checkpoint.value
         )
         self.counters["resyncs"] += 1
-        self._delivered_upto = self._checkpoint
-        self._settled.clear()
+        self._delivered_upto = self._checkpoint.value
+        self._checkpoint.restart()
         self._credit = 0
         self._reset_stream()
 
@@ -432,8 +435,7 @@ class JournalActor(ReportingActor):
 
     def _settle(self, settled: Settled) -> None:
         if settled.outcome is not Outcome.HANDLED:
-            self._unwritten.append(settled)
-            self._unwritten_events += len(settled.seqs)
+            self._checkpoint.hold(HeldOutcome(settled.seqs, settled.outcome, settled.detail))
             if self.error is None:
                 try:
                     self._write_outcomes()
@@ -442,15 +444,7 @@ class JournalActor(ReportingActor):
         self.counters[series_key("settled_total", outcome=str(settled.outcome))] += len(
             settled.seqs
         )
-        checkpoint = self._checkpoint
-        pending = self._settled
-        for seq in settled.seqs:
-            if seq > checkpoint and seq <= self._delivered_upto:
-                pending.add(seq)
-        while checkpoint + 1 in pending:
-            checkpoint += 1
-            pending.discard(checkpoint)
-        self._checkpoint = checkpoint
+        checkpoint = self._checkpoint.settle(settled.seqs, self._delivered_upto)
         # Delivery never restarts at or before the checkpoint: what the tail
         # holds there is history, and a killmail weighs kilobytes in memory.
         tail = self._tail
@@ -458,22 +452,14 @@ class JournalActor(ReportingActor):
             tail.popleft()
 
     def _write_outcomes(self) -> None:
-        """Write the held outcomes, oldest first; raises on the first that fails."""
-        while self._unwritten:
-            settled = self._unwritten[0]
-            self._store.settle(settled.seqs, settled.outcome, settled.detail)
-            self._unwritten.pop(0)
-            self._unwritten_events -= len(settled.seqs)
+        store = self._store
+        self._checkpoint.write(lambda held: store.settle(held.seqs, held.outcome, held.detail))
 
     def _save_checkpoint(self) -> None:
-        # Never past an outcome not written yet: after a crash, its event
-        # comes again and is settled again.
-        target = self._checkpoint
-        if self._unwritten:
-            target = min(target, min(min(s.seqs) for s in self._unwritten) - 1)
-        if target > self._saved_checkpoint:
+        target = self._checkpoint.to_save()
+        if target is not None:
             self._store.set_checkpoint(target)
-            self._saved_checkpoint = target
+            self._checkpoint.saved = target
 
     def _tick(self) -> None:
         if self.error is not None and time.monotonic() >= self._retry_at:
@@ -491,14 +477,16 @@ class JournalActor(ReportingActor):
             logger.warning("journal: cannot save the checkpoint: %s", error)
 
     def _purge(self) -> None:
-        days = self.config.journal.retention_days
+        settings = self.config.journal
         try:
-            purged = self._store.purge(time.time() - days * 86400, PURGE_ROWS)
+            purged = self._store.purge(
+                time.time() - settings.retention_days * 86400, settings.purge_rows
+            )
         except (StorageUnavailableError, RuntimeError) as error:
             logger.warning("journal: retention skipped: %s", error)
             purged = 0
         self.counters["purged"] += purged
-        again = 0.0 if purged == PURGE_ROWS else self.config.journal.purge_every_s
+        again = 0.0 if purged == settings.purge_rows else settings.purge_every_s
         self.timers.send_after(again, _Purge())
 
     # -- reporting -----------------------------------------------------------
@@ -506,7 +494,7 @@ class JournalActor(ReportingActor):
     def report_gauges(self) -> Mapping[str, float]:
         last = self._last_seq
         return {
-            "backlog": last - self._checkpoint,
+            "backlog": last - self._checkpoint.value,
             "undelivered": last - self._delivered_upto,
             "pending": self._pending_events,
             "credit": self._credit,
@@ -522,15 +510,15 @@ class JournalActor(ReportingActor):
             return {"error": self.error or str(error), "pending": self._pending_events}
         return {
             "last_seq": stats.last_seq,
-            "checkpoint": self._checkpoint,
-            "backlog": stats.last_seq - self._checkpoint,
+            "checkpoint": self._checkpoint.value,
+            "backlog": stats.last_seq - self._checkpoint.value,
             "delivered_upto": self._delivered_upto,
             "credit": self._credit,
             "pending": self._pending_events,
             "max_pending": self.config.journal.max_pending,
             "tail": len(self._tail),
             "tail_capacity": self.config.journal.tail_events,
-            "unwritten_outcomes": self._unwritten_events,
+            "unwritten_outcomes": self._checkpoint.held_events,
             "rows": stats.rows,
             "db_bytes": stats.db_bytes,
             "wal_bytes": stats.wal_bytes,

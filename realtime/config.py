@@ -197,7 +197,8 @@ class JournalConfig:
     another connection's lock; a write that fails for a passing reason (busy,
     disk full, cap reached) is retried after ``retry_min_s``, doubling up to
     ``retry_max_s``, and alerted meanwhile. ``tail_events`` bounds the
-    committed, undelivered events kept in memory for delivery without a read.
+    committed, undelivered events kept in memory for delivery without a read;
+    ``purge_rows`` the rows one retention transaction deletes.
     """
 
     retention_days: float = 7.0
@@ -212,6 +213,7 @@ class JournalConfig:
     retry_min_s: float = 0.1
     retry_max_s: float = 5.0
     tail_events: int = 20_000
+    purge_rows: int = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,6 +508,8 @@ def _validate_journal(journal: JournalConfig) -> None:
         raise ConfigError("journal.retry_min_s: need 0 < retry_min_s <= retry_max_s")
     if journal.tail_events < 1:
         raise ConfigError("journal.tail_events: must be at least 1")
+    if journal.purge_rows < 1:
+        raise ConfigError("journal.purge_rows: must be at least 1")
 
 
 def _is_loopback(host: str) -> bool:

@@ -530,3 +530,20 @@ class JournalStore:
             rejects=self._rejects_by_reason.total(),
             rejects_by_reason=MappingProxyType(dict(self._rejects_by_reason)),
         )
+
+
+def split_storable(events: Sequence[Event]) -> tuple[list[Event], list[Reject]]:
+    """``events`` split into those :meth:`JournalStore.append` can store, and a
+    reject (``unstorable_event``) for each of the others (data msgpack cannot pack)."""
+    storable: list[Event] = []
+    rejects: list[Reject] = []
+    for event in events:
+        try:
+            msgpack.packb(dict(event.data))
+        except (TypeError, ValueError) as error:
+            detail = f"{event.type} {event.id}: its data cannot be stored: {error}"
+            raw = f"{event.source} {event.type} {event.id}".encode()
+            rejects.append(Reject(event.source, "unstorable_event", detail, raw, event.received_at))
+        else:
+            storable.append(event)
+    return storable, rejects

@@ -122,6 +122,22 @@ def test_a_journal_that_cannot_open_its_database_retries_without_a_restart(
         holder.close()
 
 
+def test_an_event_whose_data_cannot_be_stored_becomes_a_reject_and_the_rest_goes_on(
+    tmp_path: Path,
+) -> None:
+    data: dict[str, Any] = {"leaf": 1}
+    for _ in range(1100):  # deeper than msgpack packs
+        data = {"inner": data}
+    unstorable = dataclasses.replace(kill_event(1), data=data)
+    handled = Handled()
+    with pipeline(config_for(tmp_path), handled) as tree:
+        ingest(tree, unstorable, kill_event(2))
+        wait_for(checkpoint_reaches(tree, 1))
+        assert killmail_ids(handled.seen(Names.NOTIFIER)) == [2]
+        assert journal_status(tree)["rejects"] == {"unstorable_event": 1}
+        assert journal_restarts(tree) == 0
+
+
 class _RefusalRecorder(ReportingActor):
     def __init__(self, ctx: ActorContext, refused: list[IngestRefused]) -> None:
         super().__init__(ctx)
