@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from typing import Any
 from pykka._envelope import Envelope
 
 from supervision._mailbox import BoundedMailbox
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(eq=False, slots=True)
@@ -89,7 +92,12 @@ class _Scheduler:
                     timeout = self._heap[0].due - time.monotonic() if self._heap else None
                     self._cond.wait(timeout)
                 entry = heapq.heappop(self._heap)
-            self._fire(entry)
+            try:
+                self._fire(entry)
+            except Exception:
+                # This thread serves every timer of the process: it must not end.
+                # The failing timer is reported and dropped; the others go on.
+                logger.exception("timers: a timer failed to fire (%r)", entry.handle.message)
 
     def _fire(self, entry: _Entry) -> None:
         handle = entry.handle

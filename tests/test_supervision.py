@@ -15,6 +15,7 @@ from supervision import (
     ActorContext,
     ActorUnavailableError,
     Backoff,
+    BoundedMailbox,
     ChildSpec,
     Crash,
     GetStatus,
@@ -26,6 +27,7 @@ from supervision import (
     SupervisedActor,
     SupervisionTree,
     SupervisorSpec,
+    Timers,
     TreeStartError,
     render_tree,
 )
@@ -511,3 +513,20 @@ def test_snapshot_shows_state_restarts_failure_and_mailbox(
     assert "└── inner" in text
     assert "restarts=1" in text
     assert "ValueError: a bug" in text
+
+
+class _BrokenMailbox(BoundedMailbox):
+    def put_timer(self, envelope: Any) -> bool:
+        msg = "a broken mailbox"
+        raise RuntimeError(msg)
+
+
+def test_a_timer_that_fails_to_fire_does_not_stop_the_others() -> None:
+    broken = Timers(_BrokenMailbox())
+    working_mailbox = BoundedMailbox()
+    working = Timers(working_mailbox)
+    broken.send_after(0.0, "lost")
+    handle = working.send_after(0.02, "kept")
+    wait_for(lambda: handle.fired == 1)
+    assert working_mailbox.statistics().timers == 1
+    working.cancel_all()
