@@ -180,7 +180,7 @@ class JournalActor(ReportingActor):
             "journal: %s open, last seq %d, checkpoint %d",
             store.path,
             self._last_seq,
-            self._checkpoint.value,
+            self._delivered_upto,
         )
         # A (re)started journal starts delivery afresh; a running flow_control
         # must grant demand again (its old credit died with the old journal).
@@ -192,8 +192,7 @@ class JournalActor(ReportingActor):
         # that ingest before closing, or an ordered shutdown would lose it.
         for message in self.mailbox.drain():
             if isinstance(message, Ingest):
-                self._pending.append(message)
-                self._pending_events += len(message.events)
+                self._hold(message)
         self._close()
 
     def on_failure(self, *_exc_info: object) -> None:
