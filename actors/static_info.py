@@ -28,7 +28,6 @@ immutable view) and reads it without asking.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,7 +43,6 @@ from actors.protocol import GetTracking, Names, TrackingChanged
 from realtime.config import Config, MapConfig, StaticInfoConfig
 from realtime.event import Event
 from realtime.ids import as_id
-from realtime.ledger import DATABASE_FILE
 from realtime.static_info import (
     NO_STATIC_INFO,
     FetchPlan,
@@ -54,6 +52,7 @@ from realtime.static_info import (
     parse_static_info,
 )
 from realtime.static_info_store import StaticInfoStore
+from realtime.storage import DATABASE_FILE, StorageError, StorageSettings
 from realtime.tracking import map_payload, map_slug
 from supervision import (
     ActorContext,
@@ -176,6 +175,7 @@ class StaticInfoActor(ReportingActor):
         database: Path,
         maps: Sequence[MapConfig],
         *,
+        storage: StorageSettings | None = None,
         fetcher: Fetcher | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -185,6 +185,7 @@ class StaticInfoActor(ReportingActor):
             raise ValueError(msg)
         self._settings = settings
         self._database = database
+        self._storage = storage
         self._maps = {map_config.slug: map_config for map_config in maps}
         self._default_map = maps[0]
         self._fetcher = fetcher
@@ -198,8 +199,27 @@ class StaticInfoActor(ReportingActor):
 
     def on_start(self) -> None:
         super().on_start()
-        self._store = StaticInfoStore.open(self._database)
-        stored = self._store.load()
+        self._open_store()
+        self._view = StaticInfoView(MappingProxyType(dict(self._known)))
+        if self._fetcher is None:
+            self._session = requests.Session()
+            self._fetcher = http_fetcher(self._session)
+        self._ask_tracking()
+        self._schedule(0.0)
+
+    def _open_store(self) -> None:
+        """Load the cache; without the database (busy, full, unreadable) it runs on
+        what it fetches this time (counted): static info only enriches cards."""
+        try:
+            self._store = StaticInfoStore.open(self._database, self._storage)
+            stored = self._store.load()
+        except StorageError as error:
+            self.counters["store_unavailable"] += 1
+            logger.warning("static_info: no cache this run (%s); fetching what is needed", error)
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            return
         self._known = dict(stored.known)
         self._plan = FetchPlan(
             retry_min_s=self._settings.retry_min_s,
@@ -208,12 +228,6 @@ class StaticInfoActor(ReportingActor):
             failures=stored.failures,
         )
         self.counters["unreadable_rows"] += stored.unreadable
-        self._view = StaticInfoView(MappingProxyType(dict(self._known)))
-        if self._fetcher is None:
-            self._session = requests.Session()
-            self._fetcher = http_fetcher(self._session)
-        self._ask_tracking()
-        self._schedule(0.0)
 
     def on_exit(self) -> None:
         if self._store is not None:
@@ -309,10 +323,11 @@ class StaticInfoActor(ReportingActor):
 
     def _persist(self, write: Callable[[StaticInfoStore], None]) -> None:
         """Write to the cache; a failed write is counted (the answer stays in memory)."""
-        assert self._store is not None, "the store is open while the actor runs"
+        if self._store is None:
+            return
         try:
             write(self._store)
-        except sqlite3.Error as error:
+        except StorageError as error:
             self.counters["store_errors"] += 1
             logger.warning("static_info: cache not written: %s", error)
 
@@ -401,7 +416,12 @@ def child_spec(config: Config, *, fetcher: Fetcher | None = None) -> ChildSpec:
     return ChildSpec(
         name=Names.STATIC_INFO,
         start=lambda ctx: StaticInfoActor.start(
-            ctx, config.static_info, database, config.maps, fetcher=fetcher
+            ctx,
+            config.static_info,
+            database,
+            config.maps,
+            storage=StorageSettings.of(config),
+            fetcher=fetcher,
         ),
         mailbox=MailboxSpec(config.mailbox.static_info),
         shutdown_s=config.supervision.shutdown_timeout_s,

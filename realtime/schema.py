@@ -5,7 +5,8 @@ Three owners keep tables in the one SQLite file (see :mod:`realtime.storage`):
 - the journal store (:mod:`realtime.journal_store`): ``meta``, ``events``,
   ``rejects``, ``cursors``, ``checkpoints``;
 - the notification ledger (:mod:`realtime.ledger`): ``notifications``;
-- the tracking store (:mod:`realtime.tracking_store`): ``tracking``.
+- the tracking store (:mod:`realtime.tracking_store`): ``tracking``;
+- the static-info cache (:mod:`realtime.static_info_store`): ``static_info``.
 
 Whichever owner opens a new file first creates all of them, so the file is
 always a whole journal database (a file holding only the ledger's table,
@@ -117,6 +118,21 @@ TABLES: tuple[Table, ...] = (
                 position INTEGER NOT NULL,
                 PRIMARY KEY (slug, kind, id)
             ) WITHOUT ROWID""",
+        ),
+    ),
+    Table(
+        "static_info",
+        (
+            # body: the endpoint's answer (NULL until fetched); attempts and
+            # retry_at: the failures so far and when to ask again
+            """CREATE TABLE static_info (
+                system_id INTEGER PRIMARY KEY,
+                body BLOB,
+                fetched_at REAL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                retry_at REAL,
+                last_error TEXT
+            )""",
         ),
     ),
 )
