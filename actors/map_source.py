@@ -20,7 +20,8 @@ blocking step in order and hands off the results:
    :class:`~actors.protocol.Ingest` carrying the new :class:`Cursor`, so
    that the resume point is committed with the events it covers.
 
-The actor owns time and decisions:
+A :class:`~actors.connection.SourceConnection` with SSE plugged in. The
+actor owns time and decisions:
 
 - a keepalive watchdog: nothing parsed (events or ``:`` comments) for
   ``keepalive_timeout_s`` closes the connection (the read timeout is the
@@ -39,7 +40,6 @@ The actor owns time and decisions:
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
 import random
 import socket
@@ -54,10 +54,18 @@ import pykka
 import requests
 import urllib3
 
-from actors.base import ReportingActor
-from actors.protocol import Bootstrap, GetCursor, Ingest, IngestRefused, Names
-from actors.source_support import Held, IngestGate, JournalLink, RejectLog, Resend, join_threads
-from realtime.circuit import CircuitBreaker, CircuitState, ReconnectPolicy
+from actors.connection import (
+    SUPERSEDED,
+    ConnectionMessage,
+    Ended,
+    Phase,
+    ReaderThread,
+    SourceConnection,
+    describe,
+)
+from actors.protocol import Bootstrap, GetCursor, Ingest, Names
+from actors.source_support import IngestGate, RejectLog
+from realtime.circuit import CircuitBreaker, ReconnectPolicy
 from realtime.config import Config, MapConfig
 from realtime.event import Cursor, Event, Reject, map_source
 from realtime.health import ConnectionHealth
@@ -96,75 +104,39 @@ _CURSOR_ASK_TIMEOUT_S: Final = 5.0
 _READ_TIMEOUT_MARGIN_S: Final = 1.0
 
 
-class FailureKind(enum.StrEnum):
-    """Why an attempt failed; each kind is retried its own way."""
+# -- how an attempt ends, and messages from the reader thread --------------------------
 
-    JOURNAL = "journal"
+
+@dataclass(frozen=True, slots=True)
+class _JournalSilent(Ended):
     """The journal did not answer the cursor ask: retried soon, not the map's fault."""
-    NETWORK = "network"
-    """Connect, read or stream errors: the reconnect policy."""
-    HTTP = "http"
-    """The server answered something else than an event stream: by status."""
-
-
-# -- messages from the reader thread and the timers ----------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class _Failed:
-    generation: int
-    kind: FailureKind
-    reason: str
+class _HttpFailed(Ended):
+    """The server answered something else than an event stream: retried by status."""
+
     status: int | None = None
-    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class _Bootstrapped:
-    generation: int
+class _StreamEnded(Ended):
+    """An open stream ended; ``at_least_s`` is the stream's ``retry`` field, if it sent one."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Bootstrapped(ConnectionMessage):
     bootstrap: Bootstrap
 
 
 @dataclass(frozen=True, slots=True)
-class _Opened:
-    generation: int
+class _Opened(ConnectionMessage):
     cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class _StreamConnected:
-    generation: int
+class _StreamConnected(ConnectionMessage):
     control: MapControl
-
-
-@dataclass(frozen=True, slots=True)
-class _ReaderEnded:
-    generation: int
-    reason: str
-    retry_ms: int | None
-    kind: str = "connection_lost"
-
-
-@dataclass(frozen=True, slots=True)
-class _Attempt:
-    token: int
-
-
-class _Tick:
-    __slots__ = ()
-
-
-_TICK: Final = _Tick()
-
-
-class _Phase(enum.StrEnum):
-    WAITING = "waiting"
-    CONNECTING = "connecting"
-    STREAMING = "streaming"
-    """A 200 event stream is open; the ``connected`` event has not come yet."""
-    LIVE = "live"
-    HOLDING = "holding"
-    STOPPED = "stopped"
 
 
 @dataclass(slots=True)
@@ -172,7 +144,6 @@ class _Shared:
     """What reader threads and the actor share; guarded by ``lock``."""
 
     lock: threading.Lock
-    generation: int = 0
     last_activity_at: float = 0.0
     frames: int = 0
     events: int = 0
@@ -202,82 +173,49 @@ class _Settings:
 # -- the reader thread -----------------------------------------------------------------
 
 
-class _Reader:
+class _Reader(ReaderThread):
     """One connection attempt and, if it opens, its stream; see the module docstring."""
 
     def __init__(
         self,
-        *,
+        owner: pykka.ActorRef[Any],
         generation: int,
+        *,
+        name: str,
         settings: _Settings,
         bootstrap: bool,
         shared: _Shared,
         registry: Registry,
         gate: IngestGate,
-        owner: pykka.ActorRef[Any],
         rejects: RejectLog,
     ) -> None:
-        self.generation = generation
+        super().__init__(owner, generation, f"{name}-reader-{generation}")
         self._settings = settings
         self._bootstrap = bootstrap
         self._shared = shared
         self._registry = registry
         self._gate = gate
-        self._owner = owner
         self._rejects = rejects
-        self._socket: socket.socket | None = None
-        self._socket_lock = threading.Lock()
-        self._aborted = False
         self._connected_id = ""
         self._fresh_start = False
-        self.thread = threading.Thread(
-            target=self._run, name=f"map-reader:{settings.slug}-{generation}", daemon=True
-        )
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def abort(self) -> None:
-        """Wake the thread from a blocking read (from another thread); it then ends."""
-        with self._socket_lock:
-            self._aborted = True
-            sock = self._socket
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                logger.debug("%s: socket already closed when aborting", self._settings.source)
-
-    def _post(self, message: object) -> bool:
-        try:
-            self._owner.tell(message)
-        except pykka.ActorDeadError:
-            return False
-        return True
-
-    def _fail(self, kind: FailureKind, reason: str, status: int | None = None) -> None:
-        self._post(_Failed(self.generation, kind, reason, status))
-
-    def _run(self) -> None:
+    def run(self) -> Ended:
         with requests.Session() as session:
-            cursor = self._ask_cursor()
-            if isinstance(cursor, _Failed):
-                self._post(cursor)
-                return
-            if self._bootstrap and not self._fetch_bootstrap(session):
-                return
-            self._stream(session, cursor)
+            try:
+                answer = self._registry.ask(
+                    Names.JOURNAL, GetCursor(self._settings.source), _CURSOR_ASK_TIMEOUT_S
+                )
+            except Exception as error:  # noqa: BLE001 -- any failure to answer: ask again later
+                return _JournalSilent("journal_unavailable", describe(error))
+            cursor = answer if isinstance(answer, str) and answer else None
+            if self._bootstrap:
+                failed = self._fetch_bootstrap(session)
+                if failed is not None:
+                    return failed
+            return self._stream(session, cursor)
 
-    def _ask_cursor(self) -> str | _Failed | None:
-        try:
-            answer = self._registry.ask(
-                Names.JOURNAL, GetCursor(self._settings.source), _CURSOR_ASK_TIMEOUT_S
-            )
-        except Exception as error:  # noqa: BLE001 -- any failure to answer means "ask again later"
-            return _Failed(self.generation, FailureKind.JOURNAL, _describe(error))
-        return answer if isinstance(answer, str) and answer else None
-
-    def _fetch_bootstrap(self, session: requests.Session) -> bool:
+    def _fetch_bootstrap(self, session: requests.Session) -> Ended | None:
+        """Fetch and hand over the tracked state; how the attempt ended if it failed."""
         settings = self._settings
         base = f"{settings.base_url.rstrip('/')}/api/maps/{settings.slug}"
         headers = stream_headers(settings.api_key, None)
@@ -291,25 +229,16 @@ class _Reader:
                     timeout=(settings.connect_timeout_s, settings.read_timeout_s),
                 )
             except requests.RequestException as error:
-                self._fail(FailureKind.NETWORK, f"GET {endpoint}: {_describe(error)}")
-                return False
+                return Ended("connection_lost", f"GET {endpoint}: {describe(error)}")
             if response.status_code != 200:
                 reason = f"GET {endpoint} answered {response.status_code}: {_excerpt(response)}"
-                self._post(
-                    _Failed(
-                        self.generation,
-                        FailureKind.HTTP,
-                        reason,
-                        response.status_code,
-                        _retry_after(response),
-                    )
+                return _HttpFailed(
+                    "http", reason, _retry_after(response), status=response.status_code
                 )
-                return False
             try:
                 documents.append(response.json())
             except ValueError as error:
-                self._fail(FailureKind.HTTP, f"GET {endpoint}: not JSON: {error}", 200)
-                return False
+                return _HttpFailed("http", f"GET {endpoint}: not JSON: {error}", status=200)
         try:
             systems = {
                 s.solar_system_id: s.name or s.original_name or ""
@@ -319,13 +248,14 @@ class _Reader:
                 c.eve_id: c.name or "" for c in parse_tracked_characters(documents[1]) if c.tracked
             }
         except ValueError as error:
-            self._fail(FailureKind.HTTP, f"the map's REST answer is malformed: {error}", 200)
-            return False
-        return self._post(
+            return _HttpFailed("http", f"the map's REST answer is malformed: {error}", status=200)
+        if not self.post(
             _Bootstrapped(self.generation, Bootstrap(settings.slug, systems, characters))
-        )
+        ):
+            return SUPERSEDED
+        return None
 
-    def _stream(self, session: requests.Session, cursor: str | None) -> None:
+    def _stream(self, session: requests.Session, cursor: str | None) -> Ended:
         settings = self._settings
         try:
             response = session.get(
@@ -335,28 +265,23 @@ class _Reader:
                 timeout=(settings.connect_timeout_s, settings.read_timeout_s),
             )
         except requests.RequestException as error:
-            self._fail(FailureKind.NETWORK, _describe(error))
-            return
+            return Ended("connection_lost", describe(error))
         with response:
             content_type = response.headers.get("Content-Type", "")
             if response.status_code != 200:
                 reason = f"the stream request answered {response.status_code}: {_excerpt(response)}"
-                self._post(
-                    _Failed(
-                        self.generation,
-                        FailureKind.HTTP,
-                        reason,
-                        response.status_code,
-                        _retry_after(response),
-                    )
+                return _HttpFailed(
+                    "http", reason, _retry_after(response), status=response.status_code
                 )
-                return
             if content_type.split(";")[0].strip().lower() != "text/event-stream":
                 reason = f"the stream request answered 200 with {content_type or 'no'} content type"
-                self._fail(FailureKind.HTTP, reason, 200)
-                return
-            if not self._hold_socket(response) or not self._post(_Opened(self.generation, cursor)):
-                return
+                return _HttpFailed("http", reason, status=200)
+            connection = getattr(response.raw, "connection", None)
+            sock = getattr(connection, "sock", None)
+            if not self.hold_socket(sock if isinstance(sock, socket.socket) else None):
+                return SUPERSEDED
+            if not self.post(_Opened(self.generation, cursor)):
+                return SUPERSEDED
             parser = SseParser(
                 settings.max_line_bytes,
                 max_event_bytes=settings.max_event_bytes,
@@ -365,15 +290,8 @@ class _Reader:
             self._fresh_start = cursor is None
             reason, kind = self._read(response, parser)
             parser.close()
-            self._post(_ReaderEnded(self.generation, reason, parser.retry_ms, kind))
-
-    def _hold_socket(self, response: requests.Response) -> bool:
-        """Keep the stream's socket for :meth:`abort`; ``False`` if already aborted."""
-        connection = getattr(response.raw, "connection", None)
-        sock = getattr(connection, "sock", None)
-        with self._socket_lock:
-            self._socket = sock if isinstance(sock, socket.socket) else None
-            return not self._aborted
+            retry_ms = parser.retry_ms
+            return _StreamEnded(kind, reason, None if retry_ms is None else retry_ms / 1000.0)
 
     def _read(self, response: requests.Response, parser: SseParser) -> tuple[str, str]:
         """Read until the stream ends: why, and the kind of error it is."""
@@ -385,7 +303,7 @@ class _Reader:
                 silent_s = self._settings.read_timeout_s
                 return f"no byte received for {silent_s:g} s", "keepalive_timeout"
             except (urllib3.exceptions.HTTPError, OSError) as error:
-                return _describe(error), "connection_lost"
+                return describe(error), "connection_lost"
             if not chunk:
                 return "the server ended the stream", "connection_lost"
             received_ns = time.monotonic_ns()
@@ -419,7 +337,7 @@ class _Reader:
                 self._connected_id = item.last_event_id
                 if self._fresh_start and is_resume_point(item.last_event_id):
                     cursor = item.last_event_id
-                if not self._post(_StreamConnected(self.generation, decoded)):
+                if not self.post(_StreamConnected(self.generation, decoded)):
                     return False
                 continue
             if isinstance(decoded, Event):
@@ -462,7 +380,7 @@ class _Reader:
         """Count a read in the shared figures; ``False`` if a newer reader superseded this one."""
         shared = self._shared
         with shared.lock:
-            if shared.generation != self.generation:
+            if self.aborted:
                 return False
             shared.frames += 1
             if active:
@@ -474,11 +392,6 @@ class _Reader:
             if cursor:
                 shared.last_event_id = cursor
         return True
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {text}"
 
 
 def _excerpt(response: requests.Response) -> str:
@@ -517,7 +430,7 @@ _CONFIG_HINTS: Final = {
 # -- the actor -------------------------------------------------------------------------
 
 
-class MapSource(ReportingActor):
+class MapSource(SourceConnection):
     """The ``map:{slug}`` source actor; see the module docstring.
 
     Args:
@@ -556,9 +469,34 @@ class MapSource(ReportingActor):
         resend_max_s: float = 30.0,
         rand: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(ctx)
-        self._map = map_config
         source = map_source(map_config.slug)
+        jitter = rand or random.Random().random
+        super().__init__(
+            ctx,
+            log=logger,
+            health=ConnectionHealth(
+                source,
+                "sse",
+                now=time.monotonic(),
+                silence_timeout_s=map_config.keepalive_timeout_s,
+            ),
+            policy=ReconnectPolicy(
+                Backoff(map_config.reconnect_min_s, map_config.reconnect_max_s, jitter=1.0),
+                CircuitBreaker(
+                    circuit_failures,
+                    map_config.reconnect_max_s if circuit_open_s is None else circuit_open_s,
+                ),
+                rand=jitter,
+                stable_s=stable_s,
+            ),
+            target=map_config.base_url,
+            tick_s=min(1.0, map_config.keepalive_timeout_s / 10),
+            held_capacity=held_capacity,
+            resend_min_s=resend_min_s,
+            resend_max_s=resend_max_s,
+            rand=jitter,
+        )
+        self._map = map_config
         self._settings = _Settings(
             slug=map_config.slug,
             source=source,
@@ -574,23 +512,8 @@ class MapSource(ReportingActor):
             max_line_bytes=max_line_bytes,
             max_event_bytes=max_event_bytes,
         )
-        self._tick_s = min(1.0, map_config.keepalive_timeout_s / 10)
         self._journal_retry_s = journal_retry_s
         self._shared = _Shared(threading.Lock())
-        self._health = ConnectionHealth(
-            source, "sse", now=time.monotonic(), silence_timeout_s=map_config.keepalive_timeout_s
-        )
-        jitter = rand or random.Random().random
-        self._rand = jitter
-        self._policy = ReconnectPolicy(
-            Backoff(map_config.reconnect_min_s, map_config.reconnect_max_s, jitter=1.0),
-            CircuitBreaker(
-                circuit_failures,
-                map_config.reconnect_max_s if circuit_open_s is None else circuit_open_s,
-            ),
-            rand=jitter,
-            stable_s=stable_s,
-        )
         # Equal jitter: each delay is at least the previous one's ceiling, so
         # an answering-but-failing server sees the gaps grow, never shrink.
         self._http_backoff = Backoff(
@@ -598,19 +521,6 @@ class MapSource(ReportingActor):
             map_config.reconnect_max_s,
             jitter=0.5,
         )
-        self._journal = JournalLink(
-            self.registry,
-            self.actor_ref,
-            self.timers,
-            capacity=held_capacity,
-            backoff=Backoff(resend_min_s, max(resend_min_s, resend_max_s), jitter=0.5),
-            rand=jitter,
-        )
-        self._rejects = RejectLog(logger, source)
-        self._phase = _Phase.WAITING
-        self._reader: _Reader | None = None
-        self._retired: list[threading.Thread] = []
-        self._token = 0
         self._opened_at = 0.0
         # When the tracked state was last known current: the last activity of
         # a live stream, or the last bootstrap handed to tracking.
@@ -623,124 +533,95 @@ class MapSource(ReportingActor):
         self._last_status: int | None = None
         self._config_errors = 0
         self._server_retry_s: float | None = None
-        self._reported: dict[str, int] = {}
 
     @property
     def source(self) -> str:
         return self._settings.source
 
-    # -- lifecycle ------------------------------------------------------------------
+    # -- hooks of the connection lifecycle ----------------------------------------------
 
-    def on_start(self) -> None:
-        super().on_start()
-        self.timers.send_interval(self._tick_s, _TICK)
-        self._attempt()
-
-    def on_stop(self) -> None:
-        self._shutdown()
-
-    def on_failure(self, *_exc_info: object) -> None:
-        self._shutdown()
-
-    def _shutdown(self) -> None:
-        self._phase = _Phase.STOPPED
-        self._retire_reader()
-        stuck = join_threads(self._retired, 2.0)
-        if stuck:
-            logger.warning("%s: reader threads did not end in time: %s", self.source, stuck)
-
-    # -- messages -------------------------------------------------------------------
-
-    def on_receive(self, message: Any) -> Any:  # noqa: PLR0912 -- one dispatch table
-        if isinstance(message, _Tick):
-            self._tick()
-        elif isinstance(message, Held | IngestRefused):
-            self._hold(message)
-        elif isinstance(message, _Opened):
-            if self._is_current(message.generation):
-                self._opened(message.cursor)
-        elif isinstance(message, _StreamConnected):
-            # A second greeting on one stream changes nothing.
-            if self._is_current(message.generation) and self._phase is _Phase.STREAMING:
-                self._stream_connected()
-        elif isinstance(message, _Bootstrapped):
-            if self._is_current(message.generation):
-                self._pending_bootstrap = message.bootstrap
-                self._send_bootstrap()
-        elif isinstance(message, _Failed):
-            if self._is_current(message.generation):
-                self._failed(message)
-        elif isinstance(message, _ReaderEnded):
-            if self._is_current(message.generation):
-                self._server_retry_s = (
-                    None if message.retry_ms is None else message.retry_ms / 1000.0
-                )
-                self._lost(message.reason, message.kind)
-        elif isinstance(message, _Attempt):
-            if message.token == self._token and self._phase is _Phase.WAITING:
-                self._attempt()
-        elif isinstance(message, Resend):
-            if self._journal.resend() and self._phase is _Phase.HOLDING:
-                logger.info("%s: the journal takes events again; reconnecting", self.source)
-                self._attempt()
-        else:
-            return super().on_receive(message)
-        return None
-
-    # -- connecting -----------------------------------------------------------------
-
-    def _is_current(self, generation: int) -> bool:
-        return self._reader is not None and self._reader.generation == generation
-
-    def _attempt(self) -> None:
+    def _new_reader(self, generation: int) -> ReaderThread:
         now = time.monotonic()
-        if self._journal.full:
-            self._phase = _Phase.HOLDING
-            return
-        if not self._policy.attempt_allowed(now):
-            self._schedule(self._policy.breaker.retry_in(now) or self._tick_s)
-            return
         gap = None if self._fresh_at is None else now - self._fresh_at
         if gap is not None and gap > self._map.backfill_window_s and not self._resync_due:
             logger.warning(
                 "%s: disconnected for %.1f s, longer than the %g s backfill: resyncing over REST",
-                self.source,
+                self.name,
                 gap,
                 self._map.backfill_window_s,
             )
             self._resync_due = True
-        self._health.connecting(now)
-        with self._shared.lock:
-            self._shared.generation += 1
-            generation = self._shared.generation
-        self._reader = _Reader(
-            generation=generation,
+        return _Reader(
+            self.actor_ref,
+            generation,
+            name=self.name,
             settings=self._settings,
             bootstrap=self._resync_due,
             shared=self._shared,
             registry=self.registry,
             gate=self._journal.gate,
-            owner=self.actor_ref,
             rejects=self._rejects,
         )
-        self._phase = _Phase.CONNECTING
-        self._reader.start()
+
+    def _on_connection_message(self, message: ConnectionMessage) -> None:
+        if isinstance(message, _Opened):
+            self._opened(message.cursor)
+        elif isinstance(message, _StreamConnected):
+            # A second greeting on one stream changes nothing.
+            if self._phase is Phase.OPEN:
+                self._stream_connected()
+        elif isinstance(message, _Bootstrapped):
+            self._pending_bootstrap = message.bootstrap
+            self._send_bootstrap()
+
+    def _reader_ended(self, ended: Ended) -> None:
+        if isinstance(ended, _JournalSilent):
+            self._journal_silent(ended.reason)
+        elif isinstance(ended, _HttpFailed):
+            self._http_failed(ended)
+        else:
+            if isinstance(ended, _StreamEnded):
+                self._server_retry_s = ended.at_least_s
+            self._connection_lost(ended.kind, ended.reason)
+
+    def _liveness(self, now: float) -> tuple[str, str] | None:
+        last_activity = self._shared.last_activity_at
+        if last_activity > self._opened_at:
+            self._health.message(last_activity)
+            if self._phase is Phase.LIVE:
+                self._fresh_at = last_activity
+        silent_s = now - max(last_activity, self._opened_at)
+        if silent_s < self._map.keepalive_timeout_s:
+            return None
+        limit_s = self._map.keepalive_timeout_s
+        return (
+            "keepalive_timeout",
+            f"nothing received for {silent_s:.1f} s (keepalive_timeout_s {limit_s:g})",
+        )
+
+    def _on_tick(self, now: float) -> None:
+        self._send_bootstrap()
+
+    def _connection_lost(self, kind: str, reason: str, *, at_least_s: float = 0.0) -> None:
+        if self._phase is Phase.LIVE:
+            self._fresh_at = max(self._fresh_at or 0.0, self._shared.last_activity_at)
+        if self._server_retry_s is not None:
+            at_least_s = max(at_least_s, min(self._server_retry_s, self._map.reconnect_max_s))
+        super()._connection_lost(kind, reason, at_least_s=at_least_s)
+
+    # -- the stream -----------------------------------------------------------------
 
     def _opened(self, cursor: str | None) -> None:
-        self._phase = _Phase.STREAMING
+        self._phase = Phase.OPEN
         self._opened_at = time.monotonic()
         self._last_status = 200
         self._resume_cursor = cursor
-        logger.info(
-            "%s: stream open%s", self.source, f", resuming after {cursor}" if cursor else ""
-        )
+        logger.info("%s: stream open%s", self.name, f", resuming after {cursor}" if cursor else "")
 
     def _stream_connected(self) -> None:
         now = time.monotonic()
-        self._policy.connected_and_joined(now)
-        self._health.connected(now)
+        self._live(now)
         self._health.message(now)
-        self._phase = _Phase.LIVE
         self._fresh_at = now
 
     def _send_bootstrap(self) -> None:
@@ -762,43 +643,43 @@ class MapSource(ReportingActor):
         }
         logger.info(
             "%s: tracked state resynced: %d systems, %d characters",
-            self.source,
+            self.name,
             len(bootstrap.systems),
             len(bootstrap.characters),
         )
 
-    def _failed(self, failure: _Failed) -> None:
+    # -- failures -------------------------------------------------------------------
+
+    def _journal_silent(self, reason: str) -> None:
         now = time.monotonic()
         self._retire_reader()
-        if failure.kind is FailureKind.JOURNAL:
-            logger.info("%s: the journal did not give the cursor: %s", self.source, failure.reason)
-            self._health.error("journal_unavailable", now)
-            self._health.disconnected(failure.reason, now)
-            self._health.reconnecting(now, self._journal_retry_s)
-            self._schedule(self._journal_retry_s)
-            return
-        if failure.kind is FailureKind.NETWORK:
-            self._lost(failure.reason)
-            return
+        logger.info("%s: the journal did not give the cursor: %s", self.name, reason)
+        self._health.error("journal_unavailable", now)
+        self._health.disconnected(reason, now)
+        self._health.reconnecting(now, self._journal_retry_s)
+        self._schedule_attempt(self._journal_retry_s)
+
+    def _http_failed(self, failure: _HttpFailed) -> None:
+        now = time.monotonic()
+        self._retire_reader()
         status = failure.status
         self._last_status = status
         self._health.error(f"http_{status}", now)
         if status is not None and (status in _RETRYABLE_STATUSES or status >= 500):
             self._health.disconnected(failure.reason, now)
-            attempt = self._policy.attempt
-            delay = max(
-                self._policy.next_delay(now),
-                self._http_backoff.delay(attempt, self._rand),
-                min(failure.retry_after_s or 0.0, self._map.config_error_retry_s),
+            at_least_s = max(
+                self._http_backoff.delay(self._policy.attempt, self._rand),
+                min(failure.at_least_s or 0.0, self._map.config_error_retry_s),
             )
-            logger.warning("%s: %s; retrying in %.2f s", self.source, failure.reason, delay)
-            self._report_retry(now, delay)
+            delay = self._failure_delay(now, at_least_s)
+            logger.warning("%s: %s; retrying in %.2f s", self.name, failure.reason, delay)
+            self._schedule_attempt(delay)
             return
         self._config_errors += 1
         hint = _CONFIG_HINTS.get(status or 0, "the server does not serve this map's event stream")
         logger.error(
             "%s: %s. To fix: %s (map %r at %s). Retrying in %g s.",
-            self.source,
+            self.name,
             failure.reason,
             hint,
             self._map.slug,
@@ -806,132 +687,28 @@ class MapSource(ReportingActor):
             self._map.config_error_retry_s,
         )
         self._health.failed(f"{failure.reason}: {hint}", now)
-        self._schedule(self._map.config_error_retry_s)
-
-    def _lost(self, reason: str, kind: str = "connection_lost") -> None:
-        now = time.monotonic()
-        was_live = self._phase is _Phase.LIVE
-        if was_live:
-            logger.warning("%s: stream lost: %s", self.source, reason)
-            self._fresh_at = max(self._fresh_at or 0.0, self._shared.last_activity_at)
-        else:
-            logger.info("%s: %s: %s", self.source, kind, reason)
-        self._retire_reader()
-        self._health.error(kind, now)
-        if self._health.state != "disconnected":
-            self._health.disconnected(reason, now)
-        if self._journal.full:
-            self._phase = _Phase.HOLDING
-            return
-        delay = self._policy.next_delay(now)
-        if self._server_retry_s is not None:
-            delay = max(delay, min(self._server_retry_s, self._map.reconnect_max_s))
-        self._report_retry(now, delay)
-
-    def _report_retry(self, now: float, delay: float) -> None:
-        if self._policy.breaker.state is CircuitState.OPEN:
-            failures = self._policy.breaker.statistics().consecutive_failures
-            self._health.failed(f"circuit open after {failures} failures", now)
-            logger.error(
-                "%s: %d consecutive failures; next attempt in %.1f s", self.source, failures, delay
-            )
-        else:
-            self._health.reconnecting(now, delay)
-        self._schedule(delay)
-
-    def _schedule(self, delay: float) -> None:
-        """The next attempt in ``delay`` seconds; any attempt scheduled before is void."""
-        self._token += 1
-        self._phase = _Phase.WAITING
-        self.timers.send_after(delay, _Attempt(self._token))
-
-    def _retire_reader(self) -> None:
-        reader = self._reader
-        if reader is None:
-            return
-        with self._shared.lock:
-            self._shared.generation += 1
-        reader.abort()
-        self._retired = [thread for thread in self._retired if thread.is_alive()]
-        self._retired.append(reader.thread)
-        self._reader = None
-
-    # -- timing ---------------------------------------------------------------------
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        last_activity = self._shared.last_activity_at
-        if self._phase in (_Phase.STREAMING, _Phase.LIVE):
-            if last_activity > self._opened_at:
-                self._health.message(last_activity)
-                if self._phase is _Phase.LIVE:
-                    self._fresh_at = last_activity
-            silent_s = now - max(last_activity, self._opened_at)
-            if silent_s >= self._map.keepalive_timeout_s:
-                self._lost(
-                    f"nothing received for {silent_s:.1f} s "
-                    f"(keepalive_timeout_s {self._map.keepalive_timeout_s:g})",
-                    "keepalive_timeout",
-                )
-        self._send_bootstrap()
-        self._health.tick(now)
-        self._count()
-
-    # -- the journal ----------------------------------------------------------------
-
-    def _hold(self, message: Held | IngestRefused) -> None:
-        if isinstance(message, IngestRefused):
-            logger.warning("%s: the journal refused a batch: %s", self.source, message.reason)
-        if not self._journal.take(message):
-            logger.warning(
-                "%s: %d batches held for the journal; the stream is closed and resumes "
-                "from the journal's cursor",
-                self.source,
-                self._journal.held,
-            )
-        if self._journal.full and self._phase is not _Phase.HOLDING:
-            now = time.monotonic()
-            if self._reader is not None:
-                self._retire_reader()
-                self._health.error("journal_backpressure", now)
-                if self._health.state != "disconnected":
-                    self._health.disconnected("paused: the journal is not taking events", now)
-            self._token += 1
-            self._phase = _Phase.HOLDING
+        self._schedule_attempt(self._map.config_error_retry_s)
 
     # -- reporting ------------------------------------------------------------------
 
-    def _count(self) -> None:
+    def _phase_name(self) -> str:
+        return "streaming" if self._phase is Phase.OPEN else self._phase.value
+
+    def _totals(self) -> Mapping[str, int]:
         with self._shared.lock:
-            totals = {
+            return {
                 "chunks_total": self._shared.frames,
                 "decoded_total": self._shared.events,
                 "rejects_total": sum(self._shared.rejects.values()),
             }
-        for name, total in totals.items():
-            delta = total - self._reported.get(name, 0)
-            if delta:
-                self.counters[name] += delta
-                self._reported[name] = total
 
-    def report_gauges(self) -> Mapping[str, float]:
-        snapshot = self._health.snapshot(time.monotonic())
-        return {
-            "connected": 1.0 if snapshot.state in ("connected", "degraded") else 0.0,
-            "quality_score": float(snapshot.score),
-            "held_batches": float(self._journal.held),
-        }
-
-    def status(self) -> Mapping[str, Any]:
-        now = time.monotonic()
+    def _protocol_status(self) -> dict[str, Any]:
         with self._shared.lock:
             rejects = dict(self._shared.rejects)
             parser = self._shared.parser
             last_event_id = self._shared.last_event_id
             chunks, events = self._shared.frames, self._shared.events
-        reconnect = self._policy.statistics()
         return {
-            "connection": self._health.snapshot(now).to_dict(),
             "rejects": rejects,
             "subscription": {
                 "events": list(self._settings.events),
@@ -942,7 +719,7 @@ class MapSource(ReportingActor):
                 "last_bootstrap": self._last_bootstrap,
             },
             "sse": {
-                "phase": self._phase.value,
+                "phase": self._phase_name(),
                 "chunks": chunks,
                 "events": events,
                 "last_status": self._last_status,
@@ -950,15 +727,6 @@ class MapSource(ReportingActor):
                 "server_retry_s": self._server_retry_s,
                 "parser": None if parser is None else dataclasses.asdict(parser),
             },
-            "reconnect": {
-                "attempt": reconnect.attempt,
-                "failures": reconnect.failures,
-                "resets": reconnect.resets,
-                "circuit": reconnect.circuit.state.value,
-                "consecutive_failures": reconnect.circuit.consecutive_failures,
-            },
-            "journal": dataclasses.asdict(self._journal.statistics()),
-            "rejects_not_logged": self._rejects.suppressed(),
         }
 
 
