@@ -20,8 +20,12 @@ python-websockets' ``Connection`` carries the lifecycle its
   circuit marks the connection ``failed``.
 - **The watchdog**: on every tick, while a connection is open, the protocol's
   :meth:`SourceConnection._liveness` says whether the peer is dead.
-- **The journal**: batches go from the reader to the journal through
-  :class:`~actors.source_support.JournalLink` (see there).
+- **The journal**: a reader hands its batches to the journal itself
+  (:meth:`ReaderThread.deliver`). When the journal is behind, the reader
+  waits with the batch in hand and reads nothing meanwhile: the socket's
+  flow control slows the server, the connection stays up, the actor's
+  heartbeats go on, and the watchdog does not count the pause against the
+  peer (see :mod:`actors.source_support` for refusals).
 - **Health and reporting**: a :class:`~realtime.health.ConnectionHealth`,
   counters and gauges to ``metrics``, and :meth:`SourceConnection.status`.
 
@@ -52,14 +56,16 @@ from typing import Any, Final
 import pykka
 
 from actors.base import ReportingActor
-from actors.protocol import IngestRefused
-from actors.source_support import Held, JournalLink, RejectLog, Resend, join_threads
+from actors.protocol import Ingest, IngestRefused
+from actors.source_support import Held, IngestGate, JournalLink, RejectLog, Resend, join_threads
 from realtime.circuit import CircuitState, ReconnectPolicy
 from realtime.health import ConnectionHealth
 from supervision import ActorContext, Backoff
 
 READER_JOIN_S: Final = 2.0
 """How long a stopping actor waits for its reader threads to end."""
+_FIRST_WAIT_S: Final = 0.001
+"""A waiting reader's first retry of a full journal mailbox; the delay then doubles."""
 
 
 # -- what a reader tells its actor -------------------------------------------------------
@@ -115,14 +121,21 @@ class ReaderThread:
 
     Thread-safe where it says so. The owner calls :meth:`start` once and
     :meth:`abort` when it retires the connection; :meth:`run` checks
-    :attr:`aborted` between blocking calls and registers its socket with
-    :meth:`hold_socket`, so that :meth:`abort` wakes it from a blocking read.
+    :attr:`aborted` between blocking calls, registers its socket with
+    :meth:`hold_socket` (so that :meth:`abort` wakes it from a blocking read)
+    and hands its batches to :meth:`deliver`. Subclasses learn of a pause in
+    reading with :meth:`reading_paused` and :meth:`reading_resumed`.
     """
 
-    def __init__(self, owner: pykka.ActorRef[Any], generation: int, name: str) -> None:
+    def __init__(
+        self, owner: pykka.ActorRef[Any], generation: int, name: str, gate: IngestGate
+    ) -> None:
         self.generation = generation
         self.owner = owner
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.waiting_since: float | None = None
+        """When the reader began to wait for the journal (monotonic), while it waits."""
+        self._gate = gate
         self._aborted = threading.Event()
         self._socket_lock = threading.Lock()
         self._socket: socket.socket | None = None
@@ -159,6 +172,35 @@ class ReaderThread:
             return False
         return True
 
+    def deliver(self, ingest: Ingest) -> bool:
+        """Hand ``ingest`` to the journal, waiting as long as it cannot take it.
+
+        While it waits the reader reads nothing (the pause is reported to
+        :meth:`reading_paused` and :meth:`reading_resumed`). ``False`` if the
+        reader was retired while it waited: the batch then goes to the owner,
+        which holds it for the journal, and the reader should end.
+        """
+        if self._gate.send(ingest):
+            return True
+        paused_at = time.monotonic()
+        self.waiting_since = paused_at
+        self.reading_paused(paused_at)
+        try:
+            delivered = self._gate.wait_for_room(ingest, self._aborted)
+            if delivered:
+                self.reading_resumed(paused_at, time.monotonic())
+        finally:
+            self.waiting_since = None
+        if not delivered:
+            self.post(Held(ingest))
+        return delivered
+
+    def reading_paused(self, now: float) -> None:
+        """The reader stops reading to wait for the journal (called on its thread)."""
+
+    def reading_resumed(self, paused_at: float, now: float) -> None:
+        """The reader reads again after a pause that began at ``paused_at`` (on its thread)."""
+
     def run(self) -> Ended:
         """Connect and read until the connection ends; how it ended. Override."""
         raise NotImplementedError
@@ -186,15 +228,13 @@ class Phase(enum.StrEnum):
     """Where the connection is in its lifecycle.
 
     ``open`` is connected but not yet usable (the join or the stream's greeting
-    awaited), ``live`` usable; ``holding`` waits for the journal to take the
-    held batches before connecting again.
+    awaited), ``live`` usable.
     """
 
     WAITING = "waiting"
     CONNECTING = "connecting"
     OPEN = "open"
     LIVE = "live"
-    HOLDING = "holding"
     STOPPED = "stopped"
 
 
@@ -225,8 +265,9 @@ class SourceConnection(ReportingActor):
         policy: when to reconnect.
         target: what the connection reaches (a URL), for the logs.
         tick_s: the watchdog's period.
-        held_capacity: batches kept while the journal cannot take them.
-        resend_min_s, resend_max_s: the backoff between resends of held batches.
+        journal_wait_max_s: the longest delay between a waiting reader's
+            tries to reach a journal whose mailbox is full.
+        resend_min_s, resend_max_s: the backoff between resends of refused batches.
         rand: the jitter's random source.
     """
 
@@ -239,7 +280,7 @@ class SourceConnection(ReportingActor):
         policy: ReconnectPolicy,
         target: str,
         tick_s: float,
-        held_capacity: int,
+        journal_wait_max_s: float,
         resend_min_s: float,
         resend_max_s: float,
         rand: Callable[[], float],
@@ -253,10 +294,9 @@ class SourceConnection(ReportingActor):
         self._rand = rand
         self._journal = JournalLink(
             self.registry,
-            self.actor_ref,
             self.timers,
-            capacity=held_capacity,
             backoff=Backoff(resend_min_s, max(resend_min_s, resend_max_s), jitter=0.5),
+            wait=Backoff(min(_FIRST_WAIT_S, journal_wait_max_s), journal_wait_max_s),
             rand=rand,
         )
         self._rejects = RejectLog(log, self.name)
@@ -330,6 +370,19 @@ class SourceConnection(ReportingActor):
             self._log.warning(
                 "%s: reader threads did not end in time: %s", self.name, ", ".join(stuck)
             )
+        # Batches a retired reader handed back, queued behind the stop request.
+        for message in self.mailbox.drain():
+            if isinstance(message, Held | IngestRefused):
+                self._journal.take(message)
+        unsent = self._journal.flush()
+        if unsent:
+            self._log.error(
+                "%s: stopped with %d events the journal could not take (%s); "
+                "the feed's replay or the committed cursor brings them back",
+                self.name,
+                unsent,
+                why,
+            )
 
     # -- messages ---------------------------------------------------------------------
 
@@ -348,9 +401,8 @@ class SourceConnection(ReportingActor):
             if message.token == self._token and self._phase is Phase.WAITING:
                 self._attempt()
         elif isinstance(message, Resend):
-            if self._journal.resend() and self._phase is Phase.HOLDING:
-                self._log.info("%s: the journal takes events again; reconnecting", self.name)
-                self._attempt()
+            if self._journal.resend():
+                self._log.info("%s: the journal takes events again", self.name)
         else:
             return super().on_receive(message)
         return None
@@ -366,11 +418,8 @@ class SourceConnection(ReportingActor):
     # -- attempts ---------------------------------------------------------------------
 
     def _attempt(self) -> None:
-        """Start a connection attempt now, unless the journal or the circuit breaker says wait."""
+        """Start a connection attempt now, unless the circuit breaker says wait."""
         now = time.monotonic()
-        if self._journal.full:
-            self._phase = Phase.HOLDING
-            return
         if not self._policy.attempt_allowed(now):
             self._schedule_attempt(self._policy.breaker.retry_in(now) or self._tick_s)
             return
@@ -398,9 +447,6 @@ class SourceConnection(ReportingActor):
         self._health.error(kind, now)
         if self._health.state != "disconnected":
             self._health.disconnected(reason, now)
-        if self._journal.full:
-            self._phase = Phase.HOLDING
-            return
         self._schedule_attempt(self._failure_delay(now, at_least_s))
 
     def _failure_delay(self, now: float, at_least_s: float = 0.0) -> float:
@@ -441,7 +487,9 @@ class SourceConnection(ReportingActor):
 
     def _tick(self) -> None:
         now = time.monotonic()
-        if self._phase in SOCKET_OPEN:
+        reader = self._reader
+        # A reader waiting for the journal reads nothing: the peer's silence is ours.
+        if self._phase in SOCKET_OPEN and reader is not None and reader.waiting_since is None:
             dead = self._liveness(now)
             if dead is not None:
                 self._connection_lost(*dead)
@@ -452,27 +500,21 @@ class SourceConnection(ReportingActor):
     # -- the journal ------------------------------------------------------------------
 
     def _hold(self, message: Held | IngestRefused) -> None:
-        if isinstance(message, IngestRefused):
-            self._log.warning("%s: the journal refused a batch: %s", self.name, message.reason)
-        if not self._journal.take(message):
-            self._log.error(
-                "%s: the journal is not taking events and %d batches are held: "
-                "dropped %d events; reading is paused until the journal recovers",
+        if isinstance(message, IngestRefused) and self._journal.held == 0:
+            self._log.warning(
+                "%s: the journal refused a batch (%s): reading is paused until it takes again",
                 self.name,
-                self._journal.held,
-                len(message.ingest.events),
+                message.reason,
             )
-        if self._journal.full and self._phase is not Phase.HOLDING:
-            now = time.monotonic()
-            if self._reader is not None:
-                self._retire_reader()
-                self._health.error("journal_backpressure", now)
-                if self._health.state != "disconnected":
-                    self._health.disconnected("paused: the journal is not taking events", now)
-            self._token += 1
-            self._phase = Phase.HOLDING
+        self._journal.take(message)
 
     # -- reporting --------------------------------------------------------------------
+
+    def _reading_paused_s(self) -> float:
+        """How long the current reader has been waiting for the journal (0 when it reads)."""
+        reader = self._reader
+        since = None if reader is None else reader.waiting_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _count(self) -> None:
         for name, total in self._totals().items():
@@ -503,6 +545,9 @@ class SourceConnection(ReportingActor):
                 "consecutive_failures": reconnect.circuit.consecutive_failures,
                 "reader_crashes": self._reader_crashes,
             },
-            "journal": dataclasses.asdict(self._journal.statistics()),
+            "journal": {
+                **dataclasses.asdict(self._journal.statistics()),
+                "reading_paused_s": self._reading_paused_s(),
+            },
             "rejects_not_logged": self._rejects.suppressed(),
         }

@@ -187,13 +187,12 @@ class _Reader(ReaderThread):
         gate: IngestGate,
         rejects: RejectLog,
     ) -> None:
-        super().__init__(owner, generation, f"{name}-reader-{generation}")
+        super().__init__(owner, generation, f"{name}-reader-{generation}", gate)
         self.socket = _ReadAheadWebSocket(skip_utf8_validation=True, enable_multithread=True)
         self._url = url
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._shared = shared
-        self._gate = gate
         self._rejects = rejects
 
     def run(self) -> Ended:
@@ -260,13 +259,21 @@ class _Reader(ReaderThread):
             self._rejects.note(reject)
         if received.events or received.rejects:
             ingest = Ingest(KILLS_SOURCE, received.events, received.rejects)
-            if not self._gate.deliver(ingest):
+            if not self.deliver(ingest):
                 return False
         if received.rtt_s is not None:
             self.post(_RoundTrip(self.generation, received.rtt_s, "heartbeat"))
         if received.control is not None:
             return self.post(_ChannelControl(self.generation, received.control))
         return True
+
+    def reading_paused(self, now: float) -> None:
+        with self._shared.lock:
+            self._shared.client.reading_paused(now)
+
+    def reading_resumed(self, paused_at: float, now: float) -> None:
+        with self._shared.lock:
+            self._shared.client.reading_resumed(now)
 
     def _pong(self, payload: bytes, received_ns: int) -> None:
         if len(payload) != _PING_PAYLOAD.size:
@@ -297,8 +304,8 @@ class KillsSource(SourceConnection):
         scope: what the join carries of the tracked sets.
         key_strategy: the dedup key strategy of killmail events.
         max_reject_bytes: a reject keeps at most this many bytes of its frame.
-        held_capacity: batches kept while the journal cannot take them; when
-            full, the connection is closed until they are taken.
+        journal_wait_max_s: the longest delay between a waiting reader's tries
+            to reach a journal whose mailbox is full.
         connect_timeout_s: TCP connect plus WebSocket handshake;
             ``heartbeat_timeout_s`` (capped at 10 s) by default.
         stable_s: how long a joined connection must last for its loss to
@@ -307,7 +314,7 @@ class KillsSource(SourceConnection):
         tracking_grace_s: how long after start the first join waits for
             tracking's answer, so that it carries the subscription (joining
             empty and subscribing later works too, with more pushes).
-        resend_min_s, resend_max_s: the backoff between resends of held batches.
+        resend_min_s, resend_max_s: the backoff between resends of refused batches.
         rand: the jitter's random source (seed it in tests).
     """
 
@@ -319,7 +326,7 @@ class KillsSource(SourceConnection):
         scope: JoinScope = JoinScope.ALL,
         key_strategy: Strategy = "hybrid",
         max_reject_bytes: int = 65_536,
-        held_capacity: int = 256,
+        journal_wait_max_s: float = 0.05,
         connect_timeout_s: float | None = None,
         stable_s: float | None = None,
         tracking_retry_s: float = 1.0,
@@ -350,7 +357,7 @@ class KillsSource(SourceConnection):
             ),
             target=url,
             tick_s=min(1.0, settings.heartbeat_interval_s / 4),
-            held_capacity=held_capacity,
+            journal_wait_max_s=journal_wait_max_s,
             resend_min_s=resend_min_s,
             resend_max_s=resend_max_s,
             rand=jitter,

@@ -189,12 +189,11 @@ class _Reader(ReaderThread):
         gate: IngestGate,
         rejects: RejectLog,
     ) -> None:
-        super().__init__(owner, generation, f"{name}-reader-{generation}")
+        super().__init__(owner, generation, f"{name}-reader-{generation}", gate)
         self._settings = settings
         self._bootstrap = bootstrap
         self._shared = shared
         self._registry = registry
-        self._gate = gate
         self._rejects = rejects
         self._connected_id = ""
         self._fresh_start = False
@@ -213,6 +212,13 @@ class _Reader(ReaderThread):
                 if failed is not None:
                     return failed
             return self._stream(session, cursor)
+
+    def reading_resumed(self, paused_at: float, now: float) -> None:
+        # The silence the keepalive watchdog measures excludes the pause.
+        with self._shared.lock:
+            self._shared.last_activity_at = min(
+                self._shared.last_activity_at + (now - paused_at), now
+            )
 
     def _fetch_bootstrap(self, session: requests.Session) -> Ended | None:
         """Fetch and hand over the tracked state; how the attempt ended if it failed."""
@@ -364,7 +370,7 @@ class _Reader(ReaderThread):
                 tuple(rejects),
                 Cursor(settings.source, cursor) if cursor else None,
             )
-            return self._gate.deliver(ingest)
+            return self.deliver(ingest)
         return True
 
     def _record(
@@ -438,15 +444,15 @@ class MapSource(SourceConnection):
         map_config: the map's ``[[maps]]`` table.
         strategies, default_strategy: dedup key strategies by event type.
         max_reject_bytes: a reject keeps at most this many bytes of its data.
-        held_capacity: batches kept while the journal cannot take them; when
-            full, the stream is closed and resumed from the journal's cursor.
+        journal_wait_max_s: the longest delay between a waiting reader's tries
+            to reach a journal whose mailbox is full.
         max_line_bytes, max_event_bytes: the SSE parser's bounds.
         stable_s: how long a live stream must last for its end to reset the
             backoff (it resets only after the ``connected`` event anyway).
         circuit_failures, circuit_open_s: the circuit breaker; open, it marks
             the connection ``failed`` until a probe succeeds.
         journal_retry_s: the wait before asking an unanswering journal again.
-        resend_min_s, resend_max_s: the backoff between resends of held batches.
+        resend_min_s, resend_max_s: the backoff between resends of refused batches.
         rand: the jitter's random source (seed it in tests).
     """
 
@@ -458,7 +464,7 @@ class MapSource(SourceConnection):
         strategies: Mapping[str, Strategy] | None = None,
         default_strategy: Strategy = "hybrid",
         max_reject_bytes: int = DEFAULT_MAX_RAW_BYTES,
-        held_capacity: int = 256,
+        journal_wait_max_s: float = 0.05,
         max_line_bytes: int = 1_048_576,
         max_event_bytes: int = 4_194_304,
         stable_s: float = 60.0,
@@ -491,7 +497,7 @@ class MapSource(SourceConnection):
             ),
             target=map_config.base_url,
             tick_s=min(1.0, map_config.keepalive_timeout_s / 10),
-            held_capacity=held_capacity,
+            journal_wait_max_s=journal_wait_max_s,
             resend_min_s=resend_min_s,
             resend_max_s=resend_max_s,
             rand=jitter,

@@ -481,6 +481,7 @@ class PhoenixClient:
         self._heartbeat_sent_at: float | None = None
         self._missed_heartbeat_ref: str | None = None
         self._last_rtt_s: float | None = None
+        self._paused_at: float | None = None
 
     # -- connection ------------------------------------------------------------------
 
@@ -642,12 +643,41 @@ class PhoenixClient:
         (see :meth:`is_dead`). Sending is not traffic: only replies are.
         """
         self._observe(now)
-        if self._heartbeat_ref is not None:
+        if self._heartbeat_ref is not None and self._paused_at is None:
             self._missed_heartbeat_ref = self._heartbeat_ref
         self._heartbeat_ref = self._new_ref()
         self._heartbeat_sent_at = now
         self._heartbeats_sent += 1
         return self._frame("phoenix", "heartbeat", {}, self._heartbeat_ref)
+
+    def reading_paused(self, now: float) -> None:
+        """The program stopped reading this connection (its journal is behind).
+
+        Until :meth:`reading_resumed`, the peer owes nothing: :meth:`is_dead`
+        says ``None``, and a heartbeat sent while the previous one is
+        unanswered is not a miss (its answer waits unread in the socket).
+        """
+        if self._paused_at is None:
+            self._paused_at = now
+
+    def reading_resumed(self, now: float) -> None:
+        """Reading goes on: the time it was paused does not count against the peer.
+
+        Every liveness clock (last frame, heartbeat sent, join sent) moves
+        forward by the pause, and one started during the pause starts at
+        ``now``; a heartbeat's round trip then excludes the pause too.
+        """
+        paused_at, self._paused_at = self._paused_at, None
+        if paused_at is None:
+            return
+        gap = max(0.0, now - paused_at)
+        if self._epoch is not None:
+            self._epoch = min(self._epoch + gap, now)
+        if self._last_inbound is not None:
+            self._last_inbound = min(self._last_inbound + gap, now)
+        if self._heartbeat_sent_at is not None:
+            self._heartbeat_sent_at = min(self._heartbeat_sent_at + gap, now)
+        self._join_sent_at = min(self._join_sent_at + gap, now)
 
     def is_dead(self, now: float) -> str | None:
         """Why the connection should be considered dead, or ``None``.
@@ -656,7 +686,10 @@ class PhoenixClient:
         unanswered when the next is due, the phoenix.js rule), ``silent`` (no
         inbound frame at all for ``heartbeat_timeout_s``: the half-open case) or
         ``join_timeout`` (no answer to the join within ``push_timeout_s``).
+        Never while reading is paused (:meth:`reading_paused`).
         """
+        if self._paused_at is not None:
+            return None
         epoch = self._observe(now)
         if self._missed_heartbeat_ref is not None:
             ref = self._missed_heartbeat_ref
