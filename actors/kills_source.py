@@ -1,15 +1,9 @@
 """The ``kills`` actors: the wanderer-kills feed over a Phoenix channel (WebSocket).
 
 A :class:`~actors.connection.SourceConnection` with the Phoenix protocol
-plugged in. Its reader thread opens the WebSocket, then only receives frames,
-stamps them with ``time.monotonic_ns()``, decodes them with the shared
-:class:`~realtime.phoenix.PhoenixClient` (CPU only, under a lock), sends the
-events and rejects of each frame to the journal as one
-:class:`~actors.protocol.Ingest` itself, and forwards everything that changes
-the connection (the join's answer, channel closed or crashed, heartbeat and
-ping round trips) to the actor. The socket is read in large chunks: one
-system call brings every frame that has arrived (see
-:class:`_ReadAheadWebSocket`).
+plugged in. Its reader thread (:mod:`actors.kills_reader`) receives and
+decodes, hands the events to the journal, and tells the actor what changes
+the connection.
 
 The actor owns time and decisions, on a timer tick:
 
@@ -45,7 +39,6 @@ import dataclasses
 import enum
 import logging
 import random
-import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -55,20 +48,11 @@ from typing import Any, Final
 import pykka
 import websocket
 
-from actors.connection import (
-    SUPERSEDED,
-    ConnectionMessage,
-    Ended,
-    Phase,
-    ReaderThread,
-    SourceConnection,
-    describe,
-)
-from actors.protocol import GetTracking, Ingest, Names, TrackingChanged
-from actors.source_support import IngestGate, RejectLog
+from actors.connection import ConnectionMessage, Phase, ReaderThread, SourceConnection, describe
+from actors.kills_reader import PING_PAYLOAD, ChannelEvent, KillsReader, Opened, RoundTrip, Shared
+from actors.protocol import GetTracking, Names, TrackingChanged
 from realtime.circuit import CircuitBreaker, ReconnectPolicy
 from realtime.config import Config, KillsSourceConfig
-from realtime.event import KILLS_SOURCE
 from realtime.health import ConnectionHealth
 from realtime.keys import Strategy
 from realtime.phoenix import (
@@ -93,9 +77,6 @@ from supervision import (
 
 logger = logging.getLogger(__name__)
 
-_PING_PAYLOAD: Final = struct.Struct("!Q")
-READ_AHEAD_BYTES: Final = 65_536
-_MAX_PLAUSIBLE_RTT_S: Final = 3600.0
 _CLOSE_GOING_AWAY: Final = 1001
 _TRACKING_ASK_PATIENCE_S: Final = 5.0
 
@@ -110,23 +91,7 @@ class JoinScope(enum.StrEnum):
     """Characters only: the server sends their kills in every system."""
 
 
-# -- messages from the reader thread and the timers ------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Opened(ConnectionMessage):
-    local_port: int
-
-
-@dataclass(frozen=True, slots=True)
-class _ChannelControl(ConnectionMessage):
-    control: Control
-
-
-@dataclass(frozen=True, slots=True)
-class _RoundTrip(ConnectionMessage):
-    rtt_s: float
-    kind: str  # "heartbeat" or "ping"
+# -- timers, and where the channel is ------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,155 +106,6 @@ class _Join(enum.StrEnum):
     JOINING = "joining"
     JOINED = "joined"
     REJOIN_WAIT = "rejoin_wait"
-
-
-@dataclass(slots=True)
-class _Shared:
-    """State the reader threads and the actor share; guarded by ``lock``."""
-
-    lock: threading.Lock
-    client: PhoenixClient
-    last_frame_at: float = 0.0
-
-
-# -- the reader thread ------------------------------------------------------------------
-
-
-class _ReadAheadWebSocket(websocket.WebSocket):
-    """websocket-client's socket, reading what has arrived rather than exactly each part.
-
-    websocket-client asks its reader for a frame's header, length and payload
-    one by one, each a system call (two with a read timeout), and every system
-    call releases the GIL, which another busy thread may then keep for a
-    switch interval. Reading up to :data:`READ_AHEAD_BYTES` at a time brings
-    every frame that has arrived in one call; websocket-client's frame buffer
-    keeps what a read returns beyond the size asked for.
-    """
-
-    def _recv(self, bufsize: int) -> bytes:
-        data: bytes = super()._recv(max(bufsize, READ_AHEAD_BYTES))  # type: ignore[no-untyped-call]
-        return data
-
-
-class _Reader(ReaderThread):
-    """Connects one WebSocket, then receives until it ends; see the module docstring."""
-
-    def __init__(
-        self,
-        owner: pykka.ActorRef[Any],
-        generation: int,
-        *,
-        name: str,
-        url: str,
-        connect_timeout_s: float,
-        read_timeout_s: float,
-        shared: _Shared,
-        gate: IngestGate,
-        rejects: RejectLog,
-    ) -> None:
-        super().__init__(owner, generation, f"{name}-reader-{generation}", gate)
-        self.socket = _ReadAheadWebSocket(skip_utf8_validation=True, enable_multithread=True)
-        self._url = url
-        self._connect_timeout_s = connect_timeout_s
-        self._read_timeout_s = read_timeout_s
-        self._shared = shared
-        self._rejects = rejects
-
-    def run(self) -> Ended:
-        try:
-            try:
-                # websocket-client leaves connect() and shutdown() unannotated.
-                self.socket.connect(  # type: ignore[no-untyped-call]
-                    self._url, timeout=self._connect_timeout_s, suppress_origin=True
-                )
-            except (OSError, websocket.WebSocketException) as error:
-                return Ended("connect_failed", describe(error))
-            if not self.hold_socket(self.socket.sock):
-                return SUPERSEDED
-            self.socket.settimeout(self._read_timeout_s)
-            sock = self.socket.sock
-            local_port = int(sock.getsockname()[1]) if sock is not None else 0
-            if not self.post(_Opened(self.generation, local_port)):
-                return SUPERSEDED
-            return Ended("connection_lost", self._receive())
-        finally:
-            self.socket.shutdown()  # type: ignore[no-untyped-call]
-
-    def _receive(self) -> str:
-        while True:
-            try:
-                opcode, frame = self.socket.recv_data_frame(control_frame=True)
-            except websocket.WebSocketTimeoutException:
-                if self.aborted:
-                    return "superseded"
-                continue
-            except websocket.WebSocketConnectionClosedException:
-                return "connection closed by the server"
-            except (OSError, websocket.WebSocketException) as error:
-                return describe(error)
-            received_ns = time.monotonic_ns()
-            now = received_ns / 1e9
-            data: str | bytes
-            if opcode == websocket.ABNF.OPCODE_TEXT:
-                data = frame.data.decode("utf-8", "surrogateescape")
-            elif opcode == websocket.ABNF.OPCODE_BINARY:
-                data = bytes(frame.data)
-            elif opcode == websocket.ABNF.OPCODE_PONG:
-                self._shared.last_frame_at = now
-                self._pong(frame.data, received_ns)
-                continue
-            elif opcode == websocket.ABNF.OPCODE_CLOSE:
-                return f"server closed the connection ({_close_reason(frame.data)})"
-            else:  # a ping, answered by websocket-client itself
-                self._shared.last_frame_at = now
-                continue
-            if not self._frame(data, received_ns, now):
-                return "superseded"
-
-    def _frame(self, data: str | bytes, received_ns: int, now: float) -> bool:
-        shared = self._shared
-        with shared.lock:
-            # Checked under the lock: the actor retires a reader before it
-            # resets the client, so a retired reader never feeds the next one's.
-            if self.aborted:
-                return False
-            received = shared.client.receive(data, received_ns, now)
-            shared.last_frame_at = now
-        for reject in received.rejects:
-            self._rejects.note(reject)
-        if received.events or received.rejects:
-            ingest = Ingest(KILLS_SOURCE, received.events, received.rejects)
-            if not self.deliver(ingest):
-                return False
-        if received.rtt_s is not None:
-            self.post(_RoundTrip(self.generation, received.rtt_s, "heartbeat"))
-        if received.control is not None:
-            return self.post(_ChannelControl(self.generation, received.control))
-        return True
-
-    def reading_paused(self, now: float) -> None:
-        with self._shared.lock:
-            self._shared.client.reading_paused(now)
-
-    def reading_resumed(self, paused_at: float, now: float) -> None:
-        with self._shared.lock:
-            self._shared.client.reading_resumed(now)
-
-    def _pong(self, payload: bytes, received_ns: int) -> None:
-        if len(payload) != _PING_PAYLOAD.size:
-            return
-        (sent_ns,) = _PING_PAYLOAD.unpack(payload)
-        rtt_s = (received_ns - sent_ns) / 1e9
-        if 0 <= rtt_s < _MAX_PLAUSIBLE_RTT_S:
-            self.post(_RoundTrip(self.generation, rtt_s, "ping"))
-
-
-def _close_reason(payload: bytes) -> str:
-    if len(payload) < 2:
-        return "no status"
-    code = int.from_bytes(payload[:2], "big")
-    reason = payload[2:].decode("utf-8", "replace")
-    return f"{code} {reason}".strip()
 
 
 # -- the actor ---------------------------------------------------------------------------
@@ -364,6 +180,7 @@ class KillsSource(SourceConnection):
         )
         self._settings = settings
         self._scope = scope
+        self._max_reject_bytes = max_reject_bytes
         self._url = url
         self._connect_timeout_s = connect_timeout_s or min(settings.heartbeat_timeout_s, 10.0)
         self._tracking_retry_s = tracking_retry_s
@@ -380,7 +197,7 @@ class KillsSource(SourceConnection):
             key_strategy=key_strategy,
             max_reject_bytes=max_reject_bytes,
         )
-        self._shared = _Shared(threading.Lock(), client)
+        self._shared = Shared(threading.Lock(), client)
         self._join = _Join.AWAITING_TRACKING
         self._local_port = 0
         self._last_frame_seen = 0.0
@@ -393,7 +210,7 @@ class KillsSource(SourceConnection):
     @property
     def _socket(self) -> websocket.WebSocket | None:
         reader = self._reader
-        return reader.socket if isinstance(reader, _Reader) else None
+        return reader.socket if isinstance(reader, KillsReader) else None
 
     # -- hooks of the connection lifecycle ----------------------------------------------
 
@@ -404,24 +221,26 @@ class KillsSource(SourceConnection):
     def _new_reader(self, generation: int) -> ReaderThread:
         with self._shared.lock:
             self._shared.client.reset()
-        return _Reader(
+        return KillsReader(
             self.actor_ref,
             generation,
+            self._journal.gate,
             name=self.name,
             url=self._url,
             connect_timeout_s=self._connect_timeout_s,
             read_timeout_s=max(self._settings.heartbeat_timeout_s, self._connect_timeout_s),
             shared=self._shared,
-            gate=self._journal.gate,
             rejects=self._rejects,
+            max_message_bytes=self._settings.max_frame_bytes,
+            keep_bytes=self._max_reject_bytes,
         )
 
     def _on_connection_message(self, message: ConnectionMessage) -> None:
-        if isinstance(message, _ChannelControl):
+        if isinstance(message, ChannelEvent):
             self._channel_control(message.control)
-        elif isinstance(message, _RoundTrip):
+        elif isinstance(message, RoundTrip):
             self._round_trip(message)
-        elif isinstance(message, _Opened):
+        elif isinstance(message, Opened):
             self._opened(message.local_port)
         elif (
             isinstance(message, _Rejoin)
@@ -554,7 +373,7 @@ class KillsSource(SourceConnection):
         if sock is None:
             return
         try:
-            sock.ping(_PING_PAYLOAD.pack(time.monotonic_ns()))
+            sock.ping(PING_PAYLOAD.pack(time.monotonic_ns()))
         except (OSError, websocket.WebSocketException) as error:
             self._connection_lost("send_failed", describe(error))
 
@@ -577,7 +396,7 @@ class KillsSource(SourceConnection):
             if not self._send(frame):
                 return
 
-    def _round_trip(self, message: _RoundTrip) -> None:
+    def _round_trip(self, message: RoundTrip) -> None:
         now = time.monotonic()
         self._health.message(now)
         self._health.rtt(message.rtt_s, now)

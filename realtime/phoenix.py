@@ -49,6 +49,7 @@ MIN_CHARACTER_ID: Final = 90_000_000
 MAX_CHARACTER_ID: Final = 3_000_000_000
 
 _PUSH_TIMEOUT_S: Final = 10.0  # phoenix.js DEFAULT_TIMEOUT for a push's reply
+_MAX_UNANSWERED: Final = 64  # heartbeats remembered while replies wait (a long pause)
 _MAX_ENCODER_DEPTH: Final = 254  # orjson.dumps refuses deeper data (content keys use it)
 _DETAIL_CHARS: Final = 120
 
@@ -472,16 +473,20 @@ class PhoenixClient:
         self._join_ref: str | None = None
         self._previous_join_ref: str | None = None
         self._join_subscription = Subscription()
-        self._join_sent_at = 0.0
         self._in_flight: dict[UpdateKind, _InFlight] = {}
         self._update_window = _SlidingWindow(self._updates_per_minute, 60.0)
-        self._epoch: float | None = None
-        self._last_inbound: float | None = None
-        self._heartbeat_ref: str | None = None
-        self._heartbeat_sent_at: float | None = None
-        self._missed_heartbeat_ref: str | None = None
-        self._last_rtt_s: float | None = None
+        # Liveness runs on the reading clock (see _reading): the real time
+        # minus the time the program chose not to read this connection.
+        self._paused_total_s = 0.0
         self._paused_at: float | None = None
+        self._epoch: float | None = None
+        self._epoch_r = 0.0
+        self._join_sent_r = 0.0
+        self._last_inbound_r: float | None = None
+        self._heartbeat_sent_at: float | None = None
+        self._unanswered: deque[tuple[str, float]] = deque(maxlen=_MAX_UNANSWERED)
+        self._unanswered_since_r: float | None = None
+        self._last_rtt_s: float | None = None
 
     # -- connection ------------------------------------------------------------------
 
@@ -572,7 +577,7 @@ class PhoenixClient:
             self._previous_join_ref = self._join_ref
         self._join_ref = self._new_ref()
         self._join_subscription = self._desired
-        self._join_sent_at = now
+        self._join_sent_r = self._reading(now)
         self._acknowledged = Subscription()
         self._in_flight.clear()
         self._state = ChannelState.JOINING
@@ -639,77 +644,69 @@ class PhoenixClient:
     def heartbeat_frame(self, now: float) -> str:
         """A heartbeat with a fresh ref; its reply gives the round trip.
 
-        Sending one while the previous is unanswered marks the connection dead
-        (see :meth:`is_dead`). Sending is not traffic: only replies are.
+        Sending is not traffic: only replies are. A reply answers its
+        heartbeat and every one sent before it (the server answers in order).
         """
         self._observe(now)
-        if self._heartbeat_ref is not None and self._paused_at is None:
-            self._missed_heartbeat_ref = self._heartbeat_ref
-        self._heartbeat_ref = self._new_ref()
+        ref = self._new_ref()
+        sent_r = self._reading(now)
+        self._unanswered.append((ref, sent_r))
+        if self._unanswered_since_r is None:
+            self._unanswered_since_r = sent_r
         self._heartbeat_sent_at = now
         self._heartbeats_sent += 1
-        return self._frame("phoenix", "heartbeat", {}, self._heartbeat_ref)
+        return self._frame("phoenix", "heartbeat", {}, ref)
 
     def reading_paused(self, now: float) -> None:
         """The program stopped reading this connection (its journal is behind).
 
-        Until :meth:`reading_resumed`, the peer owes nothing: :meth:`is_dead`
-        says ``None``, and a heartbeat sent while the previous one is
-        unanswered is not a miss (its answer waits unread in the socket).
+        Until :meth:`reading_resumed` the reading clock stands still: what
+        arrives meanwhile waits unread in the socket, so the peer owes
+        nothing for that time. Heartbeats are still due on the real clock.
         """
         if self._paused_at is None:
             self._paused_at = now
 
     def reading_resumed(self, now: float) -> None:
-        """Reading goes on: the time it was paused does not count against the peer.
-
-        Every liveness clock (last frame, heartbeat sent, join sent) moves
-        forward by the pause, and one started during the pause starts at
-        ``now``; a heartbeat's round trip then excludes the pause too.
-        """
+        """Reading goes on; the reading clock runs again from where it stood."""
         paused_at, self._paused_at = self._paused_at, None
-        if paused_at is None:
-            return
-        gap = max(0.0, now - paused_at)
-        if self._epoch is not None:
-            self._epoch = min(self._epoch + gap, now)
-        if self._last_inbound is not None:
-            self._last_inbound = min(self._last_inbound + gap, now)
-        if self._heartbeat_sent_at is not None:
-            self._heartbeat_sent_at = min(self._heartbeat_sent_at + gap, now)
-        self._join_sent_at = min(self._join_sent_at + gap, now)
+        if paused_at is not None:
+            self._paused_total_s += max(0.0, now - paused_at)
 
     def is_dead(self, now: float) -> str | None:
         """Why the connection should be considered dead, or ``None``.
 
-        The reason starts with a code: ``heartbeat_timeout`` (a heartbeat still
-        unanswered when the next is due, the phoenix.js rule), ``silent`` (no
-        inbound frame at all for ``heartbeat_timeout_s``: the half-open case) or
-        ``join_timeout`` (no answer to the join within ``push_timeout_s``).
-        Never while reading is paused (:meth:`reading_paused`).
+        The reason starts with a code: ``heartbeat_timeout`` (a heartbeat
+        unanswered for ``heartbeat_interval_s``, so still unanswered when the
+        next is due: the phoenix.js rule), ``silent`` (no inbound frame at all
+        for ``heartbeat_timeout_s``: the half-open case) or ``join_timeout``
+        (no answer to the join within ``push_timeout_s``).
+
+        Every duration is measured on the reading clock: the time reading was
+        paused (:meth:`reading_paused`) does not count, and while it is paused
+        the connection is never dead.
         """
         if self._paused_at is not None:
             return None
-        epoch = self._observe(now)
-        if self._missed_heartbeat_ref is not None:
-            ref = self._missed_heartbeat_ref
-            return f"heartbeat_timeout: heartbeat {ref} unanswered when the next was sent"
-        if (
-            self._heartbeat_ref is not None
-            and self._heartbeat_sent_at is not None
-            and now >= self._heartbeat_sent_at + self._heartbeat_interval_s
-        ):
+        self._observe(now)
+        reading = self._reading(now)
+        since = self._unanswered_since_r
+        if since is not None and reading - since >= self._heartbeat_interval_s:
+            oldest = self._unanswered[0][0] if self._unanswered else "?"
             return (
-                f"heartbeat_timeout: no reply to heartbeat {self._heartbeat_ref} "
-                f"within {self._heartbeat_interval_s:g} s"
+                f"heartbeat_timeout: heartbeat {oldest} unanswered after "
+                f"{reading - since:.1f} s (interval {self._heartbeat_interval_s:g} s)"
             )
-        last = self._last_inbound if self._last_inbound is not None else epoch
-        if now - last >= self._heartbeat_timeout_s:
+        last = self._last_inbound_r if self._last_inbound_r is not None else self._epoch_r
+        if reading - last >= self._heartbeat_timeout_s:
             return (
-                f"silent: no frame received for {now - last:.1f} s "
+                f"silent: no frame received for {reading - last:.1f} s "
                 f"(limit {self._heartbeat_timeout_s:g} s)"
             )
-        if self._state is ChannelState.JOINING and now >= self._join_sent_at + self._push_timeout_s:
+        if (
+            self._state is ChannelState.JOINING
+            and reading >= self._join_sent_r + self._push_timeout_s
+        ):
             return (
                 f"join_timeout: no reply to join {self._join_ref} within {self._push_timeout_s:g} s"
             )
@@ -734,13 +731,28 @@ class PhoenixClient:
         ``preload_batch`` and ``new_kill`` are counted and ignored.
         """
         self._observe(now)
-        self._last_inbound = now
+        self._last_inbound_r = self._reading(now)
         self._frames += 1
         try:
             return self._decode(frame, received_at_ns, now)
         except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the frame
             detail = f"{type(exc).__name__}: {exc}"
             return self._reject_frame(RejectReason.INTERNAL_ERROR, detail, frame, received_at_ns)
+
+    def receive_oversized(
+        self, prefix: bytes, size: int, received_at_ns: int, now: float
+    ) -> Received:
+        """A message over ``max_frame_bytes``, not read: a ``frame_too_large`` reject.
+
+        ``prefix`` is what was kept of it (the reject keeps at most
+        ``max_reject_bytes``), ``size`` its announced size. Traffic for
+        :meth:`is_dead` like any other frame.
+        """
+        self._observe(now)
+        self._last_inbound_r = self._reading(now)
+        self._frames += 1
+        detail = f"{size} bytes exceed max_frame_bytes {self._max_frame_bytes}"
+        return self._reject_frame(RejectReason.FRAME_TOO_LARGE, detail, prefix, received_at_ns)
 
     def statistics(self) -> PhoenixStatistics:
         return PhoenixStatistics(
@@ -816,11 +828,16 @@ class PhoenixClient:
     # -- inbound: by kind ------------------------------------------------------------
 
     def _heartbeat_reply(self, ref: str | None, now: float) -> Received:
-        if ref is None or ref != self._heartbeat_ref or self._heartbeat_sent_at is None:
+        unanswered = self._unanswered
+        if ref is None or all(sent != ref for sent, _ in unanswered):
             self._count(self._ignored, "unmatched_reply")
             return _NOTHING
-        rtt_s = max(0.0, now - self._heartbeat_sent_at)
-        self._heartbeat_ref = None
+        while True:
+            sent, sent_r = unanswered.popleft()
+            if sent == ref:
+                break
+        self._unanswered_since_r = unanswered[0][1] if unanswered else None
+        rtt_s = max(0.0, self._reading(now) - sent_r)
         self._heartbeat_replies += 1
         self._last_rtt_s = rtt_s
         return Received(rtt_s=rtt_s)
@@ -1006,7 +1023,15 @@ class PhoenixClient:
         """The time this connection was first seen, which is ``now`` on the first call."""
         if self._epoch is None:
             self._epoch = now
+            self._epoch_r = self._reading(now)
         return self._epoch
+
+    def _reading(self, now: float) -> float:
+        """The reading clock at ``now``: real time minus the time reading was paused."""
+        paused_s = self._paused_total_s
+        if self._paused_at is not None:
+            paused_s += max(0.0, now - self._paused_at)
+        return now - paused_s
 
     def _new_ref(self) -> str:
         # Refs keep counting across connections, so a ref never means two things.

@@ -103,23 +103,23 @@ def _peek(socket: Any) -> bytes:
 
 
 def test_the_kills_socket_reads_frames_that_arrived_together_in_one_read() -> None:
-    from actors.kills_source import _ReadAheadWebSocket
+    from actors.bounded_websocket import BoundedWebSocket
     from simulator.kills_server import KillsServer
     from tests.support import wait_for
 
     with KillsServer() as server:
-        socket = _ReadAheadWebSocket(skip_utf8_validation=True)
+        socket = BoundedWebSocket(1 << 20, 1024)
         socket.connect(server.url, suppress_origin=True)  # type: ignore[no-untyped-call]
         try:
             wait_for(lambda: server.stats().connections_current == 1, timeout_s=5)
             assert server.send_raw('{"first": 1}') == 1
             assert server.send_raw('{"second": 2}') == 1
             wait_for(lambda: b"second" in _peek(socket), timeout_s=5)
-            first = socket.recv_data_frame()[1].data
+            first = socket.receive().data
             assert first == b'{"first": 1}'
             # websocket-client keeps the surplus of a read in its frame buffer.
             assert any(socket.frame_buffer.recv_buffer), "the second frame came with the first"
-            assert socket.recv_data_frame()[1].data == b'{"second": 2}'
+            assert socket.receive().data == b'{"second": 2}'
             assert not any(socket.frame_buffer.recv_buffer)
         finally:
             socket.close()

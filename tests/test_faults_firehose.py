@@ -85,6 +85,12 @@ def test_a_firehose_burst_is_slowed_down_by_the_program_never_dropped_nor_reconn
             what="every kill journaled",
         )
         assert journaled_kill_ids(world) == published
+        # its heartbeats went on (the server closes a socket silent for 5 s)
+        wait_for(
+            lambda: world.kills.stats().heartbeats_answered > before.heartbeats_answered,
+            timeout_s=10,
+            what="a heartbeat answered",
+        )
         after = world.kills.stats()
         # the program never closed its connection nor dialled again
         assert after.connections_accepted == before.connections_accepted

@@ -288,14 +288,23 @@ def test_an_answered_heartbeat_keeps_the_connection_alive() -> None:
     assert client.is_dead(90.0) is None
 
 
-def test_sending_a_heartbeat_while_one_is_unanswered_is_a_dead_connection() -> None:
+def test_heartbeats_sent_since_do_not_hide_the_oldest_unanswered_one() -> None:
     client = joined_client(now=0.0)
     client.heartbeat_frame(30.0)
     client.receive(message("kill_count_update", {}), 0, 40.0)
     client.heartbeat_frame(45.0)
-    reason = client.is_dead(45.0)
+    assert client.is_dead(59.9) is None
+    reason = client.is_dead(60.0)
     assert reason is not None
     assert reason.startswith("heartbeat_timeout:")
+
+
+def test_a_reply_answers_its_heartbeat_and_every_earlier_one() -> None:
+    client = joined_client(now=0.0)
+    client.heartbeat_frame(30.0)
+    ref = sent(client.heartbeat_frame(45.0))["ref"]
+    assert client.receive(reply(ref, topic="phoenix"), 0, 46.0).rtt_s == 1.0
+    assert client.is_dead(74.9) is None
 
 
 def test_silence_for_the_heartbeat_timeout_is_a_dead_connection() -> None:
