@@ -428,9 +428,15 @@ def _as_str(value: object) -> str | None:
 
 
 def _as_float(value: object) -> float | None:
+    """A JSON number as a float; ``None`` for anything else, or an integer too large for one."""
     if isinstance(value, float):
         return value
-    return float(value) if _is_int(value) else None
+    if not _is_int(value):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def _shape(value: object) -> str:
@@ -471,13 +477,19 @@ def stream_headers(api_key: str, last_event_id: str | None) -> dict[str, str]:
 
     ``Authorization: Bearer`` is sent only with a non-empty ``api_key`` (a
     loopback demo map may need none); ``Last-Event-ID`` only with a non-empty
-    id. ``Cache-Control: no-cache`` keeps proxies from serving a stale stream.
+    id. ``Cache-Control: no-cache`` keeps proxies from serving a stale stream;
+    ``Accept-Encoding: identity`` asks them not to compress it (a compressed
+    event stream arrives in bursts, when the compressor flushes).
 
     Raises:
         ValueError: the key or the id contains CR, LF or NUL, which would
             split or truncate the header.
     """
-    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    headers = {
+        "Accept": "text/event-stream",
+        "Accept-Encoding": "identity",
+        "Cache-Control": "no-cache",
+    }
     if api_key:
         headers["Authorization"] = f"Bearer {_header_value('api_key', api_key)}"
     if last_event_id:
