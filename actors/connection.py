@@ -59,6 +59,7 @@ from actors.base import ReportingActor
 from actors.protocol import Ingest, IngestRefused
 from actors.source_support import Held, IngestGate, JournalLink, RejectLog, Resend, join_threads
 from realtime.circuit import CircuitState, ReconnectPolicy
+from realtime.controls import escape_controls
 from realtime.health import ConnectionHealth
 from supervision import ActorContext, Backoff
 
@@ -411,7 +412,10 @@ class SourceConnection(ReportingActor):
         if isinstance(ended, Crashed):
             self._reader_crashes += 1
             self._log.error(
-                "%s: the reader thread crashed: %s\n%s", self.name, ended.reason, ended.trace
+                "%s: the reader thread crashed: %s\n%s",
+                self.name,
+                escape_controls(ended.reason),
+                escape_controls(ended.trace),
             )
         self._reader_ended(ended)
 
@@ -440,9 +444,9 @@ class SourceConnection(ReportingActor):
         """The connection ended: retire its reader and reconnect after a backoff."""
         now = time.monotonic()
         if self._phase is Phase.LIVE:
-            self._log.warning("%s: connection lost: %s", self.name, reason)
+            self._log.warning("%s: connection lost: %s", self.name, escape_controls(reason))
         else:
-            self._log.info("%s: %s: %s", self.name, kind, reason)
+            self._log.info("%s: %s: %s", self.name, kind, escape_controls(reason))
         self._retire_reader()
         self._health.error(kind, now)
         if self._health.state != "disconnected":

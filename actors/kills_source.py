@@ -53,6 +53,7 @@ from actors.kills_reader import PING_PAYLOAD, ChannelEvent, KillsReader, Opened,
 from actors.protocol import GetTracking, Names, TrackingChanged
 from realtime.circuit import CircuitBreaker, ReconnectPolicy
 from realtime.config import Config, KillsSourceConfig
+from realtime.controls import escape_controls
 from realtime.health import ConnectionHealth
 from realtime.keys import Strategy
 from realtime.phoenix import (
@@ -338,7 +339,7 @@ class KillsSource(SourceConnection):
                     self.name,
                     control.kind.value,
                     len(control.ids),
-                    control.reason,
+                    escape_controls(control.reason),
                 )
             self._send_updates(now)
         elif isinstance(control, PreloadComplete):
@@ -347,7 +348,7 @@ class KillsSource(SourceConnection):
     def _channel_lost(self, kind: str, reason: str) -> None:
         """The channel ended but the socket lives: re-join on it after a backoff."""
         now = time.monotonic()
-        logger.warning("%s: %s", self.name, reason)
+        logger.warning("%s: %s", self.name, escape_controls(reason))
         self._health.error(kind, now)
         self._health.disconnected(reason, now)
         delay = self._failure_delay(now)
@@ -439,7 +440,9 @@ class KillsSource(SourceConnection):
             return
         except Exception as error:  # noqa: BLE001 -- whatever tracking raised, ask again later
             logger.info(
-                "%s: tracking did not answer (%s); asking again", self.name, describe(error)
+                "%s: tracking did not answer (%s); asking again",
+                self.name,
+                escape_controls(describe(error)),
             )
             self._tracking_future = None
             self._tracking_next_ask = now + self._tracking_retry_s

@@ -52,6 +52,7 @@ from actors.map_reader import (
 from actors.protocol import Bootstrap, Names
 from realtime.circuit import CircuitBreaker, ReconnectPolicy
 from realtime.config import Config, MapConfig
+from realtime.controls import escape_controls
 from realtime.event import map_source
 from realtime.health import ConnectionHealth
 from realtime.keys import Strategy
@@ -312,7 +313,9 @@ class MapSource(SourceConnection):
     def _journal_silent(self, reason: str) -> None:
         now = time.monotonic()
         self._retire_reader()
-        logger.info("%s: the journal did not give the cursor: %s", self.name, reason)
+        logger.info(
+            "%s: the journal did not give the cursor: %s", self.name, escape_controls(reason)
+        )
         self._health.error("journal_unavailable", now)
         self._health.disconnected(reason, now)
         self._health.reconnecting(now, self._journal_retry_s)
@@ -331,7 +334,9 @@ class MapSource(SourceConnection):
                 min(failure.at_least_s or 0.0, self._map.config_error_retry_s),
             )
             delay = self._failure_delay(now, at_least_s)
-            logger.warning("%s: %s; retrying in %.2f s", self.name, failure.reason, delay)
+            logger.warning(
+                "%s: %s; retrying in %.2f s", self.name, escape_controls(failure.reason), delay
+            )
             self._schedule_attempt(delay)
             return
         self._config_errors += 1
@@ -339,7 +344,7 @@ class MapSource(SourceConnection):
         logger.error(
             "%s: %s. To fix: %s (map %r at %s). Retrying in %g s.",
             self.name,
-            failure.reason,
+            escape_controls(failure.reason),
             hint,
             self._map.slug,
             self._map.base_url,

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from actors.protocol import Ingest, IngestRefused, Names
+from realtime.controls import escape_controls
 from realtime.event import Reject
 from supervision import (
     ActorUnavailableError,
@@ -295,6 +296,9 @@ def send_to_journal(registry: Registry, ingest: Ingest) -> bool:
 class RejectLog:
     """Warns about rejected input, at most once per reason per ``interval_s``.
 
+    The reject's text comes from outside: it is logged with its control
+    characters escaped (:func:`~realtime.controls.escape_controls`).
+
     The lines it holds back are counted and reported with the next line for
     that reason. Reasons beyond ``max_reasons`` share one budget (``other``).
     Thread-safe: a reader thread logs, the actor reads :meth:`suppressed`.
@@ -334,8 +338,8 @@ class RejectLog:
         self._logger.warning(
             "%s: rejected input (%s): %s%s",
             self._source,
-            reject.reason,
-            reject.detail,
+            escape_controls(reject.reason),
+            escape_controls(reject.detail),
             f" ({held_back} more of this reason not logged)" if held_back else "",
         )
 
