@@ -59,6 +59,7 @@ from actors.base import ReportingActor
 from actors.protocol import Ingest, IngestRefused
 from actors.source_support import Held, IngestGate, JournalLink, RejectLog, Resend, join_threads
 from realtime.circuit import CircuitState, ReconnectPolicy
+from realtime.config import SourcesConfig
 from realtime.controls import escape_controls
 from realtime.health import ConnectionHealth
 from supervision import ActorContext, Backoff
@@ -266,9 +267,7 @@ class SourceConnection(ReportingActor):
         policy: when to reconnect.
         target: what the connection reaches (a URL), for the logs.
         tick_s: the watchdog's period.
-        journal_wait_max_s: the longest delay between a waiting reader's
-            tries to reach a journal whose mailbox is full.
-        resend_min_s, resend_max_s: the backoff between resends of refused batches.
+        sources: ``[sources]``: the journal waits and resends.
         rand: the jitter's random source.
     """
 
@@ -281,9 +280,7 @@ class SourceConnection(ReportingActor):
         policy: ReconnectPolicy,
         target: str,
         tick_s: float,
-        journal_wait_max_s: float,
-        resend_min_s: float,
-        resend_max_s: float,
+        sources: SourcesConfig,
         rand: Callable[[], float],
     ) -> None:
         super().__init__(ctx)
@@ -296,8 +293,10 @@ class SourceConnection(ReportingActor):
         self._journal = JournalLink(
             self.registry,
             self.timers,
-            backoff=Backoff(resend_min_s, max(resend_min_s, resend_max_s), jitter=0.5),
-            wait=Backoff(min(_FIRST_WAIT_S, journal_wait_max_s), journal_wait_max_s),
+            backoff=Backoff(sources.resend_min_s, sources.resend_max_s, jitter=0.5),
+            wait=Backoff(
+                min(_FIRST_WAIT_S, sources.journal_wait_max_s), sources.journal_wait_max_s
+            ),
             rand=rand,
         )
         self._rejects = RejectLog(log, self.name)

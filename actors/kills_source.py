@@ -52,7 +52,7 @@ from actors.connection import ConnectionMessage, Phase, ReaderThread, SourceConn
 from actors.kills_reader import PING_PAYLOAD, ChannelEvent, KillsReader, Opened, RoundTrip, Shared
 from actors.protocol import GetTracking, Names, TrackingChanged
 from realtime.circuit import CircuitBreaker, ReconnectPolicy
-from realtime.config import Config, KillsSourceConfig
+from realtime.config import Config, SourcesConfig
 from realtime.controls import escape_controls
 from realtime.health import ConnectionHealth
 from realtime.keys import Strategy
@@ -117,12 +117,10 @@ class KillsSource(SourceConnection):
 
     Args:
         ctx: from the supervisor.
-        settings: ``[sources.kills]``.
+        sources: ``[sources]`` (its ``kills`` table is this connection's settings).
         scope: what the join carries of the tracked sets.
         key_strategy: the dedup key strategy of killmail events.
         max_reject_bytes: a reject keeps at most this many bytes of its frame.
-        journal_wait_max_s: the longest delay between a waiting reader's tries
-            to reach a journal whose mailbox is full.
         connect_timeout_s: TCP connect plus WebSocket handshake;
             ``heartbeat_timeout_s`` (capped at 10 s) by default.
         stable_s: how long a joined connection must last for its loss to
@@ -131,27 +129,24 @@ class KillsSource(SourceConnection):
         tracking_grace_s: how long after start the first join waits for
             tracking's answer, so that it carries the subscription (joining
             empty and subscribing later works too, with more pushes).
-        resend_min_s, resend_max_s: the backoff between resends of refused batches.
         rand: the jitter's random source (seed it in tests).
     """
 
     def __init__(
         self,
         ctx: ActorContext,
-        settings: KillsSourceConfig,
+        sources: SourcesConfig,
         *,
         scope: JoinScope = JoinScope.ALL,
         key_strategy: Strategy = "hybrid",
         max_reject_bytes: int = 65_536,
-        journal_wait_max_s: float = 0.05,
         connect_timeout_s: float | None = None,
         stable_s: float | None = None,
         tracking_retry_s: float = 1.0,
         tracking_grace_s: float = 5.0,
-        resend_min_s: float = 0.5,
-        resend_max_s: float = 30.0,
         rand: Callable[[], float] | None = None,
     ) -> None:
+        settings = sources.kills
         url = PhoenixClient.connect_url(settings.url)
         jitter = rand or random.Random().random
         super().__init__(
@@ -174,9 +169,7 @@ class KillsSource(SourceConnection):
             ),
             target=url,
             tick_s=min(1.0, settings.heartbeat_interval_s / 4),
-            journal_wait_max_s=journal_wait_max_s,
-            resend_min_s=resend_min_s,
-            resend_max_s=resend_max_s,
+            sources=sources,
             rand=jitter,
         )
         self._settings = settings
@@ -197,6 +190,7 @@ class KillsSource(SourceConnection):
             max_frame_bytes=settings.max_frame_bytes,
             key_strategy=key_strategy,
             max_reject_bytes=max_reject_bytes,
+            max_depth=sources.max_json_depth,
         )
         self._shared = Shared(threading.Lock(), client)
         self._join = _Join.AWAITING_TRACKING
@@ -512,14 +506,13 @@ def child_spec(
 
     ``options`` go to :class:`KillsSource`.
     """
-    settings = config.sources.kills
     options.setdefault(
         "key_strategy", config.dedup.strategies.get("killmail", config.dedup.default_strategy)
     )
     options.setdefault("max_reject_bytes", config.journal.max_reject_bytes)
     return ChildSpec(
         name=name,
-        start=lambda ctx: KillsSource.start(ctx, settings, scope=scope, **options),
+        start=lambda ctx: KillsSource.start(ctx, config.sources, scope=scope, **options),
         mailbox=MailboxSpec(config.mailbox.sources),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )

@@ -138,6 +138,7 @@ class Settings:
     max_line_bytes: int
     max_event_bytes: int
     max_rest_bytes: int
+    max_depth: int
 
 
 # -- the reader thread -----------------------------------------------------------------
@@ -176,7 +177,10 @@ class MapReader(ReaderThread):
                 )
             except Exception as error:  # noqa: BLE001 -- any failure to answer: ask again later
                 return JournalSilent("journal_unavailable", describe(error))
-            cursor = answer if isinstance(answer, str) and answer else None
+            if answer is not None and not isinstance(answer, str):
+                # The journal cannot give it now (it says why: Refused).
+                return JournalSilent("journal_unavailable", f"the journal answered {answer!r}")
+            cursor = answer or None
             if self._bootstrap:
                 failed = self._fetch_bootstrap(session)
                 if failed is not None:
@@ -346,6 +350,7 @@ class MapReader(ReaderThread):
                 settings.strategies,
                 settings.default_strategy,
                 max_raw_bytes=settings.max_reject_bytes,
+                max_depth=settings.max_depth,
             )
             if isinstance(decoded, MapControl):
                 # Its id is newer than the backfill that follows: never a resume

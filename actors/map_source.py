@@ -51,7 +51,7 @@ from actors.map_reader import (
 )
 from actors.protocol import Bootstrap, Names
 from realtime.circuit import CircuitBreaker, ReconnectPolicy
-from realtime.config import Config, MapConfig
+from realtime.config import Config, MapConfig, SourcesConfig
 from realtime.controls import escape_controls
 from realtime.event import map_source
 from realtime.health import ConnectionHealth
@@ -93,18 +93,14 @@ class MapSource(SourceConnection):
     Args:
         ctx: from the supervisor.
         map_config: the map's ``[[maps]]`` table.
+        sources: ``[sources]``.
         strategies, default_strategy: dedup key strategies by event type.
         max_reject_bytes: a reject keeps at most this many bytes of its data.
-        journal_wait_max_s: the longest delay between a waiting reader's tries
-            to reach a journal whose mailbox is full.
-        max_line_bytes, max_event_bytes: the SSE parser's bounds.
-        max_rest_bytes: the most a REST answer may hold (decompressed).
         stable_s: how long a live stream must last for its end to reset the
             backoff (it resets only after the ``connected`` event anyway).
         circuit_failures, circuit_open_s: the circuit breaker; open, it marks
             the connection ``failed`` until a probe succeeds.
         journal_retry_s: the wait before asking an unanswering journal again.
-        resend_min_s, resend_max_s: the backoff between resends of refused batches.
         rand: the jitter's random source (seed it in tests).
     """
 
@@ -112,20 +108,15 @@ class MapSource(SourceConnection):
         self,
         ctx: ActorContext,
         map_config: MapConfig,
+        sources: SourcesConfig,
         *,
         strategies: Mapping[str, Strategy] | None = None,
         default_strategy: Strategy = "hybrid",
         max_reject_bytes: int = DEFAULT_MAX_RAW_BYTES,
-        journal_wait_max_s: float = 0.05,
-        max_line_bytes: int = 1_048_576,
-        max_event_bytes: int = 4_194_304,
-        max_rest_bytes: int = 16_777_216,
         stable_s: float = 60.0,
         circuit_failures: int = 8,
         circuit_open_s: float | None = None,
         journal_retry_s: float = 1.0,
-        resend_min_s: float = 0.5,
-        resend_max_s: float = 30.0,
         rand: Callable[[], float] | None = None,
     ) -> None:
         source = map_source(map_config.slug)
@@ -150,9 +141,7 @@ class MapSource(SourceConnection):
             ),
             target=map_config.base_url,
             tick_s=min(1.0, map_config.keepalive_timeout_s / 10),
-            journal_wait_max_s=journal_wait_max_s,
-            resend_min_s=resend_min_s,
-            resend_max_s=resend_max_s,
+            sources=sources,
             rand=jitter,
         )
         self._map = map_config
@@ -168,9 +157,10 @@ class MapSource(SourceConnection):
             strategies=dict(strategies or {}),
             default_strategy=default_strategy,
             max_reject_bytes=max_reject_bytes,
-            max_line_bytes=max_line_bytes,
-            max_event_bytes=max_event_bytes,
-            max_rest_bytes=max_rest_bytes,
+            max_line_bytes=map_config.max_line_bytes,
+            max_event_bytes=map_config.max_event_bytes,
+            max_rest_bytes=map_config.max_rest_bytes,
+            max_depth=sources.max_json_depth,
         )
         self._journal_retry_s = journal_retry_s
         self._shared = Shared(threading.Lock())
@@ -404,7 +394,7 @@ def child_spec(config: Config, map_config: MapConfig, **options: Any) -> ChildSp
     options.setdefault("max_reject_bytes", config.journal.max_reject_bytes)
     return ChildSpec(
         name=Names.map_source(map_config.slug),
-        start=lambda ctx: MapSource.start(ctx, map_config, **options),
+        start=lambda ctx: MapSource.start(ctx, map_config, config.sources, **options),
         mailbox=MailboxSpec(config.mailbox.sources),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )

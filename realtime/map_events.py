@@ -18,6 +18,7 @@ from urllib.parse import quote
 import orjson
 
 from realtime.event import Event, Priority, Reject, map_source, parse_time
+from realtime.json_depth import DEFAULT_JSON_DEPTH, nesting_exceeds
 from realtime.keys import Strategy, event_key
 from realtime.sse import SseEvent
 
@@ -120,6 +121,7 @@ def decode_map_event(
     default_strategy: Strategy,
     *,
     max_raw_bytes: int = DEFAULT_MAX_RAW_BYTES,
+    max_depth: int = DEFAULT_JSON_DEPTH,
 ) -> Event | Reject | MapControl:
     """Decode one SSE event of the map ``slug``.
 
@@ -132,8 +134,11 @@ def decode_map_event(
     ``default_strategy``, its priority :func:`map_event_priority`. A type
     outside :data:`KNOWN_MAP_EVENTS` still decodes.
 
+    Never raises: input that cannot become an event becomes a reject.
     Reject reasons, checked in this order:
 
+    - ``too_deep``: data nested deeper than ``max_depth`` (checked before it
+      is parsed, as the kill feed's frames are);
     - ``invalid_json``: data is not JSON (or not UTF-8 text JSON accepts);
     - ``not_an_object``: the JSON is not an object;
     - ``invalid_map_id``: ``map_id`` is present and not a string;
@@ -146,12 +151,16 @@ def decode_map_event(
       8601 string;
     - ``missing_payload`` / ``invalid_payload``: absent or null, or not an object;
     - ``missing_killmail_id``: a ``map_kill`` whose payload has no integer
-      ``killmail_id``.
+      ``killmail_id``;
+    - ``internal_error``: a bug in this decoder (the event is kept as a reject
+      rather than lost with a crash).
 
     The reject keeps at most ``max_raw_bytes`` of the data.
     """
     source = map_source(slug)
     try:
+        if nesting_exceeds(sse.data, max_depth):
+            raise _RejectedError("too_deep", f"nested deeper than max_depth {max_depth}")
         envelope = _object(sse.data)
         if sse.type == CONNECTED:
             return _control(envelope)
@@ -163,13 +172,16 @@ def decode_map_event(
             strategy=strategies.get(sse.type, default_strategy),
         )
     except _RejectedError as rejected:
-        return Reject(
-            source=source,
-            reason=rejected.reason,
-            detail=f"{sse.type} {sse.last_event_id or '(no id)'}: {rejected.detail}",
-            raw=sse.data.encode("utf-8", "replace")[:max_raw_bytes],
-            received_at=received_at_ns,
-        )
+        reason, detail = rejected.reason, rejected.detail
+    except Exception as error:  # noqa: BLE001 -- a decoder bug must not lose the event
+        reason, detail = "internal_error", f"{type(error).__name__}: {error}"
+    return Reject(
+        source=source,
+        reason=reason,
+        detail=f"{sse.type} {sse.last_event_id or '(no id)'}: {detail}",
+        raw=sse.data.encode("utf-8", "replace")[:max_raw_bytes],
+        received_at=received_at_ns,
+    )
 
 
 def _object(data: str) -> dict[str, Any]:

@@ -27,17 +27,16 @@ Input is never trusted and never raises: whatever cannot become an
 from __future__ import annotations
 
 import enum
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any, Final, TypeGuard
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
 from realtime.event import KILLS_SOURCE, Event, Priority, Reject, parse_time
+from realtime.json_depth import DEFAULT_JSON_DEPTH, MAX_JSON_DEPTH, nesting_exceeds
 from realtime.keys import NoDomainKeyError, Strategy, event_key
 
 DEFAULT_TOPIC: Final = "killmails:lobby"
@@ -50,7 +49,6 @@ MAX_CHARACTER_ID: Final = 3_000_000_000
 
 _PUSH_TIMEOUT_S: Final = 10.0  # phoenix.js DEFAULT_TIMEOUT for a push's reply
 _MAX_UNANSWERED: Final = 64  # heartbeats remembered while replies wait (a long pause)
-_MAX_ENCODER_DEPTH: Final = 254  # orjson.dumps refuses deeper data (content keys use it)
 _DETAIL_CHARS: Final = 120
 
 
@@ -317,39 +315,6 @@ class _SlidingWindow:
         return True
 
 
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
-_QUOTED = re.compile(rb'"[^"]*"')
-_NOT_STRUCTURE = bytes(set(range(256)) - set(b'[]{}"'))
-_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-
-
-def _nesting_exceeds(frame: str | bytes, limit: int) -> bool:
-    """Whether the JSON text ``frame`` nests deeper than ``limit``, without parsing it.
-
-    Exact for well-formed JSON (brackets inside strings do not count); for
-    malformed text it never underestimates how deep a parser would go before
-    failing. Linear, in C for the most part: about 1 µs per KB.
-    """
-    if isinstance(frame, str):
-        if frame.count("[") + frame.count("{") <= limit:
-            return False
-        frame = frame.encode("utf-8", "surrogatepass")
-    elif frame.count(b"[") + frame.count(b"{") <= limit:
-        return False
-    if b"\\" in frame:
-        # Dropping escapes leaves quotes only as string delimiters.
-        frame = _ESCAPE.sub(b"", frame)
-    # Keep brackets and quotes; dropping a pair of adjacent quotes (a string
-    # without brackets) keeps every other mark inside or outside a string.
-    marks = frame.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
-    if b'"' in marks:
-        marks = _QUOTED.sub(b"", marks)
-    # An unpaired quote is left only by malformed text: counting what follows
-    # it errs on the deep side.
-    steps = memoryview(marks.translate(_DEPTH_STEPS, b'"')).cast("b")
-    return max(accumulate(steps), default=0) > limit
-
-
 def _quote(text: str) -> str:
     """``text`` quoted and cut short, for a reject's detail."""
     quoted = repr(text)
@@ -406,7 +371,7 @@ class PhoenixClient:
         max_systems: int = 10_000,
         max_characters: int = 50_000,
         max_reject_bytes: int = 65_536,
-        max_depth: int = 64,
+        max_depth: int = DEFAULT_JSON_DEPTH,
         push_timeout_s: float = _PUSH_TIMEOUT_S,
     ) -> None:
         """Raises:
@@ -420,7 +385,7 @@ class PhoenixClient:
             "max_systems": max_systems >= 0,
             "max_characters": max_characters >= 0,
             "max_reject_bytes": max_reject_bytes >= 0,
-            "max_depth": 1 <= max_depth <= _MAX_ENCODER_DEPTH,
+            "max_depth": 1 <= max_depth <= MAX_JSON_DEPTH,
             "push_timeout_s": push_timeout_s > 0,
         }
         invalid = [name for name, ok in checks.items() if not ok]
@@ -809,7 +774,7 @@ class PhoenixClient:
         if size > self._max_frame_bytes:
             detail = f"{size} bytes exceed max_frame_bytes {self._max_frame_bytes}"
             return self._reject_frame(RejectReason.FRAME_TOO_LARGE, detail, frame, received_at_ns)
-        if _nesting_exceeds(frame, self._max_depth):
+        if nesting_exceeds(frame, self._max_depth):
             detail = f"nested deeper than max_depth {self._max_depth}"
             return self._reject_frame(RejectReason.TOO_DEEP, detail, frame, received_at_ns)
         try:

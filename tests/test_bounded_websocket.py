@@ -20,7 +20,7 @@ import pytest
 import websocket
 from websocket import ABNF
 
-from actors.bounded_websocket import BoundedWebSocket
+from actors.bounded_websocket import BoundedWebSocket, Message
 
 MIB = 1 << 20
 CHUNK = b"x" * 65_536
@@ -101,6 +101,16 @@ def connect(url: str, max_message_bytes: int = MIB, keep_bytes: int = 1024) -> B
     return client
 
 
+def receive_measured(client: BoundedWebSocket) -> tuple[Message, int]:
+    """The next message, and the peak of memory allocated while receiving it."""
+    tracemalloc.start()
+    try:
+        message = client.receive()
+        return message, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_a_frame_announcing_more_than_the_bound_is_rejected_unread_and_the_next_one_arrives(
     serve: Callable[[Script], str],
 ) -> None:
@@ -111,10 +121,7 @@ def test_a_frame_announcing_more_than_the_bound_is_rejected_unread_and_the_next_
 
     client = connect(serve(script))
     try:
-        tracemalloc.start()
-        message = client.receive()
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        message, peak = receive_measured(client)
         assert (message.opcode, message.size, message.oversized) == (
             ABNF.OPCODE_TEXT,
             64 * MIB,
@@ -158,10 +165,7 @@ def test_a_fragmented_message_outgrowing_the_bound_is_rejected_with_bounded_memo
 
     client = connect(serve(script))
     try:
-        tracemalloc.start()
-        message = client.receive()
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        message, peak = receive_measured(client)
         assert (message.opcode, message.size, message.oversized) == (
             ABNF.OPCODE_BINARY,
             4 * MIB,

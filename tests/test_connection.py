@@ -26,6 +26,7 @@ from actors.connection import (
 )
 from actors.source_support import IngestGate
 from realtime.circuit import CircuitBreaker, ReconnectPolicy
+from realtime.config import SourcesConfig
 from realtime.health import ConnectionHealth
 from supervision import ActorContext, Backoff, ChildSpec, GetStatus, MailboxSpec, SupervisionTree
 from tests.sources_support import JournalLog, Trees, journal_spec
@@ -74,9 +75,7 @@ class _Toy(SourceConnection):
             ),
             target="nowhere",
             tick_s=0.05,
-            journal_wait_max_s=0.01,
-            resend_min_s=0.05,
-            resend_max_s=0.2,
+            sources=SourcesConfig(journal_wait_max_s=0.01, resend_min_s=0.05, resend_max_s=0.2),
             rand=rand,
         )
         self._crashes_left = crashes

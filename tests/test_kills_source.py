@@ -60,14 +60,13 @@ def config_for(server: KillsServer, **overrides: Any) -> Config:
         circuit_open_s=1.0,
     )
     settings = dataclasses.replace(settings, **overrides)
-    return dataclasses.replace(Config(), sources=SourcesConfig(kills=settings))
+    sources = SourcesConfig(kills=settings, resend_min_s=0.05, resend_max_s=0.2)
+    return dataclasses.replace(Config(), sources=sources)
 
 
 def kills(config: Config, **options: Any) -> ChildSpec:
     options.setdefault("rand", random.Random(7).random)
     options.setdefault("tracking_retry_s", 0.05)
-    options.setdefault("resend_min_s", 0.05)
-    options.setdefault("resend_max_s", 0.2)
     return child_spec(config, **options)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from actors.map_source import child_spec
 from actors.protocol import Ingest, Names
-from realtime.config import Config, MapConfig, Secret
+from realtime.config import Config, MapConfig, Secret, SourcesConfig
 from realtime.event import Cursor
 from realtime.map_events import DEFAULT_MAP_EVENTS
 from simulator.map_server import Framing, MapCharacter, MapServer, MapSystem
@@ -31,6 +31,7 @@ SOURCE = f"map:{SLUG}"
 KEEPALIVE_TIMEOUT_S = 0.5
 SYSTEMS = (MapSystem(31000005, "J123450"), MapSystem(30000142, "Jita"))
 CHARACTERS = (MapCharacter(2117000001, "Example Pilot"),)
+CONFIG = Config(sources=SourcesConfig(resend_min_s=0.05, resend_max_s=0.2))
 
 
 @pytest.fixture
@@ -70,10 +71,8 @@ def start(
 ) -> SupervisionTree:
     options = overrides.pop("options", {})
     options.setdefault("rand", random.Random(11).random)
-    options.setdefault("resend_min_s", 0.05)
-    options.setdefault("resend_max_s", 0.2)
     options.setdefault("circuit_failures", 100)
-    spec: ChildSpec = child_spec(Config(), map_config(server, **overrides), **options)
+    spec: ChildSpec = child_spec(CONFIG, map_config(server, **overrides), **options)
     return trees.start(
         [journal_spec(journal or JournalLog()), tracking_spec(tracking or TrackingLog()), spec]
     )
@@ -356,7 +355,7 @@ def test_garbage_events_are_rejected_with_reasons_and_the_stream_goes_on(
     server: MapServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal, options={"max_line_bytes": 4096})
+    tree = start(trees, server, journal, max_line_bytes=4096)
     live(tree)
     for data, _reason in GARBAGE:
         assert server.send_raw(data) == 1
@@ -395,7 +394,7 @@ def test_a_journal_that_falls_behind_pauses_the_stream_past_the_keepalive_timeou
 ) -> None:
     journal = JournalLog()
     spec = child_spec(
-        Config(), map_config(server), rand=random.Random(11).random, circuit_failures=100
+        CONFIG, map_config(server), rand=random.Random(11).random, circuit_failures=100
     )
     tree = trees.start([journal_spec(journal, capacity=2), tracking_spec(TrackingLog()), spec])
     live(tree)

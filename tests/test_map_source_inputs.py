@@ -168,7 +168,7 @@ def trees() -> Iterator[Trees]:
 
 
 def start(
-    trees: Trees, server: RawMapServer, journal: JournalLog, **options: Any
+    trees: Trees, server: RawMapServer, journal: JournalLog, **overrides: Any
 ) -> SupervisionTree:
     settings = MapConfig(
         slug=SLUG,
@@ -180,9 +180,12 @@ def start(
         reconnect_max_s=0.2,
         config_error_retry_s=0.2,
     )
-    options.setdefault("rand", random.Random(5).random)
-    options.setdefault("circuit_failures", 100)
-    spec = child_spec(Config(), dataclasses.replace(settings), **options)
+    spec = child_spec(
+        Config(),
+        dataclasses.replace(settings, **overrides),
+        rand=random.Random(5).random,
+        circuit_failures=100,
+    )
     return trees.start([journal_spec(journal), tracking_spec(TrackingLog()), spec])
 
 
