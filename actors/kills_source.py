@@ -65,8 +65,8 @@ from realtime.phoenix import (
     PhoenixClient,
     Preload,
     PreloadComplete,
-    SubscriptionAck,
 )
+from realtime.subscriptions import SubscriptionAck
 from supervision import (
     ActorContext,
     ActorUnavailableError,

@@ -5,7 +5,7 @@
 stream's ``connected`` greeting, a :class:`MapControl`. :func:`parse_systems`
 and :func:`parse_tracked_characters` read the REST answers that bootstrap what
 a map tracks. :func:`stream_url` and :func:`stream_headers` build the request
-that opens the stream (PROTOCOLS.md sections 2 and 3).
+that opens the stream.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ KNOWN_MAP_EVENTS = frozenset(
         "rally_point_removed",
     }
 )
-"""The event types a Wanderer map sends besides ``connected`` (PROTOCOLS.md section 2)."""
+"""The event types a Wanderer map sends besides ``connected``."""
 
 DEFAULT_MAP_EVENTS: tuple[str, ...] = (
     "add_system",

@@ -12,8 +12,8 @@ from realtime.phoenix import (
     JoinFailed,
     PhoenixClient,
     Preload,
-    Subscription,
 )
+from realtime.subscriptions import Subscription
 from tests.phoenix_support import (
     CHARACTER,
     LOBBY,
