@@ -99,6 +99,7 @@ class KillsReader(ReaderThread):
         keep_bytes: int,
     ) -> None:
         super().__init__(owner, generation, f"{name}-reader-{generation}", gate)
+        self._sender = name  # the journal answers refusals to this actor
         self.socket = BoundedWebSocket(max_message_bytes, keep_bytes)
         self._url = url
         self._connect_timeout_s = connect_timeout_s
@@ -181,7 +182,7 @@ class KillsReader(ReaderThread):
         for reject in received.rejects:
             self._rejects.note(reject)
         if (received.events or received.rejects) and not self.deliver(
-            Ingest(KILLS_SOURCE, received.events, received.rejects)
+            Ingest(KILLS_SOURCE, received.events, received.rejects, sender=self._sender)
         ):
             return False
         if received.rtt_s is not None:

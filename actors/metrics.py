@@ -56,6 +56,7 @@ from typing import Any
 import pykka
 
 from actors.base import ReportingActor
+from actors.kills_source import kills_connections
 from actors.protocol import Names, StatsReport
 from realtime.config import Config
 from realtime.health import LIVE_STATES
@@ -192,7 +193,7 @@ class MetricsSettings:
 
 def enabled_sources(config: Config) -> list[str]:
     """The actor names of the sources the configuration enables, in start order."""
-    names = [Names.KILLS] if config.sources.kills.enabled else []
+    names = [name for name, _ in kills_connections(config)]
     return names + [Names.map_source(m.slug) for m in config.maps]
 
 

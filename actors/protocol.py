@@ -47,6 +47,7 @@ class Names:
     NOTIFIER = "notifier"
     SOURCES = "sources"
     KILLS = "kills"
+    KILLS_CHARACTERS = "kills:characters"
     WEB = "web"
 
     @staticmethod
@@ -56,12 +57,18 @@ class Names:
 
 @dataclass(frozen=True, slots=True)
 class Ingest:
-    """Source -> journal: new input, to be committed in one transaction."""
+    """Source -> journal: new input, to be committed in one transaction.
+
+    ``sender`` is the actor to answer a refusal to (``""``: the actor named
+    after ``source``); two connections may feed one source, as ``kills`` and
+    ``kills:characters`` both feed ``wanderer-kills``.
+    """
 
     source: str
     events: tuple[Event, ...] = ()
     rejects: tuple[Reject, ...] = ()
     cursor: Cursor | None = None
+    sender: str = ""
 
 
 @dataclass(frozen=True, slots=True)

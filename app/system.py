@@ -8,7 +8,7 @@
     ├── pipeline               one_for_one
     │   ├── tracking, static_info, notifier, dedup, flow_control, router
     ├── sources                one_for_one
-    │   ├── kills
+    │   ├── kills, kills:characters
     │   └── map:{slug}
     └── web
 """
@@ -175,11 +175,12 @@ def pipeline_children(config: Config) -> list[ChildSpec]:
 
 
 def source_children(config: Config) -> list[ChildSpec]:
-    """``kills`` (when enabled) and one ``map:{slug}`` per configured map."""
-    children = [map_source.child_spec(config, map_config) for map_config in config.maps]
-    if config.sources.kills.enabled:
-        children.insert(0, kills_source.child_spec(config))
-    return children
+    """``kills`` and ``kills:characters`` (when enabled), one ``map:{slug}`` per map."""
+    kills = [
+        kills_source.child_spec(config, name=name, scope=scope)
+        for name, scope in kills_source.kills_connections(config)
+    ]
+    return kills + [map_source.child_spec(config, map_config) for map_config in config.maps]
 
 
 def metrics_spec(config: Config) -> ChildSpec:
