@@ -1,4 +1,5 @@
-"""The ``run.py`` command line (CONTRACT.md): run, tree, check-config, events, replay, bench."""
+"""The ``run.py`` command line (CONTRACT.md): run, tree, check-config, events, replay, bench,
+doctor."""
 
 from __future__ import annotations
 
@@ -85,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", default="config.toml")
     check.set_defaults(handler=cmd_check_config)
+
+    doctor = sub.add_parser(
+        "doctor", help="check the outside world with the effective config (posts nothing)"
+    )
+    doctor.add_argument("--config", default="config.toml")
+    doctor.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds for each network step (default 5)"
+    )
+    doctor.set_defaults(handler=cmd_doctor)
     return parser
 
 
@@ -131,6 +141,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_BAD_CONFIG
     print(json.dumps(config_module.masked(loaded), indent=2))
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from app import doctor
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_BAD_CONFIG
+    if not args.timeout > 0:
+        print("doctor: --timeout must be a positive number of seconds", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    return doctor.run_cli(loaded, timeout_s=args.timeout)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
