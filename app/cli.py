@@ -1,5 +1,5 @@
 """The ``run.py`` command line (CONTRACT.md): run, tree, check-config, events, replay, bench,
-doctor."""
+doctor, import-env."""
 
 from __future__ import annotations
 
@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=5.0, help="seconds for each network step (default 5)"
     )
     doctor.set_defaults(handler=cmd_doctor)
+
+    import_env = sub.add_parser(
+        "import-env", help="print a config.toml equivalent to a WandererNotifier (Elixir) .env"
+    )
+    import_env.add_argument("file", help="the .env file")
+    import_env.set_defaults(handler=cmd_import_env)
     return parser
 
 
@@ -153,6 +159,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print("doctor: --timeout must be a positive number of seconds", file=sys.stderr)
         return EXIT_BAD_CONFIG
     return doctor.run_cli(loaded, timeout_s=args.timeout)
+
+
+def cmd_import_env(args: argparse.Namespace) -> int:
+    from app import import_env
+
+    return import_env.run_cli(args.file)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
