@@ -68,10 +68,11 @@ def toml_of(env_text: str) -> dict[str, Any]:
     return tomllib.loads(convert(parse_dotenv(env_text)).toml)
 
 
-def import_env(path: Path) -> subprocess.CompletedProcess[str]:
+def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "import-env", str(path)],
+        [sys.executable, str(ROOT / "run.py"), *args],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -235,11 +236,11 @@ def test_a_value_that_cannot_be_carried_over_names_its_variable(line: str, varia
 def test_the_command_exits_2_naming_the_variable_or_the_unreadable_file(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("MAP_URL=https://w.example\nMAP_NAME=m\nTRACK_KSPACE_ENABLED=false\n", "utf-8")
-    refused = import_env(env)
+    refused = run_command("import-env", str(env))
     assert refused.returncode == 2
     assert "TRACK_KSPACE_ENABLED: false" in refused.stderr
     assert refused.stdout == ""
-    missing = import_env(tmp_path / "absent.env")
+    missing = run_command("import-env", str(tmp_path / "absent.env"))
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
 
@@ -248,20 +249,12 @@ def test_the_command_exits_2_naming_the_variable_or_the_unreadable_file(tmp_path
 def test_a_realistic_env_round_trips_through_import_env_and_check_config(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text(REALISTIC_ENV, encoding="utf-8")
-    imported = import_env(env)
+    imported = run_command("import-env", str(env))
     assert imported.returncode == 0, imported.stderr
     config = tmp_path / "config.toml"
     config.write_text(imported.stdout, encoding="utf-8")
     # The program then runs with the same variables in its environment (compose's env_file).
-    checked = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "check-config", "--config", str(config)],
-        cwd=ROOT,
-        env={**os.environ, **parse_dotenv(REALISTIC_ENV)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    checked = run_command("check-config", "--config", str(config), env=parse_dotenv(REALISTIC_ENV))
     assert checked.returncode == 0, checked.stderr
     effective = json.loads(checked.stdout)
     assert effective["maps"][0]["slug"] == "my-corp-map"
