@@ -8,9 +8,6 @@ line that must say so, with its fix; nothing may be posted to Discord.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +21,8 @@ from realtime.config import Config, parse
 from simulator.discord_fake import DiscordFake
 from simulator.kills_server import KillsServer
 from simulator.map_server import MapCharacter, MapServer, MapSystem
-from tests.process import ROOT, free_port
+from tests.process import free_port
+from tests.test_app_process import run_cli
 
 MAP_KEY = "map-key-0123456789"
 CHANNEL = "100000000000000042"
@@ -215,18 +213,6 @@ def test_a_data_dir_that_cannot_be_written_fails(world: World) -> None:
     assert "not writable" in check.detail
 
 
-def run_doctor(config: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "doctor", "--config", str(config), "--timeout", "2"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.xfail(strict=True, reason="the simulator's static-info endpoint is not on main yet")
 def test_the_command_exits_1_on_a_failed_check_and_2_on_a_bad_config(
     world: World, tmp_path: Path
@@ -238,13 +224,13 @@ def test_the_command_exits_1_on_a_failed_check_and_2_on_a_bad_config(
         f'[[maps]]\nslug = "demo"\nbase_url = "{world.map.base_url}"\napi_key = "env:MAP_KEY"\n',
         encoding="utf-8",
     )
-    good = run_doctor(config, {"MAP_KEY": MAP_KEY})
+    good = run_cli("doctor", "--config", str(config), "--timeout", "2", env={"MAP_KEY": MAP_KEY})
     assert good.returncode == 0, good.stdout + good.stderr
     assert good.stdout.splitlines()[0].startswith("ok   data_dir:")
-    refused = run_doctor(config, {"MAP_KEY": "wrong"})
+    refused = run_cli("doctor", "--config", str(config), "--timeout", "2", env={"MAP_KEY": "wrong"})
     assert refused.returncode == 1
     assert any(line.startswith("FAIL map:demo:") for line in refused.stdout.splitlines())
     config.write_text("[app]\nunknown = 1\n", encoding="utf-8")
-    bad = run_doctor(config, {})
+    bad = run_cli("doctor", "--config", str(config))
     assert bad.returncode == 2
     assert "app.unknown: unknown key" in bad.stderr

@@ -9,9 +9,6 @@ from). The round trip runs the real command and feeds its output to
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ import pytest
 
 from app.elixir_env import convert
 from app.import_env import EnvFileError, UnmappableError, parse_dotenv
-from tests.process import ROOT
+from tests.test_app_process import run_cli
 
 BOT_TOKEN = "MTEyMzQ1Njc4OTAxMjM0NTY3OA.Gx1y2z.bot-token-secret"
 MAP_KEY = "map-api-key-secret"
@@ -66,18 +63,6 @@ export SOME_UNKNOWN_SETTING=unknown-value-secret
 
 def toml_of(env_text: str) -> dict[str, Any]:
     return tomllib.loads(convert(parse_dotenv(env_text)).toml)
-
-
-def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 # -- reading the .env file -------------------------------------------------------------
@@ -236,11 +221,11 @@ def test_a_value_that_cannot_be_carried_over_names_its_variable(line: str, varia
 def test_the_command_exits_2_naming_the_variable_or_the_unreadable_file(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("MAP_URL=https://w.example\nMAP_NAME=m\nTRACK_KSPACE_ENABLED=false\n", "utf-8")
-    refused = run_command("import-env", str(env))
+    refused = run_cli("import-env", str(env))
     assert refused.returncode == 2
     assert "TRACK_KSPACE_ENABLED: false" in refused.stderr
     assert refused.stdout == ""
-    missing = run_command("import-env", str(tmp_path / "absent.env"))
+    missing = run_cli("import-env", str(tmp_path / "absent.env"))
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
 
@@ -249,12 +234,12 @@ def test_the_command_exits_2_naming_the_variable_or_the_unreadable_file(tmp_path
 def test_a_realistic_env_round_trips_through_import_env_and_check_config(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text(REALISTIC_ENV, encoding="utf-8")
-    imported = run_command("import-env", str(env))
+    imported = run_cli("import-env", str(env))
     assert imported.returncode == 0, imported.stderr
     config = tmp_path / "config.toml"
     config.write_text(imported.stdout, encoding="utf-8")
     # The program then runs with the same variables in its environment (compose's env_file).
-    checked = run_command("check-config", "--config", str(config), env=parse_dotenv(REALISTIC_ENV))
+    checked = run_cli("check-config", "--config", str(config), env=parse_dotenv(REALISTIC_ENV))
     assert checked.returncode == 0, checked.stderr
     effective = json.loads(checked.stdout)
     assert effective["maps"][0]["slug"] == "my-corp-map"
