@@ -257,7 +257,7 @@ def _map(document: _Document, values: Mapping[str, str], warnings: list[str]) ->
         "MAP_API_KEY" if "MAP_API_KEY" in values or "MAP_TOKEN" not in values else "MAP_TOKEN"
     )
     if key_name not in values:
-        warnings.append("MAP_API_KEY is not set: set it in the environment the program runs in")
+        warnings.append("MAP_API_KEY is not in the file: the program needs it in its environment")
     document.table("[[maps]]")
     document.set("slug", slug)
     document.set("base_url", base_url)
@@ -297,9 +297,11 @@ def _notify(document: _Document, values: Mapping[str, str], warnings: list[str])
         "" if discord_on else "NOTIFICATIONS_ENABLED=false",
     )
     if "DISCORD_BOT_TOKEN" not in values:
-        warnings.append("DISCORD_BOT_TOKEN is not set: set it in the environment")
+        warnings.append("DISCORD_BOT_TOKEN is not in the file: the program needs it to post")
     if "DISCORD_CHANNEL_ID" not in values:
-        warnings.append("DISCORD_CHANNEL_ID is not set: [notify.discord] channel_id is empty")
+        warnings.append(
+            "DISCORD_CHANNEL_ID is not in the file: [notify.discord] channel_id is empty"
+        )
     document.table("[notify.discord]")
     document.set("mode", "bot")
     document.set("bot_token", ENV_PREFIX + "DISCORD_BOT_TOKEN")

@@ -57,8 +57,10 @@ slug = "demo"
 EOF
 chmod a-w "$WANDERER_CONFIG" "$work/config"  # mounted read-only in the container
 
-echo "-- recipe.sh check-config (a command other than start, on the same config)"
+echo "-- recipe.sh check-config and import-env (commands through the same entry point)"
 "$WANDERER_PREFIX/bin/recipe.sh" check-config >/dev/null
+printf 'MAP_URL=https://wanderer.example\nMAP_NAME=corp\n' |
+    "$WANDERER_PREFIX/bin/recipe.sh" import-env /dev/stdin 2>/dev/null | grep -q '^slug = "corp"$'
 
 echo "-- recipe.sh start (from outside the source tree), then the health probe"
 cd "$work"
