@@ -30,7 +30,7 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -89,18 +89,22 @@ def run_checks(
     config: Config, *, timeout_s: float = DEFAULT_TIMEOUT_S, environ: Mapping[str, str] = os.environ
 ) -> list[Check]:
     """Every check, in order, against the services ``config`` points at."""
-    checks = [check_data_dir(config, environ)]
+    return list(_checks(config, timeout_s, environ))
+
+
+def _checks(config: Config, timeout_s: float, environ: Mapping[str, str]) -> Iterator[Check]:
+    """The checks one by one, as each ends (the maps first: the kills joins use their ids)."""
+    yield check_data_dir(config, environ)
     tracked = _Tracked()
     with requests.Session() as session:
         for map_config in config.maps:
             found, map_checks = _check_map(session, map_config, timeout_s)
-            checks += map_checks
+            yield from map_checks
             tracked = _Tracked(
                 tracked.systems | found.systems, tracked.characters | found.characters
             )
-        checks += _check_kills(config, tracked, timeout_s)
-        checks += _check_discord(session, config, timeout_s)
-    return checks
+        yield from _check_kills(config, tracked, timeout_s)
+        yield from _check_discord(session, config, timeout_s)
 
 
 def run_cli(config: Config, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
@@ -117,20 +121,21 @@ def run_cli(config: Config, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
         settings = dataclasses.replace(config.simulator, kills_port=0, map_port=0, discord_port=0)
         world = World(settings, [m.slug for m in config.maps]).start()
         config = world.apply(config)
+    mask = secret_mask(config)
+    passed = True
     try:
-        lines, passed = report(run_checks(config, timeout_s=timeout_s), config)
+        for check in _checks(config, timeout_s, os.environ):
+            print(mask.mask(check.line()), flush=True)
+            passed = passed and check.ok
     finally:
         if world is not None:
             world.stop()
-    for line in lines:
-        print(line)
     return 0 if passed else 1
 
 
-def report(checks: Sequence[Check], config: Config) -> tuple[list[str], bool]:
-    """The lines to print, every secret of ``config`` masked, and whether all passed."""
-    mask = SecretMask(tuple(secret.value for secret in _secrets(config)))
-    return [mask.mask(check.line()) for check in checks], all(check.ok for check in checks)
+def secret_mask(config: Config) -> SecretMask:
+    """Masks every secret value of ``config`` in a text."""
+    return SecretMask(tuple(secret.value for secret in _secrets(config)))
 
 
 def _secrets(value: Any) -> Iterator[Secret]:
