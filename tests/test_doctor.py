@@ -150,6 +150,15 @@ def test_a_map_stream_refused_by_the_server_fails_the_stream_check(world: World)
     assert "enable them in the map's settings" in check.fix
 
 
+@pytest.mark.xfail(strict=True, reason="the simulator's static-info endpoint is not on main yet")
+def test_a_static_info_endpoint_that_is_down_fails_its_check(world: World) -> None:
+    world.map.fail_static_info(503)  # type: ignore[attr-defined,unused-ignore]
+    check = world.check("static-info:demo")
+    assert not check.ok
+    assert "answered 503" in check.detail
+    assert "try again later" in check.fix
+
+
 @pytest.mark.parametrize(
     ("access", "status", "fix"), [("forbidden", 403, "invite it"), ("missing", 404, "Channel ID")]
 )
