@@ -311,14 +311,11 @@ class FaultWorld:
         if program is not None and not program.alive():
             msg = f"run.py exited with {program.process.returncode}:\n{program.log_text()}"
             raise AssertionError(msg)
-        for connection in self.kills.stats().connections:
-            if (
-                connection.joined
-                and set(TRACKED_SYSTEMS) <= connection.systems
-                and TRACKED_CHARACTER in connection.characters
-            ):
-                return True
-        return False
+        joined = [c for c in self.kills.stats().connections if c.joined]
+        # kills joins with the systems, kills:characters with the characters
+        systems = set().union(*(c.systems for c in joined))
+        characters = set().union(*(c.characters for c in joined))
+        return set(TRACKED_SYSTEMS) <= systems and TRACKED_CHARACTER in characters
 
     def map_streaming(self) -> bool:
         return self.map.stats().open_streams > 0

@@ -331,7 +331,7 @@ def test_reports_from_ever_new_actors_stages_and_keys_stay_bounded() -> None:
 
 def test_enabled_sources_follow_the_configuration() -> None:
     config = dataclasses.replace(Config(), maps=(MapConfig("alpha"), MapConfig("beta")))
-    assert enabled_sources(config) == ["kills", "map:alpha", "map:beta"]
+    assert enabled_sources(config) == ["kills", "kills:characters", "map:alpha", "map:beta"]
     kills_off = dataclasses.replace(
         config,
         sources=dataclasses.replace(
