@@ -1,6 +1,7 @@
 """Notifications as console lines: the same facts as the cards, as readable text.
 
-One line per notification: a label column (``LOSS``, ``KILL``, ``SYSTEM``...),
+One line per notification: a label column (``LOSS``, ``OUR KILL``, ``KILL``,
+``SYSTEM``...),
 the title, then the facts ``|``-separated. Text from the network is stripped
 of control and bidi characters (no terminal escapes, no line breaks) and each
 part is bounded.
@@ -59,6 +60,8 @@ _ANSI = {
 }
 _ANSI_RESET = "\x1b[0m"
 _CONSOLE_TEXT_LIMIT = 200
+_KILL_LABELS = {KillRole.LOSS: "LOSS", KillRole.KILL: "OUR KILL", KillRole.NEUTRAL: "KILL"}
+"""A loss and a kill of our pilots stand out from the other kills in our systems."""
 
 
 def _plain(text: str) -> str:
@@ -96,8 +99,7 @@ def _kill_parts(notification: Notification, details: KillDetails) -> tuple[str, 
         _utc(details.kill_time),
         zkillboard_url(details.killmail_id),
     ]
-    label = "LOSS" if details.role is KillRole.LOSS else "KILL"
-    return label, kill_colour(details), parts
+    return _KILL_LABELS[details.role], kill_colour(details), parts
 
 
 def _system_parts(notification: Notification, details: SystemDetails) -> tuple[str, int, list[str]]:
