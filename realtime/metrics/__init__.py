@@ -12,7 +12,7 @@ One module per concern; import from this package:
 - :mod:`~realtime.metrics.keys`: series keys in Prometheus' syntax
   (:func:`series_key`, :func:`parse_series_key`, :data:`OTHER`).
 - :mod:`~realtime.metrics.histogram`: :class:`LogHistogram`,
-  :class:`RollingHistogram`, :class:`LatencySummary`.
+  :class:`RollingHistogram`, :class:`LatencySummary`, :class:`BucketCounts`.
 - :mod:`~realtime.metrics.throughput`: :class:`ThroughputHistory`,
   :class:`BoundedTotals`.
 - :mod:`~realtime.metrics.regression`: :class:`RegressionDetector`.
@@ -21,6 +21,7 @@ One module per concern; import from this package:
 
 from realtime.metrics.alerts import SEVERITY_RANK, Alert, AlertManager, Notice, NoticeKind, Severity
 from realtime.metrics.histogram import (
+    BucketCounts,
     HistogramLayout,
     LatencySummary,
     LogHistogram,
@@ -43,6 +44,7 @@ __all__ = [
     "Alert",
     "AlertManager",
     "BoundedTotals",
+    "BucketCounts",
     "Direction",
     "HistogramLayout",
     "LatencySummary",

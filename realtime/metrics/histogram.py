@@ -5,13 +5,16 @@ Pure: no threads, no I/O, no clock reads (every ``now`` is a parameter; a
 
 - :class:`LogHistogram`: HDR-style log-bucketed histogram over a fixed range
   (1 µs to 24 h by default) at 1 % relative error by default.
-- :class:`RollingHistogram`: the last ``window`` seconds as a ring of
-  histograms, plus a lifetime total for cumulative (Prometheus) exposition.
+- :class:`RollingHistogram`: the last ``window`` seconds as a ring of histograms.
+- :class:`BucketCounts`: a cumulative histogram at fixed bounds, for
+  Prometheus' ``le`` buckets (no merge needed to export it).
 - :class:`LatencySummary`: the percentiles the dashboard shows.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import operator
 from array import array
@@ -245,33 +248,6 @@ class LogHistogram:
                 break
         return results
 
-    def cumulative(self, bounds: Sequence[float]) -> list[int]:
-        """For each of the ascending ``bounds``, the count of values at most about it.
-
-        A bucket counts under a bound when its representative value does, so
-        the split is exact to the layout's precision and the counts only ever
-        grow as values are recorded (they suit Prometheus ``le`` buckets).
-        """
-        cuts = [self._cut(bound) for bound in bounds]
-        counts = self._counts
-        results = []
-        total = 0
-        previous = 0
-        for cut in cuts:
-            total += sum(counts[previous:cut])
-            previous = max(previous, cut)
-            results.append(total)
-        return results
-
-    def _cut(self, bound: float) -> int:
-        """The number of leading buckets whose representative is at most ``bound``."""
-        if bound == math.inf:
-            return len(self._counts)
-        cut = self._index(max(bound, 0.0))
-        while cut < len(self._counts) and self.layout.representative(cut) <= bound:
-            cut += 1
-        return cut
-
     def buckets_used(self) -> int:
         """How many buckets hold at least one value."""
         return sum(1 for count in self._counts if count)
@@ -317,17 +293,17 @@ class LatencySummary:
 
 
 class RollingHistogram:
-    """Values of the last ``slices * slice_s`` seconds, and of all time.
+    """Values of the last ``slices * slice_s`` seconds.
 
     Values go into the slice of their ``now``; a slice leaving the window is
-    folded into the lifetime histogram and reused, so memory is
-    ``slices + 2`` histograms whatever the rate.
+    cleared and reused, so memory is ``slices + 1`` histograms whatever the
+    rate.
 
     Raises:
         ValueError: ``slice_s`` is not positive or ``slices`` is below 1.
     """
 
-    __slots__ = ("_latest", "_numbers", "_scratch", "_slices", "layout", "lifetime", "slice_s")
+    __slots__ = ("_latest", "_numbers", "_scratch", "_slices", "layout", "slice_s")
 
     def __init__(self, slice_s: float, slices: int, layout: HistogramLayout | None = None) -> None:
         if slice_s <= 0 or slices < 1:
@@ -338,7 +314,6 @@ class RollingHistogram:
         self._slices = [LogHistogram(self.layout) for _ in range(slices)]
         self._numbers = [-1] * slices
         self._latest = -math.inf
-        self.lifetime = LogHistogram(self.layout)
         self._scratch = LogHistogram(self.layout)
 
     @property
@@ -358,7 +333,6 @@ class RollingHistogram:
         position = number % len(self._slices)
         held = self._slices[position]
         if self._numbers[position] != number:
-            self.lifetime.merge(held)
             held.clear()
             self._numbers[position] = number
         held.record_many(values, limit=limit)
@@ -377,14 +351,56 @@ class RollingHistogram:
                 scratch.merge(held)
         return scratch
 
-    def total(self) -> LogHistogram:
-        """Everything ever recorded (lifetime + the slices), as a scratch histogram."""
-        scratch = self._scratch
-        scratch.clear()
-        scratch.merge(self.lifetime)
-        for held in self._slices:
-            scratch.merge(held)
-        return scratch
-
     def nbytes(self) -> int:
-        return sum(h.nbytes() for h in (*self._slices, self.lifetime, self._scratch))
+        return sum(h.nbytes() for h in (*self._slices, self._scratch))
+
+
+class BucketCounts:
+    """A cumulative histogram at fixed upper bounds, as Prometheus exports one.
+
+    ``record_many`` costs one binary search per value placed; memory is one
+    counter per bound. Counts only grow (nothing leaves the histogram), so
+    they suit ``le`` buckets. Negative, NaN and infinite values are counted
+    in :attr:`invalid` only.
+
+    Raises:
+        ValueError: ``bounds`` is empty, not ascending, or does not end at infinity.
+    """
+
+    __slots__ = ("_counts", "bounds", "count", "invalid", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        if not bounds or list(bounds) != sorted(set(bounds)) or bounds[-1] != math.inf:
+            msg = f"bounds must ascend and end at infinity, got {bounds}"
+            raise ValueError(msg)
+        self.bounds = tuple(bounds)
+        self._counts = [0] * len(bounds)
+        self.count = 0
+        self.sum = 0.0
+        self.invalid = 0
+
+    def record_many(self, values: Sequence[float], *, limit: int | None = None) -> None:
+        """Count ``values``; with ``limit``, a systematic sample stands for them as in
+        :meth:`LogHistogram.record_many` (``count`` and ``sum`` stay exact)."""
+        if not values:
+            return
+        if not (min(values) >= 0 and sum(values) < math.inf):
+            valid = [v for v in values if 0 <= v < math.inf]
+            self.invalid += len(values) - len(valid)
+            values = valid
+            if not values:
+                return
+        stride = 1 if limit is None or len(values) <= limit else -(-len(values) // limit)
+        picked = values[::stride] if stride > 1 else values
+        counts, bounds = self._counts, self.bounds
+        for value in picked:
+            counts[bisect.bisect_left(bounds, value)] += stride
+        remainder = len(values) - stride * len(picked)
+        if remainder:
+            counts[bisect.bisect_left(bounds, picked[-1])] += remainder
+        self.count += len(values)
+        self.sum += sum(values)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(bound, count of values at most bound)`` for each bound, ascending."""
+        return list(zip(self.bounds, itertools.accumulate(self._counts), strict=True))
