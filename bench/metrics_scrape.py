@@ -9,8 +9,13 @@ lets it settle, then alternates two windows several times: an idle window
 program's CPU time (user + system, all its threads, from ``/proc/PID/stat``)
 over a scrape window, less what the idle windows show it spends anyway in
 that time, divided by the number of scrapes, is the CPU one scrape costs.
-Every scrape is answered afresh (nothing in the route is cached), so the
-figure holds whatever Prometheus' scrape interval is.
+Every scrape is answered from fresh figures (the route caches no data, only
+the rendering of series names and labels), so the figure holds whatever
+Prometheus' scrape interval is.
+
+Measured on the 2-core development machine (median of 5 rounds of 300-400):
+6.6 ms before the web face moved to waitress, 0.83 ms after; a request for a
+static file (the server's own overhead) costs 0.29 ms.
 """
 
 from __future__ import annotations

@@ -186,11 +186,13 @@ def test_readyz_is_503_with_reasons_when_the_source_drops_or_the_journal_fails(
     running.tell(Names.KILLS, Drop())
     running.tell(Names.JOURNAL, SetStatus({**STATUSES[Names.JOURNAL], "error": "disk I/O error"}))
 
-    def not_ready() -> dict[str, Any]:
+    def both_reasons() -> dict[str, Any]:
+        # The two actors take their messages in any order: wait for both to show.
         answer = get(running, "/readyz")
-        return answer.json() if answer.status_code == 503 else {}
+        body: dict[str, Any] = answer.json() if answer.status_code == 503 else {}
+        return body if len(body.get("reasons", [])) >= 2 else {}
 
-    body = wait_for(not_ready, timeout_s=5)
+    body = wait_for(both_reasons, timeout_s=5)
     assert body["ready"] is False
     assert "kills: connection disconnected" in body["reasons"]
     assert "journal: disk I/O error" in body["reasons"]
