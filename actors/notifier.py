@@ -78,14 +78,15 @@ from actors.discord_http import (
     SendAgain,
     StopSink,
 )
-from actors.protocol import GetTracking, Handle, Names, TrackingChanged
+from actors.protocol import GetTracking, Handle, Names, Refused, TrackingChanged
 from realtime.config import Config, DiscordConfig, NotifyConfig
 from realtime.event import Event, Priority
 from realtime.flow import TrackedView
 from realtime.keys import KILLMAIL_TYPES
-from realtime.ledger import DATABASE_FILE, Claim, Ledger, LedgerEntry
+from realtime.ledger import Claim, Ledger, LedgerEntry
 from realtime.notifications import Decision, Notification, kill_notification, map_notification
 from realtime.render import console_lines, message_payload
+from realtime.storage import DATABASE_FILE, StorageUnavailableError
 from realtime.tracking import TrackedLookup
 from supervision import (
     ActorContext,
@@ -715,9 +716,12 @@ class NotifierActor(ReportingActor):
             raise TrackingUnavailableError(msg)
         return self._view
 
-    def _handle(self, events: Sequence[Event]) -> int:
-        """Decide and claim; returns how many entries were newly claimed."""
-        view = self._require_view()
+    def _handle(self, events: Sequence[Event]) -> int | Refused:
+        """Decide and claim; how many entries were newly claimed, or Refused for "not now"."""
+        try:
+            view = self._require_view()
+        except TrackingUnavailableError as error:
+            return Refused(f"notifier: {error}")
         now = self._clock()
         planned: list[tuple[Claim, Event]] = []
         for event in events:
@@ -737,7 +741,11 @@ class NotifierActor(ReportingActor):
         assert self._ledger is not None
         with self._ledger.use() as ledger:
             assert ledger is not None, "the ledger is open while the actor runs"
-            entries = ledger.claim_many([claim for claim, _ in planned])
+            try:
+                entries = ledger.claim_many([claim for claim, _ in planned])
+            except StorageUnavailableError as error:
+                self.counters["ledger_errors"] += 1
+                return Refused(f"notifier: the ledger cannot be written: {error}")
         claimed = 0
         console: list[tuple[LedgerEntry, int | None]] = []
         for (_, event), entry in zip(planned, entries, strict=True):
