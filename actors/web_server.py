@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 LOOP_TIMEOUT_S = 0.25
 """How long the I/O loop waits for an event: the granularity of deadlines and of stopping."""
 
+DRAIN_TIMEOUT_S = 3
+"""On stop, how long requests already running may take to finish (whole seconds: waitress')."""
+
 WARNING_INTERVAL_S = 60.0
 """At most one warning this often about evicted, refused or timed-out connections."""
 
@@ -230,11 +233,15 @@ class BoundedServer:
             logger.exception("web: the HTTP loop failed")
             self._on_death(error)
         finally:
+            # Stop accepting at once (the port is free for a successor), let the requests
+            # already running write their answers, then close every connection.
+            wasyncore.dispatcher.close(self._server)
+            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=DRAIN_TIMEOUT_S)
             wasyncore.close_all(self._map, ignore_all=True)
-            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Close every connection, stop the loop and the workers; waits up to ``timeout_s``."""
+    def stop(self, timeout_s: float = DRAIN_TIMEOUT_S + 2.0) -> None:
+        """Stop accepting, let running requests answer (up to :data:`DRAIN_TIMEOUT_S`),
+        close every connection and stop the workers; waits up to ``timeout_s``."""
         self._stopping.set()
         with contextlib.suppress(OSError):  # the loop already ended and closed its trigger
             self._server.pull_trigger()

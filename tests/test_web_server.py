@@ -166,3 +166,32 @@ def test_the_loop_dying_is_reported_to_the_owner() -> None:
         assert isinstance(deaths[0], RuntimeError)
         with pytest.raises(requests.ConnectionError):
             requests.get(url(server), timeout=2)
+
+
+def test_a_request_in_flight_when_the_server_stops_still_gets_its_answer() -> None:
+    app = App()
+    answers: list[int] = []
+    with serving(app) as server:
+        client = threading.Thread(
+            target=lambda: answers.append(
+                requests.get(url(server) + "/block", timeout=5).status_code
+            )
+        )
+        client.start()
+        assert app.blocked.wait(5)
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+        # The listener closes at once: nothing new gets in while the request finishes.
+        wait_for(lambda: not _accepts(server), timeout_s=2, what="the listener closed")
+        app.release.set()
+        client.join(5)
+        stopping.join(5)
+    assert answers == [200]
+
+
+def _accepts(server: BoundedServer) -> bool:
+    try:
+        socket.create_connection(server.address, timeout=0.5).close()
+    except OSError:
+        return False
+    return True
