@@ -26,6 +26,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
+from realtime.controls import blank_controls
 from realtime.event import format_time
 from realtime.notifications import (
     CharacterDetails,
@@ -78,11 +79,6 @@ _ANSI_RESET = "\x1b[0m"
 _CONSOLE_TEXT_LIMIT = 200
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\*_~`|>\[\]<@#])")
-_BIDI_CONTROLS = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
-# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F: with the bidi
-# controls, what a console line must not carry, mapped to spaces for str.translate.
-_CONTROL_CHARACTERS = (*range(0x20), *range(0x7F, 0xA0))
-_UNPRINTABLE_TO_SPACE = dict.fromkeys((*_CONTROL_CHARACTERS, *_BIDI_CONTROLS), " ")
 
 
 # -- Numbers and links -------------------------------------------------------
@@ -497,7 +493,7 @@ def message_payload(notification: Notification) -> dict[str, Any]:
 
 def _plain(text: str) -> str:
     """``text`` safe for one terminal line: no control or bidi characters, bounded."""
-    cleaned = _clean(text).translate(_UNPRINTABLE_TO_SPACE)
+    cleaned = blank_controls(_clean(text))
     return truncate(" ".join(cleaned.split()), _CONSOLE_TEXT_LIMIT)
 
 
