@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -176,9 +177,11 @@ def test_when_the_root_gives_up_the_process_exits_1_with_a_clear_line(tmp_path: 
     body = QUIET + "[supervision]\nmax_restarts = 2\nmax_seconds = 60\n"
     config = write_config(tmp_path, body, port)
     with running(config, port) as instance:
-        for _ in range(3):
-            # The web actor is restarted twice, then the root gives up.
-            wait_for(lambda: _answers(instance.url), timeout_s=10)
+        for restarts in range(3):
+            # The web actor is restarted twice, then the root gives up. Each crash
+            # waits for the restart before it: a request that reached the dying
+            # incarnation would crash nothing.
+            wait_for(partial(_web_restarted, instance.url, restarts), timeout_s=10)
             requests.post(f"{instance.url}/debug/crash/web", headers=ACTION, timeout=5)
         assert instance.process.wait(30) == 1
         log = instance.log_text()
@@ -186,8 +189,20 @@ def test_when_the_root_gives_up_the_process_exits_1_with_a_clear_line(tmp_path: 
         assert "more than 2 restarts in 60s" in log
 
 
-def _answers(url: str) -> bool:
+def _web_restarted(url: str, times: int) -> bool:
+    return _web_restarts(url) == times
+
+
+def _web_restarts(url: str) -> int | None:
+    """How often the web actor was restarted, as the live tree says; None if no answer."""
     try:
-        return requests.get(f"{url}/livez", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+        tree = requests.get(f"{url}/api/tree", timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return None
+    nodes = [tree]
+    while nodes:
+        node = nodes.pop()
+        if node["name"] == "web":
+            return int(node["restarts"])
+        nodes.extend(node["children"])
+    return None
