@@ -14,6 +14,9 @@ import requests
 from tests.process import ROOT, free_port, running, write_config
 from tests.support import wait_for
 
+ACTION = {"X-Requested-With": "test"}
+"""What a state-changing request carries when no token is set (no cross-site form can)."""
+
 QUIET = """
 [simulator]
 enabled = false
@@ -58,7 +61,7 @@ def test_crash_injection_restarts_the_actor_and_the_tree_shows_it(tmp_path: Path
     port = free_port()
     config = write_config(tmp_path, QUIET, port)
     with running(config, port) as instance:
-        answer = requests.post(f"{instance.url}/debug/crash/web", timeout=5)
+        answer = requests.post(f"{instance.url}/debug/crash/web", headers=ACTION, timeout=5)
         assert answer.status_code == 202
 
         def web_restarted() -> bool:
@@ -80,7 +83,10 @@ def test_fault_injection_is_404_unless_enabled(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path, QUIET.replace("true", "false"), port)
     with running(config, port) as instance:
-        assert requests.post(f"{instance.url}/debug/crash/web", timeout=5).status_code == 404
+        assert (
+            requests.post(f"{instance.url}/debug/crash/web", headers=ACTION, timeout=5).status_code
+            == 404
+        )
         assert instance.stop() == 0
 
 
@@ -176,7 +182,7 @@ def test_when_the_root_gives_up_the_process_exits_1_with_a_clear_line(tmp_path: 
             # waits for the restart before it: a request that reached the dying
             # incarnation would crash nothing.
             wait_for(partial(_web_restarted, instance.url, restarts), timeout_s=10)
-            requests.post(f"{instance.url}/debug/crash/web", timeout=5)
+            requests.post(f"{instance.url}/debug/crash/web", headers=ACTION, timeout=5)
         assert instance.process.wait(30) == 1
         log = instance.log_text()
         assert "gave up" in log
