@@ -1,0 +1,501 @@
+"""The notifier actor itself: decide, claim in the ledger, answer, then deliver."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+import pykka
+
+from actors.base import ReportingActor
+from actors.discord_http import DiscordSender, RetryPlan
+from actors.notifier.console import ConsoleSink
+from actors.notifier.discord_sink import DiscordSink, Outcomes, SharedLedger
+from actors.notifier.send_queue import Delivery, SendQueue
+from actors.notifier.view import TrackingUnavailableError, lookup
+from actors.protocol import GetTracking, Handle, Names, TrackingChanged
+from realtime.config import Config, DiscordConfig, NotifyConfig
+from realtime.event import Event, Priority
+from realtime.keys import KILLMAIL_TYPES
+from realtime.ledger import DATABASE_FILE, Claim, Ledger, LedgerEntry
+from realtime.notifications import Decision, Notification, kill_notification, map_notification
+from realtime.render import message_payload
+from realtime.tracking import TrackedLookup
+from supervision import (
+    ActorContext,
+    ActorUnavailableError,
+    ChildSpec,
+    MailboxFullError,
+    MailboxSpec,
+)
+
+logger = logging.getLogger(__name__)
+
+CONSOLE = "console"
+DISCORD = "discord"
+
+PRUNE_EVERY_S = 3600.0
+"""How often sent and failed ledger entries past their keep time are deleted."""
+
+_RESUME_CHUNK = 1000
+
+
+def ledger_key(notification_key: str, sink: str) -> str:
+    """The ledger key of a notification on a sink: ``kill:123@discord``."""
+    return f"{notification_key}@{sink}"
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierSettings:
+    """What the notifier needs from the configuration.
+
+    Attributes:
+        database: the journal's SQLite file, which holds the ledger.
+        notify: ``[notify]`` (sinks, Discord, kill and map switches).
+        max_kill_age_s: ``[filters] max_kill_age_s``.
+        keep_s: how long sent and failed ledger entries are kept (then pruned).
+        tick_s: how often the actor looks at its workers' outcomes and backlog.
+        stop_timeout_s: how long a stop waits for workers with an answer outstanding.
+        tracking_timeout_s: how long to wait for tracking's answer to ``GetTracking``.
+    """
+
+    database: Path
+    notify: NotifyConfig
+    max_kill_age_s: float
+    keep_s: float
+    tick_s: float = 0.2
+    stop_timeout_s: float = 2.0
+    tracking_timeout_s: float = 2.0
+
+    @classmethod
+    def from_config(
+        cls, config: Config, *, discord: DiscordConfig | None = None
+    ) -> NotifierSettings:
+        """Settings from ``config``; ``discord`` replaces ``[notify.discord]`` (simulator)."""
+        notify = (
+            config.notify
+            if discord is None
+            else dataclasses.replace(config.notify, discord=discord)
+        )
+        max_age = config.filters.max_kill_age_s
+        return cls(
+            database=config.data_path / DATABASE_FILE,
+            notify=notify,
+            max_kill_age_s=max_age,
+            keep_s=max(config.journal.retention_days * 86400.0, 2 * max_age),
+        )
+
+
+class _Tick:
+    """Timer message: drain outcomes, refill the queue from the ledger, prune."""
+
+    __slots__ = ()
+
+
+_TICK = _Tick()
+
+
+class NotifierActor(ReportingActor):
+    """Decides, claims and delivers notifications; see the module docstring.
+
+    Args:
+        ctx: from the supervisor.
+        settings: see :class:`NotifierSettings`.
+        stdout: the console sink's stream (``sys.stdout`` when ``None``).
+        clock: wall-clock Unix seconds, for kill ages and the ledger.
+        seed: seeds the workers' retry jitter (``None``: unpredictable).
+    """
+
+    def __init__(
+        self,
+        ctx: ActorContext,
+        settings: NotifierSettings,
+        *,
+        stdout: TextIO | None = None,
+        clock: Callable[[], float] = time.time,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(ctx)
+        self._settings = settings
+        self._stdout = stdout
+        self._clock = clock
+        self._seed = seed
+        self._sinks: tuple[str, ...] = tuple(dict.fromkeys(settings.notify.sinks))
+        self._view: TrackedLookup | None = None
+        self._ledger = SharedLedger()
+        self._console: ConsoleSink | None = None
+        self._discord: DiscordSink | None = None
+        self._discord_error: str | None = None
+        self._outcomes = Outcomes()
+        self._backlog = False
+        self._last_prune = -float("inf")
+        self._latency_sink = DISCORD if DISCORD in self._sinks else CONSOLE
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def on_start(self) -> None:
+        super().on_start()
+        self._settings.database.parent.mkdir(parents=True, exist_ok=True)
+        self._ledger.open(Ledger.open(self._settings.database, clock=self._clock))
+        if CONSOLE in self._sinks:
+            self._console = ConsoleSink(self._stdout or sys.stdout)
+        if DISCORD in self._sinks:
+            self._start_discord()
+        self._fetch_view()
+        self._prune()
+        self._resume_console()
+        self._backlog = True
+        self._refill()
+        self.timers.send_interval(self._settings.tick_s, _TICK)
+
+    def _start_discord(self) -> None:
+        config = self._settings.notify.discord
+        try:
+            sender = DiscordSender(config)
+        except ValueError as error:
+            # a configuration the sink cannot use: alert, keep claiming (the
+            # entries wait in the ledger for a start with a usable one)
+            self._discord_error = str(error)
+            self.counters["sink_stopped"] += 1
+            logger.error("notifier: the Discord sink cannot start: %s", error)
+            return
+        self._discord = DiscordSink(
+            sender,
+            RetryPlan.from_config(config),
+            SendQueue(config.send_queue),
+            self._ledger,
+            self._outcomes,
+            workers=config.concurrency,
+            seed=self._seed,
+        )
+        self._discord.start()
+
+    def on_exit(self) -> None:
+        if self._discord is not None:
+            busy = self._discord.stop(self._settings.stop_timeout_s)
+            if busy:
+                logger.warning("notifier: stopped with answers outstanding: %s", ", ".join(busy))
+            self._discord.sender.close()
+        self._ledger.close()
+
+    # -- messages ----------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Handle):
+            return self._handle(message.events)
+        if isinstance(message, TrackingChanged):
+            self._view = lookup(message.view)
+            return None
+        if isinstance(message, _Tick):
+            self._tick()
+            return None
+        return super().on_receive(message)
+
+    def _fetch_view(self) -> None:
+        try:
+            answer = self.registry.ask(
+                Names.TRACKING, GetTracking(), timeout_s=self._settings.tracking_timeout_s
+            )
+        except (ActorUnavailableError, MailboxFullError, pykka.Timeout) as error:
+            logger.info("notifier: no tracked view from tracking yet: %s", error)
+            return
+        if isinstance(answer, TrackingChanged):
+            self._view = lookup(answer.view)
+
+    def _require_view(self) -> TrackedLookup:
+        if self._view is None:
+            self._fetch_view()
+        if self._view is None:
+            msg = "no tracked view: the tracking actor has not answered yet"
+            raise TrackingUnavailableError(msg)
+        return self._view
+
+    def _handle(self, events: Sequence[Event]) -> int:
+        """Decide and claim; returns how many entries were newly claimed."""
+        view = self._require_view()
+        now = self._clock()
+        planned: list[tuple[Claim, Event]] = []
+        for event in events:
+            self.counters["events"] += 1
+            notification = self._decide(event, view, now)
+            if notification is None:
+                continue
+            self.counters["notifications"] += 1
+            for sink in self._sinks:
+                payload = (
+                    ConsoleSink.payload(notification)
+                    if sink == CONSOLE
+                    else orjson.dumps(message_payload(notification))
+                )
+                key = ledger_key(notification.key, sink)
+                planned.append((Claim(key, event.seq, sink, payload), event))
+        with self._ledger.held() as ledger:
+            entries = ledger.claim_many([claim for claim, _ in planned])
+        claimed = 0
+        console: list[tuple[LedgerEntry, int | None]] = []
+        for (_, event), entry in zip(planned, entries, strict=True):
+            if entry is None:
+                self.counters["already_claimed"] += 1
+                continue
+            claimed += 1
+            if entry.channel == CONSOLE:
+                console.append((entry, event.received_at))
+            elif entry.channel == DISCORD:
+                self._offer(entry, event.received_at, event.priority)
+        self._write_console(console)
+        self._refill()
+        return claimed
+
+    def _decide(self, event: Event, view: TrackedLookup, now: float) -> Notification | None:
+        notify = self._settings.notify
+        if event.type in KILLMAIL_TYPES:
+            result = kill_notification(
+                event, view, notify.kills, self._settings.max_kill_age_s, now
+            )
+            if isinstance(result, Decision):
+                self.counters[f"skipped_{result.reason}"] += 1
+                return None
+            return result
+        notification = map_notification(event, view, notify.map)
+        if notification is None:
+            self.counters["skipped_map_event"] += 1
+        return notification
+
+    def _write_console(self, entries: Sequence[tuple[LedgerEntry, int | None]]) -> None:
+        """Print each entry's line, flush once, then mark the printed ones sent in one
+        transaction.
+
+        A crash between the two prints those lines again at the next start
+        (console delivery is at least once). One flush and one transaction
+        per batch rather than per line keep system calls (each a disk sync or
+        a release of the GIL) off the per-event path.
+        """
+        console = self._console
+        if console is None or not entries:
+            return
+        printed: list[tuple[LedgerEntry, int | None]] = []
+        for entry, received_at in entries:
+            try:
+                written = console.write(entry.payload)
+            except OSError as error:
+                self._mark_failed(entry, CONSOLE, f"console: {error}")
+                continue
+            if not written:
+                self._mark_failed(entry, CONSOLE, "the stored console line is unreadable")
+                continue
+            printed.append((entry, received_at))
+        if not printed:
+            return
+        try:
+            console.flush()
+        except OSError as error:
+            for entry, _ in printed:
+                self._mark_failed(entry, CONSOLE, f"console: {error}")
+            return
+        if self._latency_sink == CONSOLE:
+            now_ns = time.monotonic_ns()
+            for _, received_at in printed:
+                if received_at is not None:
+                    self.observe(Names.NOTIFIER, received_at, now_ns)
+        with self._ledger.use() as ledger:
+            if ledger is not None:
+                ledger.mark_sent_many([entry.key for entry, _ in printed])
+        self.counters["sent_console"] += len(printed)
+
+    def _mark_failed(self, entry: LedgerEntry, sink: str, reason: str) -> None:
+        with self._ledger.use() as ledger:
+            if ledger is not None:
+                ledger.mark_failed(entry.key, reason)
+        self.counters[f"failed_{sink}"] += 1
+        logger.warning("notifier: %s failed: %s", entry.key, reason)
+
+    def _offer(self, entry: LedgerEntry, received_at: int | None, priority: Priority) -> None:
+        """Queue a new Discord entry, unless older ones wait in the ledger or it does not fit.
+
+        An entry not queued stays pending in the ledger; :meth:`_refill` queues
+        it, in claim order, once there is room.
+        """
+        sink = self._discord
+        if self._backlog or sink is None or sink.error is not None:
+            return
+        body = _body(entry)
+        if body is None:
+            self._mark_failed(entry, DISCORD, "the stored message body is unreadable")
+        elif not sink.queue.offer(Delivery(entry.key, entry.nonce, body, received_at, priority)):
+            self._backlog = True
+
+    # -- periodic work --------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self._discord is not None and self._discord.failure is not None:
+            msg = "a Discord worker failed"
+            raise RuntimeError(msg) from self._discord.failure
+        counters, latencies = self._outcomes.drain()
+        self.counters.update(counters)
+        if self._latency_sink == DISCORD:
+            for received_at, delivered_at in latencies:
+                self.observe(Names.NOTIFIER, received_at, delivered_at)
+        self._refill()
+        if self._clock() - self._last_prune >= PRUNE_EVERY_S:
+            self._prune()
+
+    def _refill(self) -> None:
+        """Move pending Discord entries from the ledger into the send queue while it has room.
+
+        Reads and offers under the ledger's lock, so that an entry a worker is
+        finishing (marked sent, not yet released from the queue) is either no
+        longer pending or still held: it is never queued twice.
+        """
+        sink = self._discord
+        if not self._backlog or sink is None or sink.error is not None:
+            return
+        with self._ledger.use() as ledger:
+            if ledger is None:
+                return
+            room = sink.queue.room()
+            if room == 0:
+                return
+            limit = sink.queue.held() + room
+            entries = ledger.pending(limit, channel=DISCORD)
+            refused = False
+            for entry in entries:
+                if sink.queue.room() == 0:
+                    refused = True
+                    break
+                body = _body(entry)
+                if body is None:
+                    ledger.mark_failed(entry.key, "the stored message body is unreadable")
+                    self.counters["failed_discord"] += 1
+                    continue
+                sink.queue.offer(Delivery(entry.key, entry.nonce, body, None))
+        self._backlog = refused or len(entries) == limit
+
+    def _resume_console(self) -> None:
+        """Print the console entries a previous run claimed but did not print."""
+        if self._console is None:
+            return
+        while True:
+            with self._ledger.held() as ledger:
+                entries = ledger.pending(_RESUME_CHUNK, channel=CONSOLE)
+            self._write_console([(entry, None) for entry in entries])
+            if len(entries) < _RESUME_CHUNK:
+                return
+
+    def _prune(self) -> None:
+        now = self._clock()
+        self._last_prune = now
+        with self._ledger.use() as ledger:
+            if ledger is not None:
+                pruned = ledger.prune(now - self._settings.keep_s)
+                if pruned:
+                    self.counters["pruned"] += pruned
+
+    # -- reporting ------------------------------------------------------------------
+
+    def _error(self) -> str | None:
+        if self._discord is not None and self._discord.error is not None:
+            return self._discord.error
+        return self._discord_error
+
+    def report_gauges(self) -> Mapping[str, float]:
+        gauges: dict[str, float] = {"sink_stopped": 1.0 if self._error() else 0.0}
+        with self._ledger.use() as ledger:
+            if ledger is not None:
+                gauges["pending"] = ledger.statistics().pending
+        if self._discord is not None:
+            queue = self._discord.queue.statistics()
+            gauges["send_queue"] = queue.waiting + queue.in_flight
+            gauges["send_queue_capacity"] = queue.capacity
+            gauges["in_flight"] = queue.in_flight
+        return gauges
+
+    def status(self) -> Mapping[str, Any]:
+        sent = failed = pending = 0
+        with self._ledger.use() as ledger:
+            if ledger is not None:
+                statistics = ledger.statistics()
+                sent, failed, pending = statistics.sent, statistics.failed, statistics.pending
+        queue: dict[str, Any] = {"backlog": self._backlog}
+        sinks: dict[str, Any] = {}
+        if self._console is not None:
+            sinks[CONSOLE] = {"state": "running", "colour": self._console.colour}
+        if DISCORD in self._sinks:
+            sinks[DISCORD] = self._discord_status(queue)
+        return {
+            "sent": sent,
+            "failed": failed,
+            "pending": pending,
+            "queue": queue,
+            "sinks": sinks,
+            "error": self._error(),
+            "tracked": self._view is not None,
+        }
+
+    def _discord_status(self, queue: dict[str, Any]) -> dict[str, Any]:
+        mode = self._settings.notify.discord.mode
+        sink = self._discord
+        if sink is None:
+            return {"state": "stopped", "mode": mode, "error": self._discord_error}
+        statistics = sink.queue.statistics()
+        queue.update(dataclasses.asdict(statistics))
+        sender = sink.sender.statistics()
+        limits = sender.limits
+        return {
+            "state": sink.state,
+            "mode": mode,
+            "error": sink.error,
+            "workers": sink.workers,
+            "requests": sender.requests,
+            "outcomes": dict(sender.outcomes),
+            "rate_limits": {
+                "buckets": limits.buckets,
+                "exhausted_buckets": limits.exhausted_buckets,
+                "global_blocked_s": limits.global_blocked_s,
+                "rate_limited": limits.rate_limited,
+                "rate_limited_global": limits.rate_limited_global,
+                "invalid_in_window": limits.invalid_in_window,
+            },
+        }
+
+
+def _body(entry: LedgerEntry) -> dict[str, Any] | None:
+    try:
+        body = orjson.loads(entry.payload)
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def child_spec(
+    config: Config,
+    *,
+    discord: DiscordConfig | None = None,
+    stdout: TextIO | None = None,
+    ledger_database: Path | None = None,
+) -> ChildSpec:
+    """The ``notifier`` child of the ``pipeline`` supervisor.
+
+    Args:
+        config: the whole configuration.
+        discord: replaces ``[notify.discord]``, e.g. to point ``api_base`` (and
+            the bot token, or ``webhook_url``) at the simulator's Discord fake.
+        stdout: the console sink's stream (``sys.stdout`` by default).
+        ledger_database: the database holding the ledger, when it is not the
+            journal's (``replay --notify`` uses the live ledger).
+    """
+    settings = NotifierSettings.from_config(config, discord=discord)
+    if ledger_database is not None:
+        settings = dataclasses.replace(settings, database=ledger_database)
+    return ChildSpec(
+        name=Names.NOTIFIER,
+        start=lambda ctx: NotifierActor.start(ctx, settings, stdout=stdout),
+        mailbox=MailboxSpec(config.mailbox.notifier),
+        shutdown_s=config.supervision.shutdown_timeout_s + settings.stop_timeout_s,
+    )
