@@ -57,8 +57,9 @@ from actors.protocol import (
 )
 from realtime.config import Config
 from realtime.event import KILLS_SOURCE, Cursor, Event, Outcome
-from realtime.journal_store import JournalStore, JournalUnavailableError
+from realtime.journal_store import JournalStore
 from realtime.metrics import series_key
+from realtime.storage import DATABASE_FILE, StorageSettings, StorageUnavailableError
 from supervision import (
     ActorContext,
     ActorUnavailableError,
@@ -69,7 +70,6 @@ from supervision import (
 
 logger = logging.getLogger(__name__)
 
-JOURNAL_FILE = "journal.sqlite3"
 TAIL_EVENTS = 20_000
 """Committed, undelivered events kept in memory for delivery without a read."""
 CHECKPOINT_EVERY_S = 0.2
@@ -78,7 +78,7 @@ PURGE_ROWS = 5000
 
 
 def journal_path(config: Config) -> Path:
-    return config.data_path / JOURNAL_FILE
+    return config.data_path / DATABASE_FILE
 
 
 def source_actor(source: str) -> str:
@@ -145,11 +145,7 @@ class JournalActor(ReportingActor):
 
     def on_start(self) -> None:
         super().on_start()
-        settings = self.config.journal
-        max_bytes = int(settings.max_db_mb * 1024 * 1024) if settings.max_db_mb > 0 else None
-        self.store = JournalStore.open(
-            journal_path(self.config), sync_each_commit=settings.fsync, max_db_bytes=max_bytes
-        )
+        self.store = JournalStore.open(journal_path(self.config), StorageSettings.of(self.config))
         self._checkpoint = self._saved_checkpoint = self.store.checkpoint()
         self._delivered_upto = self._checkpoint
         self._last_seq = self.store.last_seq()
@@ -204,7 +200,7 @@ class JournalActor(ReportingActor):
         try:
             self._commit()
             self._save_checkpoint()
-        except JournalUnavailableError as error:
+        except StorageUnavailableError as error:
             logger.error(
                 "journal: closing with %d events uncommitted: %s", self._pending_events, error
             )
@@ -281,7 +277,7 @@ class JournalActor(ReportingActor):
     def _commit_or_hold(self) -> None:
         try:
             self._commit()
-        except JournalUnavailableError as error:
+        except StorageUnavailableError as error:
             if self.error is None:
                 logger.error("journal: cannot write, holding ingest and retrying: %s", error)
             self.error = str(error)
@@ -400,7 +396,7 @@ class JournalActor(ReportingActor):
         # only up to the saved checkpoint, and purging is how space returns.
         try:
             self._save_checkpoint()
-        except JournalUnavailableError as error:
+        except StorageUnavailableError as error:
             logger.warning("journal: cannot save the checkpoint: %s", error)
         if self.error is not None:
             self._commit_or_hold()
@@ -409,7 +405,7 @@ class JournalActor(ReportingActor):
         days = self.config.journal.retention_days
         try:
             purged = self._store.purge(time.time() - days * 86400, PURGE_ROWS)
-        except JournalUnavailableError as error:
+        except StorageUnavailableError as error:
             logger.warning("journal: retention skipped: %s", error)
             purged = 0
         self.counters["purged"] += purged

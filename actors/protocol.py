@@ -160,10 +160,23 @@ class Handle:
     """Router -> handler (asked): handle these events; the reply means accepted.
 
     A handler replies only once the events are safe with it (e.g. the notifier
-    has written its ledger entries); an exception in reply is retried.
+    has written its ledger entries); a :class:`Refused` or an exception in
+    reply is retried.
     """
 
     events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A handler's answer to :class:`Handle` when it cannot take the events now.
+
+    Nothing of them is done for good (the database was busy or full, state
+    not loaded yet): the router keeps them and asks again after a backoff.
+    Returning it, rather than raising, keeps the handler running.
+    """
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from actors.protocol import (
     Demand,
     Handle,
     Names,
+    Refused,
     Resync,
     Settled,
     StreamReset,
@@ -186,15 +187,18 @@ class RouterActor(ReportingActor):
         while work.remaining:
             handler, events = work.remaining[0]
             try:
-                self.registry.ask(handler, Handle(events), timeout)
+                answer = self.registry.ask(handler, Handle(events), timeout)
             except (ActorUnavailableError, pykka.Timeout, Exception) as error:  # noqa: BLE001 -- any handler failure is retried
                 return self._failed(work, handler, error)
+            if isinstance(answer, Refused):
+                return self._failed(work, handler, answer.reason)
             work.remaining.popleft()
         return True
 
-    def _failed(self, work: _Work, handler: str, error: BaseException) -> bool:
+    def _failed(self, work: _Work, handler: str, error: BaseException | str) -> bool:
         work.attempts += 1
-        detail = f"{handler}: {type(error).__name__}: {error}"
+        reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        detail = f"{handler}: {reason}"
         self.counters["handler_failures"] += 1
         if work.attempts >= self.config.routing.max_attempts:
             events = work.remaining[0][1]

@@ -9,10 +9,17 @@ It owns a :class:`~realtime.tracking.TrackedState` and keeps it current from
   ``character_added``, ``character_removed``, ``character_updated``).
 
 Whatever changed is written to its own table in the journal's database file
-(its own connection, WAL) *before* the ask is answered, so a restart (of the
-actor or of the process) starts from what was tracked instead of from nothing;
-the state is loaded in ``on_start``. Maps that are no longer configured are
-forgotten at load.
+(:class:`~realtime.tracking_store.TrackingStore`) *before* the ask is
+answered, so a restart (of the actor or of the process) starts from what was
+tracked instead of from nothing; the state is loaded in ``on_start``. Maps
+that are no longer configured are forgotten at load.
+
+When the database cannot be written (busy, full), the change stays in memory
+and is saved by a retry with backoff, reported as the ``stalled:tracking``
+alert meanwhile; the router's ask is answered
+:class:`~actors.protocol.Refused`, so the events stay in the journal and come
+again (applying them again changes nothing). Until the saved state is loaded
+(the database could not be opened at start), every ask is refused.
 
 After a change, and still before the answer, it tells a
 :class:`~actors.protocol.TrackingChanged` (an immutable
@@ -27,20 +34,21 @@ when it starts, which is answered with the current ``TrackingChanged``.
 from __future__ import annotations
 
 import logging
-import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from actors.base import ReportingActor
-from actors.protocol import Bootstrap, GetTracking, Handle, Names, TrackingChanged
+from actors.protocol import Bootstrap, GetTracking, Handle, Names, Refused, TrackingChanged
+from actors.stall import Stall, storage_backoff
 from realtime.config import Config
-from realtime.ledger import DATABASE_FILE
+from realtime.storage import DATABASE_FILE, StorageSettings, StorageUnavailableError
 from realtime.tracking import TrackedState, map_slug
+from realtime.tracking_store import TrackingStore
 from supervision import (
     ActorContext,
     ActorUnavailableError,
+    Backoff,
     ChildSpec,
     MailboxFullError,
     MailboxSpec,
@@ -51,108 +59,11 @@ logger = logging.getLogger(__name__)
 SUBSCRIBERS = (Names.FLOW_CONTROL, Names.NOTIFIER, Names.KILLS)
 """The actors told about every change."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tracking (
-    slug TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('system', 'character')),
-    id INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    PRIMARY KEY (slug, kind, id)
-) WITHOUT ROWID;
-"""
 
-MapContents = tuple[Mapping[int, str], Mapping[int, str]]
-"""What one map tracks: ``(systems, characters)``, each ``id -> name``."""
+class _RetryStorage:
+    """Timer: open the store, load it, or save what is unsaved, again."""
 
-
-class TrackingStore:
-    """The ``tracking`` table: per map, the tracked systems and characters with names.
-
-    Each map is saved whole (its rows replaced in one transaction), in the
-    order :class:`TrackedState` holds it, so that loading it back through
-    :meth:`TrackedState.bootstrap` admits the same ids under the same bounds.
-    Not thread-safe: one owner.
-    """
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        """Use :meth:`open`."""
-        self._db = connection
-
-    @classmethod
-    def open(cls, path: str | Path, *, busy_timeout_s: float = 5.0) -> TrackingStore:
-        """Open (creating if needed) the table in the SQLite database at ``path``.
-
-        Raises:
-            sqlite3.Error: the file cannot be opened or is not a database.
-        """
-        connection = sqlite3.connect(
-            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            # WAL with NORMAL survives the death of the process; after a power
-            # loss a map's REST bootstrap restores what the last commits held.
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(_SCHEMA)
-        except BaseException:
-            connection.close()
-            raise
-        return cls(connection)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def load(self) -> dict[str, MapContents]:
-        """Every saved map: ``slug -> (systems, characters)``, in saved order."""
-        maps: dict[str, tuple[dict[int, str], dict[int, str]]] = {}
-        rows = self._db.execute(
-            "SELECT slug, kind, id, name FROM tracking ORDER BY slug, kind, position"
-        )
-        for slug, kind, item_id, name in rows:
-            systems, characters = maps.setdefault(str(slug), ({}, {}))
-            (systems if kind == "system" else characters)[int(item_id)] = str(name)
-        return dict(maps)
-
-    def save(self, maps: Mapping[str, MapContents]) -> None:
-        """Replace the saved contents of each map in ``maps``, all in one transaction."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for slug, (systems, characters) in maps.items():
-                self._db.execute("DELETE FROM tracking WHERE slug = ?", (slug,))
-                self._db.executemany(
-                    "INSERT INTO tracking (slug, kind, id, name, position) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        *_rows(slug, "system", systems.items()),
-                        *_rows(slug, "character", characters.items()),
-                    ],
-                )
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
-
-    def forget(self, slugs: Iterable[str]) -> None:
-        """Delete the saved contents of ``slugs``."""
-        self._db.executemany("DELETE FROM tracking WHERE slug = ?", [(slug,) for slug in slugs])
-
-
-def _rows(
-    slug: str, kind: str, items: Iterable[tuple[int, str]]
-) -> list[tuple[str, str, int, str, int]]:
-    return [(slug, kind, item_id, name, index) for index, (item_id, name) in enumerate(items)]
+    __slots__ = ()
 
 
 class TrackingActor(ReportingActor):
@@ -161,10 +72,12 @@ class TrackingActor(ReportingActor):
     Args:
         ctx: from the supervisor.
         database: the journal's SQLite file, which holds the ``tracking`` table.
+        storage: how to open it.
         slugs: the configured maps; saved maps not among them are forgotten at
             start (``None``: keep every saved map).
         subscribers: the actors told about changes.
         max_systems / max_characters / max_maps: the bounds of the state.
+        retry: the delays between attempts while the database fails.
     """
 
     def __init__(
@@ -172,38 +85,78 @@ class TrackingActor(ReportingActor):
         ctx: ActorContext,
         database: Path,
         *,
+        storage: StorageSettings | None = None,
         slugs: frozenset[str] | None = None,
         subscribers: tuple[str, ...] = SUBSCRIBERS,
         max_systems: int = 10_000,
         max_characters: int = 50_000,
         max_maps: int = 64,
+        retry: Backoff | None = None,
     ) -> None:
         super().__init__(ctx)
         self._database = database
+        self._storage = storage
         self._slugs = slugs
         self._subscribers = subscribers
         self._state = TrackedState(
             max_systems=max_systems, max_characters=max_characters, max_maps=max_maps
         )
         self._store: TrackingStore | None = None
+        self._loaded = False
+        # Maps changed in memory whose rows are not saved yet (the database failed).
+        self._unsaved: set[str] = set()
+        self._stall = Stall(
+            retry or Backoff(0.1, 5.0, jitter=0.5), "saving the tracked systems and characters"
+        )
+        self._retry_due = False
         self._current = self._changed()
 
     def on_start(self) -> None:
         super().on_start()
-        self._database.parent.mkdir(parents=True, exist_ok=True)
-        self._store = TrackingStore.open(self._database)
-        self._load(self._store)
+        self._recover()
 
-    def _load(self, store: TrackingStore) -> None:
+    def _recover(self) -> None:
+        """Open and load the store, then save what waits; on a storage failure, retry later."""
+        self._retry_due = False
+        try:
+            if self._store is None:
+                self._store = TrackingStore.open(self._database, self._storage)
+            if not self._loaded:
+                # Neighbours that asked GetTracking while it was not loaded got nothing.
+                self._load(self._store, publish=self._stall.stalled)
+            if self._unsaved:
+                self._store.save({slug: self._state.map_contents(slug) for slug in self._unsaved})
+                self._unsaved.clear()
+        except StorageUnavailableError as error:
+            self._stalled(error)
+            return
+        if self._stall.resumed():
+            logger.warning("tracking: the database is writable again")
+
+    def _stalled(self, error: StorageUnavailableError) -> None:
+        if not self._stall.stalled:
+            logger.error("tracking: %s; retrying", error)
+        self.counters["storage_errors"] += 1
+        delay = self._stall.failed(error)
+        if not self._retry_due:
+            self._retry_due = True
+            self.timers.send_after(delay, _RetryStorage())
+
+    def _load(self, store: TrackingStore, *, publish: bool) -> None:
         saved = store.load()
         stale = [slug for slug in saved if self._slugs is not None and slug not in self._slugs]
         if stale:
             logger.info("tracking: forgetting maps no longer configured: %s", ", ".join(stale))
             store.forget(stale)
         for slug, (systems, characters) in saved.items():
-            if slug not in stale:
+            # A map bootstrapped while the database could not be read is newer.
+            if slug not in stale and slug not in self._unsaved:
                 self._state.bootstrap(slug, systems, characters)
-        self._current = self._changed()
+        self._loaded = True
+        if publish:
+            self._publish()
+        else:
+            self._current = self._changed()
         statistics = self._state.statistics()
         logger.info(
             "tracking: loaded %d maps, %d systems, %d characters",
@@ -219,16 +172,21 @@ class TrackingActor(ReportingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Handle):
-            self._handle(message)
-            return None
+            return self._handle(message)
         if isinstance(message, Bootstrap):
             self._bootstrap(message)
             return None
         if isinstance(message, GetTracking):
             return self._current
+        if isinstance(message, _RetryStorage):
+            self._recover()
+            return None
         return super().on_receive(message)
 
-    def _handle(self, message: Handle) -> None:
+    def _handle(self, message: Handle) -> Refused | None:
+        if not self._loaded:
+            # Deciding against an empty state would be wrong: the router retries.
+            return Refused(f"tracking: the saved state is not loaded yet ({self._stall.error})")
         changed: set[str] = set()
         for event in message.events:
             before = self._state.revision
@@ -240,7 +198,11 @@ class TrackingActor(ReportingActor):
             else:
                 self.counters["events_ignored"] += 1
             self.observe(Names.TRACKING, event.received_at)
-        self._commit(changed)
+        if not self._commit(changed):
+            # Applied in memory but not saved: refused, so the journal keeps the
+            # events until a retry (a no-op on the state) finds them saved.
+            return Refused(f"tracking: {self._stall.error}")
+        return None
 
     def _bootstrap(self, message: Bootstrap) -> None:
         before = self._state.revision
@@ -252,12 +214,31 @@ class TrackingActor(ReportingActor):
         self.counters["bootstraps"] += 1
         self._commit({message.slug})
 
-    def _commit(self, slugs: set[str]) -> None:
-        """Persist the maps in ``slugs``, then publish the new tracking."""
-        if not slugs:
-            return
-        assert self._store is not None, "tracking handles messages only once started"
-        self._store.save({slug: self._state.map_contents(slug) for slug in sorted(slugs)})
+    def _commit(self, slugs: set[str]) -> bool:
+        """Persist the maps in ``slugs`` (and any unsaved), then publish; whether all is saved.
+
+        A change that cannot be saved stays in memory (published all the
+        same) and is saved by a retry with backoff.
+        """
+        if not slugs and not self._unsaved:
+            return True
+        self._unsaved |= slugs
+        if self._store is not None and self._loaded and not self._retry_due:
+            try:
+                self._store.save(
+                    {slug: self._state.map_contents(slug) for slug in sorted(self._unsaved)}
+                )
+            except StorageUnavailableError as error:
+                self._stalled(error)
+            else:
+                self._unsaved.clear()
+                if self._stall.resumed():
+                    logger.warning("tracking: the database is writable again")
+        if slugs:
+            self._publish()
+        return not self._unsaved
+
+    def _publish(self) -> None:
         self._current = self._changed()
         for name in self._subscribers:
             try:
@@ -296,16 +277,23 @@ class TrackingActor(ReportingActor):
                 "invalid": statistics.refused_invalid,
                 "maps": statistics.refused_maps,
             },
+            "unsaved_maps": sorted(self._unsaved),
+            "storage_errors": self._stall.total,
+            "stalled": self._stall.report(),
         }
 
 
 def child_spec(config: Config, *, subscribers: tuple[str, ...] = SUBSCRIBERS) -> ChildSpec:
     """The ``tracking`` child of the ``pipeline`` supervisor."""
     database = config.data_path / DATABASE_FILE
+    storage = StorageSettings.of(config)
+    retry = storage_backoff(config)
     slugs = frozenset(map_config.slug for map_config in config.maps)
     return ChildSpec(
         name=Names.TRACKING,
-        start=lambda ctx: TrackingActor.start(ctx, database, slugs=slugs, subscribers=subscribers),
+        start=lambda ctx: TrackingActor.start(
+            ctx, database, storage=storage, slugs=slugs, subscribers=subscribers, retry=retry
+        ),
         mailbox=MailboxSpec(config.mailbox.tracking),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )

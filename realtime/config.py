@@ -266,6 +266,14 @@ class JournalConfig:
     into one transaction. ``max_pending`` bounds what is held in memory while
     the database cannot be written (disk full); beyond it ingest is refused
     back to the sources. ``fsync`` makes every commit survive power loss too.
+
+    ``max_db_mb`` (0: no cap), ``fsync``, ``busy_timeout_s`` and the retry
+    delays apply to every part that writes the database file (journal,
+    ledger, tracking). ``busy_timeout_s`` is how long a write waits for
+    another connection's lock; a write that fails for a passing reason (busy,
+    disk full, cap reached) is retried after ``retry_min_s``, doubling up to
+    ``retry_max_s``, and alerted meanwhile. ``tail_events`` bounds the
+    committed, undelivered events kept in memory for delivery without a read.
     """
 
     retention_days: float = 7.0
@@ -276,6 +284,10 @@ class JournalConfig:
     fsync: bool = False
     delivery_batch: int = 256
     purge_every_s: float = 60.0
+    busy_timeout_s: float = 5.0
+    retry_min_s: float = 0.1
+    retry_max_s: float = 5.0
+    tail_events: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,11 +584,21 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
         )
     if config.dedup.max_entries < 1:
         raise ConfigError("dedup.max_entries: must be at least 1")
-    if config.journal.retention_days <= 0:
-        raise ConfigError("journal.retention_days: must be positive")
+    _validate_journal(config.journal)
     problem = routes_problem(config)
     if problem is not None:
         raise ConfigError(problem)
+
+
+def _validate_journal(journal: JournalConfig) -> None:
+    if journal.retention_days <= 0:
+        raise ConfigError("journal.retention_days: must be positive")
+    if journal.busy_timeout_s < 0:
+        raise ConfigError("journal.busy_timeout_s: must not be negative")
+    if not 0 < journal.retry_min_s <= journal.retry_max_s:
+        raise ConfigError("journal.retry_min_s: need 0 < retry_min_s <= retry_max_s")
+    if journal.tail_events < 1:
+        raise ConfigError("journal.tail_events: must be at least 1")
 
 
 def _without_retired_keys(table: Mapping[str, Any]) -> Mapping[str, Any]:

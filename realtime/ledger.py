@@ -1,8 +1,9 @@
 """The notification ledger: what was (or is being) sent, durable across crashes.
 
 The ledger lives in the journal's SQLite database file, in its own table
-``notifications``, through its own connection (the journal keeps its own; WAL
-lets both work side by side). Each row is one notification on one channel,
+``notifications``, through its own connection opened by
+:mod:`realtime.storage` (the journal keeps its own; WAL lets both work side by
+side). Each row is one notification on one channel,
 keyed by the notification key with the channel appended (the notifier's
 business), and goes through::
 
@@ -30,9 +31,12 @@ it, because a failure after timeouts may hide a message Discord did create,
 and beyond the nonce's few minutes a retry could duplicate it. Failed rows are
 counted in :meth:`Ledger.statistics` for the operator to see.
 
-Every method commits before it returns (autocommit, ``synchronous=FULL``), so
-what it reports is on disk. A :class:`Ledger` is not thread-safe: one owner
-(the notifier actor) uses it at a time.
+Every method commits before it returns (``synchronous=FULL``: a claim is on
+disk before the post it allows), so what it reports is on disk. A write that
+fails raises a :class:`~realtime.storage.StorageError` (busy, full,
+unavailable: nothing was written, retry; corrupt: stop) and changes nothing.
+A :class:`Ledger` is not thread-safe: one owner (the notifier actor) uses it
+at a time.
 """
 
 from __future__ import annotations
@@ -48,33 +52,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from realtime.sqlite_rows import chunks, list_sql, max_variables, rows_sql
-
-DATABASE_FILE = "journal.sqlite3"
-"""The journal's database file in ``[app] data_dir``, which holds the ledger too."""
+from realtime.sqlite_rows import chunks, list_sql, rows_sql
+from realtime.storage import Database, StorageSettings
 
 NONCE_LENGTH = 24
 """Characters of a nonce: Discord accepts at most 25."""
 
 MAX_ERROR_CHARS = 1000
 """Bound on the stored ``last_error`` text."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-    key TEXT PRIMARY KEY,
-    seq INTEGER,
-    channel TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
-    nonce TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    discord_message_id TEXT,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    payload BLOB NOT NULL DEFAULT x''
-);
-CREATE INDEX IF NOT EXISTS notifications_by_state ON notifications (state);
-"""
 
 _INSERT_CLAIMS = (
     "INSERT INTO notifications (key, seq, channel, state, nonce, created_at, updated_at, payload)"
@@ -103,10 +88,6 @@ _COLUMNS = (
     "payload",
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM notifications"  # noqa: S608 -- fixed column names
-
-
-class LedgerError(RuntimeError):
-    """The database cannot hold a ledger (wrong schema, no WAL)."""
 
 
 class LedgerState(enum.StrEnum):
@@ -199,56 +180,47 @@ def _entry(row: tuple[object, ...]) -> LedgerEntry:
 class Ledger:
     """The ``notifications`` table of the journal database (see the module docstring)."""
 
-    def __init__(self, connection: sqlite3.Connection, clock: Callable[[], float]) -> None:
+    def __init__(self, database: Database, clock: Callable[[], float]) -> None:
         """Use :meth:`open`."""
-        self._db = connection
+        self._database = database
         self._clock = clock
-        self._max_variables = max_variables(connection)
+        self._max_variables = database.max_variables
         self._counts = dict.fromkeys(LedgerState, 0)
         self._recount()
 
     @classmethod
     def open(
         cls,
-        path: str | Path,
+        path: Path,
+        settings: StorageSettings | None = None,
         *,
-        busy_timeout_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> Ledger:
-        """Open (creating if needed) the ledger in the SQLite database at ``path``.
+        """Open (creating if needed) the ledger in the journal database at ``path``.
 
         Args:
             path: the journal's database file.
-            busy_timeout_s: how long a write waits for the journal's write
-                transaction to finish before failing with ``sqlite3.OperationalError``.
+            settings: the storage settings (``sync_each_commit`` is forced on:
+                see the module doc); ``busy_timeout_s`` is how long a write
+                waits for another connection's write transaction.
             clock: wall-clock Unix seconds, for ``created_at``/``updated_at``.
 
         Raises:
-            LedgerError: the database is not in WAL mode after asking for it,
-                or an existing ``notifications`` table lacks ledger columns.
+            StorageCorruptError: the file is not a journal database (or its
+                ``notifications`` table lacks ledger columns).
+            StorageUnavailableError: the file cannot be opened now.
         """
-        connection = sqlite3.connect(
-            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
+        base = settings or StorageSettings()
+        durable = StorageSettings(base.busy_timeout_s, True, base.max_db_bytes)
+        database = Database.open(path, durable, shared=True)
         try:
-            (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
-            if str(mode).lower() != "wal":
-                msg = f"{path}: journal_mode is {mode}, the ledger needs WAL"
-                raise LedgerError(msg)
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.executescript(_SCHEMA)
-            present = {row[1] for row in connection.execute("PRAGMA table_info(notifications)")}
-            missing = [column for column in _COLUMNS if column not in present]
-            if missing:
-                msg = f"{path}: table notifications lacks columns {', '.join(missing)}"
-                raise LedgerError(msg)
+            return cls(database, clock)
         except BaseException:
-            connection.close()
+            database.close()
             raise
-        return cls(connection, clock)
 
     def close(self) -> None:
-        self._db.close()
+        self._database.close()
 
     def __enter__(self) -> Self:
         return self
@@ -263,10 +235,10 @@ class Ledger:
 
     def _recount(self) -> None:
         self._counts = dict.fromkeys(LedgerState, 0)
-        for state, count in self._db.execute(
-            "SELECT state, COUNT(*) FROM notifications GROUP BY state"
-        ):
-            self._counts[LedgerState(state)] = count
+        with self._database.reading("count") as db:
+            rows = db.execute("SELECT state, COUNT(*) FROM notifications GROUP BY state")
+            for state, count in rows.fetchall():
+                self._counts[LedgerState(state)] = count
 
     def claim(
         self, key: str, seq: int | None, channel: str, payload: bytes = b""
@@ -291,10 +263,9 @@ class Ledger:
             return []
         now = self._clock()
         entries: list[LedgerEntry | None] = []
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._database.transaction("claim") as db:
             # One statement for all keys, not one per claim: see realtime.sqlite_rows.
-            taken = self._existing([claim.key for claim in claims])
+            taken = self._existing(db, [claim.key for claim in claims])
             values: list[object] = []
             for claim in claims:
                 if claim.key in taken:
@@ -321,32 +292,27 @@ class Ledger:
                 )
             width = _CLAIM_WIDTH
             for start, size in chunks(len(values) // width, width, self._max_variables):
-                self._db.execute(
+                db.execute(
                     rows_sql(_INSERT_CLAIMS, width, size, _INSERT_CLAIMS_TAIL),
                     values[start * width : (start + size) * width],
                 )
-            self._db.execute("COMMIT")
-        except BaseException:
-            # SQLite may already have rolled back (disk full, I/O error)
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
         self._counts[LedgerState.PENDING] += sum(entry is not None for entry in entries)
         return entries
 
-    def _existing(self, keys: Sequence[str]) -> set[str]:
+    def _existing(self, db: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` the ledger holds, whatever their state."""
         found: set[str] = set()
         for start, size in chunks(len(keys), 1, self._max_variables):
-            rows = self._db.execute(list_sql(_SELECT_KEYS, size, ")"), keys[start : start + size])
+            rows = db.execute(list_sql(_SELECT_KEYS, size, ")"), keys[start : start + size])
             found.update(str(row[0]) for row in rows)
         return found
 
     def _transition(
         self, key: str, sql: str, parameters: tuple[object, ...], to: LedgerState
     ) -> bool:
-        cursor = self._db.execute(sql, (*parameters, self._clock(), key))
-        if cursor.rowcount == 1:
+        with self._database.transaction(to.value) as db:
+            changed = db.execute(sql, (*parameters, self._clock(), key)).rowcount
+        if changed == 1:
             if to is not LedgerState.PENDING:
                 self._counts[LedgerState.PENDING] -= 1
                 self._counts[to] += 1
@@ -385,23 +351,17 @@ class Ledger:
             return 0
         now = self._clock()
         marked = 0
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._database.transaction("mark_sent") as db:
             for start, size in chunks(len(keys), 1, self._max_variables - 2):
-                cursor = self._db.execute(
+                cursor = db.execute(
                     list_sql(_MARK_SENT, size, ")"),
                     (message_id, now, *keys[start : start + size]),
                 )
                 marked += cursor.rowcount
             if marked < len(set(keys)):
-                unknown = set(keys) - self._existing(keys)
+                unknown = set(keys) - self._existing(db, keys)
                 if unknown:
                     raise KeyError(min(unknown))
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
         self._counts[LedgerState.PENDING] -= marked
         self._counts[LedgerState.SENT] += marked
         return marked
@@ -443,19 +403,21 @@ class Ledger:
 
         With ``channel``, only that channel's entries.
         """
-        if channel is None:
-            rows = self._db.execute(
-                f"{_SELECT} WHERE state = 'pending' ORDER BY rowid LIMIT ?", (limit,)
-            ).fetchall()
-        else:
-            rows = self._db.execute(
-                f"{_SELECT} WHERE state = 'pending' AND channel = ? ORDER BY rowid LIMIT ?",
-                (channel, limit),
-            ).fetchall()
+        with self._database.reading("pending") as db:
+            if channel is None:
+                rows = db.execute(
+                    f"{_SELECT} WHERE state = 'pending' ORDER BY rowid LIMIT ?", (limit,)
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    f"{_SELECT} WHERE state = 'pending' AND channel = ? ORDER BY rowid LIMIT ?",
+                    (channel, limit),
+                ).fetchall()
         return [_entry(row) for row in rows]
 
     def get(self, key: str) -> LedgerEntry | None:
-        row = self._db.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
+        with self._database.reading("get") as db:
+            row = db.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
         return None if row is None else _entry(row)
 
     def prune(self, before: float) -> int:
@@ -465,11 +427,12 @@ class Ledger:
         journal keeps events (and longer than the max kill age): a pruned key
         can be claimed again. Returns how many were deleted.
         """
-        cursor = self._db.execute(
-            "DELETE FROM notifications WHERE state != 'pending' AND updated_at < ?", (before,)
-        )
+        with self._database.transaction("prune") as db:
+            deleted: int = db.execute(
+                "DELETE FROM notifications WHERE state != 'pending' AND updated_at < ?", (before,)
+            ).rowcount
         self._recount()
-        return cursor.rowcount
+        return deleted
 
     def statistics(self) -> LedgerStatistics:
         """Entries per state (kept in memory: this ledger is the table's only writer)."""

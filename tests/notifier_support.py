@@ -22,7 +22,7 @@ from realtime.config import (
     Secret,
 )
 from realtime.event import Event, Priority, format_time
-from realtime.ledger import DATABASE_FILE
+from realtime.storage import DATABASE_FILE
 from simulator.discord_fake import DiscordFake
 from supervision import (
     ActorContext,

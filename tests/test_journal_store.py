@@ -17,11 +17,14 @@ from pathlib import Path
 import pytest
 
 from realtime.event import SCHEMA_VERSION, Cursor, Event, Outcome, Priority, Reject
-from realtime.journal_store import (
-    JOURNAL_SCHEMA_VERSION,
-    JournalCorruptError,
-    JournalStore,
-    JournalUnavailableError,
+from realtime.journal_store import JournalStore
+from realtime.schema import SCHEMA_VERSION as JOURNAL_SCHEMA_VERSION
+from realtime.storage import (
+    StorageBusyError,
+    StorageCorruptError,
+    StorageFullError,
+    StorageSettings,
+    StorageUnavailableError,
 )
 from tests.journal_sigkill_writer import CURSOR_SOURCE, expected_event
 
@@ -354,14 +357,14 @@ def test_a_damaged_payload_is_reported_with_its_seq(path: Path, store: JournalSt
     store.append([event(1), event(2)])
     with raw_database(path) as raw:
         raw.execute("UPDATE events SET payload = x'c1' WHERE seq = 2")
-    with pytest.raises(JournalCorruptError, match="seq 2"):
+    with pytest.raises(StorageCorruptError, match="seq 2"):
         store.read(0, 10)
 
 
 def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(path: Path) -> None:
     garbage = b"this is not a database, it is someone's notes\n" * 100
     path.write_bytes(garbage)
-    with pytest.raises(JournalCorruptError) as raised:
+    with pytest.raises(StorageCorruptError) as raised:
         JournalStore.open(path)
     message = str(raised.value)
     assert str(path) in message
@@ -376,7 +379,7 @@ def test_a_truncated_database_is_refused_and_left_untouched(path: Path) -> None:
             store.append([event(n, padding=300) for n in range(start, start + 500)])
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(JournalCorruptError, match=r"is damaged \(") as raised:
+    with pytest.raises(StorageCorruptError, match=r"is damaged \(") as raised:
         JournalStore.open(path)
     assert str(path) in str(raised.value)
     assert path.read_bytes() == whole[: len(whole) // 2]
@@ -390,7 +393,7 @@ def test_a_damaged_page_inside_the_database_is_found_at_open(path: Path) -> None
     middle = len(damaged) // 4096 // 2 * 4096
     damaged[middle : middle + 4096] = random.Random(7).randbytes(4096)
     path.write_bytes(damaged)
-    with pytest.raises(JournalCorruptError, match="integrity_check") as raised:
+    with pytest.raises(StorageCorruptError, match="integrity_check") as raised:
         JournalStore.open(path)
     assert "left untouched" in str(raised.value)
     assert path.read_bytes() == damaged
@@ -401,7 +404,7 @@ def test_a_foreign_sqlite_database_is_refused_and_left_untouched(path: Path) -> 
         raw.execute("CREATE TABLE notes (body TEXT)")
         raw.execute("INSERT INTO notes VALUES ('keep me')")
     before = path.read_bytes()
-    with pytest.raises(JournalCorruptError, match=r"not a journal database \(tables: notes\)"):
+    with pytest.raises(StorageCorruptError, match=r"not a journal database \(tables: notes\)"):
         JournalStore.open(path)
     assert path.read_bytes() == before
 
@@ -413,7 +416,7 @@ def test_a_journal_from_a_newer_release_is_refused(path: Path) -> None:
             "UPDATE meta SET value = ? WHERE key = 'schema_version'",
             (JOURNAL_SCHEMA_VERSION + 1,),
         )
-    with pytest.raises(JournalCorruptError, match="newer release"):
+    with pytest.raises(StorageCorruptError, match="newer release"):
         JournalStore.open(path)
 
 
@@ -423,7 +426,7 @@ def test_an_empty_file_becomes_a_new_journal(path: Path) -> None:
         assert seqs(store.append([event(1)])) == [1]
 
 
-def append_until_full(store: JournalStore) -> tuple[int, JournalUnavailableError]:
+def append_until_full(store: JournalStore) -> tuple[int, StorageFullError]:
     """Append batches (each with a cursor) until the journal is full; how many fitted."""
     for batch in range(1000):
         try:
@@ -431,7 +434,7 @@ def append_until_full(store: JournalStore) -> tuple[int, JournalUnavailableError
                 [event(n, padding=1000) for n in range(batch * 20, batch * 20 + 20)],
                 cursors=[Cursor("kills", str(batch))],
             )
-        except JournalUnavailableError as error:
+        except StorageFullError as error:
             return batch, error
     raise AssertionError("the journal never filled up")
 
@@ -439,7 +442,7 @@ def append_until_full(store: JournalStore) -> tuple[int, JournalUnavailableError
 def test_disk_full_raises_unavailable_then_the_same_batch_succeeds_once_space_returns(
     path: Path, clock: FakeClock
 ) -> None:
-    with JournalStore.open(path, clock=clock, max_db_bytes=256 * 1024) as store:
+    with JournalStore.open(path, StorageSettings(max_db_bytes=256 * 1024), clock=clock) as store:
         batches, full = append_until_full(store)
         assert "database or disk is full" in str(full)
         assert isinstance(full.__cause__, sqlite3.OperationalError)
@@ -449,7 +452,7 @@ def test_disk_full_raises_unavailable_then_the_same_batch_succeeds_once_space_re
         assert store.cursor("kills") == str(batches - 1)
 
         retry = [event(n, padding=1000) for n in range(5000, 5020)]
-        with pytest.raises(JournalUnavailableError):
+        with pytest.raises(StorageFullError):
             store.append(retry, cursors=[Cursor("kills", "retry")])
         store.set_checkpoint(last)
         clock.now += 10
@@ -465,9 +468,9 @@ def test_a_read_only_journal_raises_unavailable_on_writes_and_still_reads(path: 
     with JournalStore.open(path) as writer:
         writer.append([event(1)])
         with JournalStore.open(path, read_only=True) as reader:
-            with pytest.raises(JournalUnavailableError, match="readonly database"):
+            with pytest.raises(StorageUnavailableError, match="readonly database"):
                 reader.append([event(2)])
-            with pytest.raises(JournalUnavailableError, match="readonly database"):
+            with pytest.raises(StorageUnavailableError, match="readonly database"):
                 reader.set_checkpoint(1)
             assert seqs(reader.read(0, 10)) == [1]
             writer.append([event(3)])
@@ -479,12 +482,12 @@ def test_a_read_only_journal_raises_unavailable_on_writes_and_still_reads(path: 
 def test_a_write_lock_held_past_the_busy_timeout_raises_unavailable_then_clears(
     path: Path,
 ) -> None:
-    with JournalStore.open(path, busy_timeout_s=0.05) as store:
+    with JournalStore.open(path, StorageSettings(busy_timeout_s=0.05)) as store:
         store.append([event(1)])
         holder = sqlite3.connect(path, isolation_level=None)
         try:
             holder.execute("BEGIN IMMEDIATE")
-            with pytest.raises(JournalUnavailableError, match="database is locked"):
+            with pytest.raises(StorageBusyError, match="database is locked"):
                 store.append([event(2)], cursors=[Cursor("kills", "2")])
             holder.execute("ROLLBACK")
         finally:
@@ -514,7 +517,7 @@ def test_the_store_refuses_calls_from_another_thread(store: JournalStore) -> Non
 
 
 def test_a_journal_opened_with_sync_each_commit_commits_and_reads_back(path: Path) -> None:
-    with JournalStore.open(path, sync_each_commit=True) as store:
+    with JournalStore.open(path, StorageSettings(sync_each_commit=True)) as store:
         store.append([event(1)])
     with JournalStore.open(path) as store:
         assert store.last_seq() == 1

@@ -8,11 +8,11 @@ import pytest
 
 from realtime.ledger import (
     Ledger,
-    LedgerError,
     LedgerState,
     LedgerStatistics,
     nonce_for,
 )
+from realtime.storage import StorageBusyError, StorageCorruptError, StorageSettings
 
 
 class FakeClock:
@@ -186,9 +186,9 @@ def test_claims_are_committed_and_visible_to_the_journals_own_connection(
 def test_a_claim_waits_for_the_journals_write_transaction(path: Path) -> None:
     journal = sqlite3.connect(path, isolation_level=None)
     try:
-        with Ledger.open(path, busy_timeout_s=0.05) as ledger:
+        with Ledger.open(path, StorageSettings(busy_timeout_s=0.05)) as ledger:
             journal.execute("BEGIN IMMEDIATE")
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
+            with pytest.raises(StorageBusyError, match="locked"):
                 ledger.claim("k", 1, "discord")
             journal.execute("COMMIT")
             assert ledger.claim("k", 1, "discord") is not None
@@ -200,5 +200,5 @@ def test_a_foreign_notifications_table_is_refused(path: Path) -> None:
     connection = sqlite3.connect(path)
     connection.execute("CREATE TABLE notifications (key TEXT PRIMARY KEY, state TEXT)")
     connection.close()
-    with pytest.raises(LedgerError, match="lacks columns"):
+    with pytest.raises(StorageCorruptError, match="lacks columns"):
         Ledger.open(path)

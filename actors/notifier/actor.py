@@ -24,9 +24,10 @@ from actors.protocol import GetTracking, Handle, Names, TrackingChanged
 from realtime.config import Config, DiscordConfig, NotifyConfig
 from realtime.event import Event, Priority
 from realtime.keys import KILLMAIL_TYPES
-from realtime.ledger import DATABASE_FILE, Claim, Ledger, LedgerEntry
+from realtime.ledger import Claim, Ledger, LedgerEntry
 from realtime.notifications import Decision, Notification, kill_notification, map_notification
 from realtime.render import message_payload
+from realtime.storage import DATABASE_FILE
 from realtime.tracking import TrackedLookup
 from supervision import (
     ActorContext,

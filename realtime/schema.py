@@ -1,0 +1,123 @@
+"""The layout of the journal database file: every table of every owner, in one place.
+
+Three owners keep tables in the one SQLite file (see :mod:`realtime.storage`):
+
+- the journal store (:mod:`realtime.journal_store`): ``meta``, ``events``,
+  ``rejects``, ``cursors``, ``checkpoints``;
+- the notification ledger (:mod:`realtime.ledger`): ``notifications``;
+- the tracking store (:mod:`realtime.tracking_store`): ``tracking``.
+
+Whichever owner opens a new file first creates all of them, so the file is
+always a whole journal database (a file holding only the ledger's table,
+made by an earlier ``replay --notify`` on a fresh data dir, is completed the
+same way). ``meta.schema_version`` is :data:`SCHEMA_VERSION`; a file written
+by a newer release is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+"""Version of the database layout (the ``meta`` table's ``schema_version``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One table: its name and the statements that create it (and its indexes)."""
+
+    name: str
+    statements: tuple[str, ...]
+
+
+META = Table("meta", ("CREATE TABLE meta (key TEXT PRIMARY KEY, value NOT NULL)",))
+
+TABLES: tuple[Table, ...] = (
+    META,
+    Table(
+        "events",
+        (
+            """CREATE TABLE events (
+                seq INTEGER PRIMARY KEY,
+                id TEXT NOT NULL,
+                source TEXT NOT NULL,
+                type TEXT NOT NULL,
+                time REAL NOT NULL,
+                received_at INTEGER NOT NULL,
+                ingested_at REAL NOT NULL,
+                key TEXT NOT NULL,
+                priority INTEGER NOT NULL,
+                schema INTEGER NOT NULL,
+                payload BLOB NOT NULL,
+                outcome TEXT,
+                outcome_detail TEXT,
+                settled_at REAL
+            )""",
+            # Retention and the dedup-window rebuild select by ingest time; the index
+            # keeps both proportional to the rows they touch, whatever the wall clock did.
+            "CREATE INDEX events_by_ingested_at ON events (ingested_at)",
+        ),
+    ),
+    Table(
+        "rejects",
+        (
+            """CREATE TABLE rejects (
+                id INTEGER PRIMARY KEY,
+                source TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                raw BLOB NOT NULL,
+                received_at INTEGER NOT NULL,
+                at REAL NOT NULL
+            )""",
+            "CREATE INDEX rejects_by_at ON rejects (at)",
+        ),
+    ),
+    Table(
+        "cursors",
+        (
+            """CREATE TABLE cursors (
+                source TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                seq INTEGER NOT NULL
+            )""",
+        ),
+    ),
+    Table(
+        "checkpoints",
+        ("CREATE TABLE checkpoints (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)",),
+    ),
+    Table(
+        "notifications",
+        (
+            """CREATE TABLE notifications (
+                key TEXT PRIMARY KEY,
+                seq INTEGER,
+                channel TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+                nonce TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                discord_message_id TEXT,
+                last_error TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                payload BLOB NOT NULL DEFAULT x''
+            )""",
+            "CREATE INDEX notifications_by_state ON notifications (state)",
+        ),
+    ),
+    Table(
+        "tracking",
+        (
+            """CREATE TABLE tracking (
+                slug TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('system', 'character')),
+                id INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                PRIMARY KEY (slug, kind, id)
+            ) WITHOUT ROWID""",
+        ),
+    ),
+)
+"""Every table of the file, ``meta`` first."""
