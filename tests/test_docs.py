@@ -1,0 +1,381 @@
+"""The project's own documentation, checked against the code and the files it describes.
+
+- ``docs/configuration.md`` documents every key of ``config.toml``: one markdown
+  table per TOML table (a ``## [table]`` or ``## [[array]]`` heading, then rows
+  ``| `key` | type | `default` | meaning |``). The rows are compared with the
+  dataclasses of :mod:`realtime.config`: a key the code has and the reference
+  lacks, a row for a key the code does not have, and a type or default that
+  differs from the code's are failures, each naming the key and the row to
+  write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tomllib
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from realtime.config import Config, Secret, load
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+REFERENCE = DOCS / "configuration.md"
+README = ROOT / "README.md"
+SETUP_SCRIPT = "scripts/setup-tests"
+REQUIRED = "required"
+
+
+# -- the configuration keys, as the code defines them -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One key of ``config.toml`` as :mod:`realtime.config` defines it.
+
+    Attributes:
+        key: the full key, ``sources.kills.url``; an array of tables is
+            written ``maps[].slug``.
+        heading: the reference's heading for its table, ``[sources.kills]``
+            or ``[[maps]]``.
+        name: the key within its table, ``url``.
+        type: the type as the reference writes it.
+        default: the default as a TOML value, or ``required``.
+    """
+
+    key: str
+    heading: str
+    name: str
+    type: str
+    default: str
+
+    def row(self) -> str:
+        default = self.default if self.default == REQUIRED else f"`{self.default}`"
+        return f"| `{self.name}` | {self.type} | {default} | MEANING |"
+
+
+def config_settings(cls: type[Any] = Config, path: str = "", heading: str = "") -> list[Setting]:
+    """Every key of ``cls`` and the dataclasses nested in it, in declaration order.
+
+    A :class:`Secret` and a mapping-valued field (``[dedup] strategies``) are
+    one key each; a tuple of dataclasses is an array of tables.
+    """
+    found: list[Setting] = []
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        hint, key = hints[spec.name], f"{path}{spec.name}"
+        table = _table_of(hint)
+        if table is not None:
+            nested = f"[[{key}]]" if table is not hint else f"[{key}]"
+            found += config_settings(table, f"{key}[]." if table is not hint else f"{key}.", nested)
+            continue
+        found.append(Setting(key, heading, spec.name, type_text(hint), _default_text(spec)))
+    return found
+
+
+def _table_of(hint: Any) -> type[Any] | None:
+    """The dataclass a field holds as a table (or an array of tables), if any."""
+    if hint is Secret:
+        return None
+    if dataclasses.is_dataclass(hint):
+        return typing.cast("type[Any]", hint)
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple and args and dataclasses.is_dataclass(args[0]):
+        return typing.cast("type[Any]", args[0])
+    return None
+
+
+_SCALARS = {bool: "boolean", int: "integer", float: "number", str: "string", Secret: "secret"}
+
+
+def type_text(hint: Any, *, plural: bool = False) -> str:
+    """How the reference writes a setting's type: ``integer``, ``list of strings``..."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in _SCALARS:
+        return _SCALARS[hint] + ("s" if plural else "")
+    if origin is Literal:
+        return " or ".join(f"`{value}`" for value in args)
+    if origin is tuple:
+        return ("lists" if plural else "list") + " of " + type_text(args[0], plural=True)
+    if origin is Mapping:
+        return ("tables" if plural else "table") + " of " + type_text(args[1], plural=True)
+    raise TypeError(f"no reference type for {hint!r}: teach tests/test_docs.py::type_text")
+
+
+def _default_text(spec: dataclasses.Field[Any]) -> str:
+    if spec.default is not dataclasses.MISSING:
+        return toml_value(spec.default)
+    if spec.default_factory is not dataclasses.MISSING:
+        return toml_value(spec.default_factory())
+    return REQUIRED
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as TOML (a tuple as an array, a secret as its string)."""
+    if isinstance(value, Secret):
+        return json.dumps(value.value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        pairs = (f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+# -- the reference, as docs/configuration.md writes it ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row of the reference."""
+
+    key: str
+    heading: str
+    type: str
+    default: str
+    meaning: str
+    line: int
+
+
+_HEADING = re.compile(r"^#{2,3} (\[\[?[A-Za-z0-9_.]+\]\]?)\s*$")
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+
+
+def reference_rows(text: str) -> list[Row]:
+    """The rows of every ``## [table]`` section (other tables are ignored)."""
+    rows: list[Row] = []
+    heading = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _HEADING.match(line)
+        if match:
+            heading = match.group(1)
+            continue
+        if line.startswith("#"):
+            heading = ""
+        if not heading or not line.startswith("|"):
+            continue
+        cells = [cell.strip() for cell in _CELL_SPLIT.split(line.strip())[1:-1]]
+        if len(cells) != 4 or not cells[0].startswith("`"):
+            continue  # the header row and its rule
+        name = cells[0].strip("`")
+        rows.append(Row(_key(heading, name), heading, cells[1], cells[2], cells[3], number))
+    return rows
+
+
+def _key(heading: str, name: str) -> str:
+    if heading.startswith("[["):
+        return f"{heading.strip('[]')}[].{name}"
+    return f"{heading.strip('[]')}.{name}"
+
+
+def reference_problems(settings: list[Setting], rows: list[Row]) -> list[str]:
+    """What the reference gets wrong, each problem with the fix, in the code's order."""
+    problems: list[str] = []
+    by_key: dict[str, Row] = {}
+    for row in rows:
+        if row.key in by_key:
+            problems.append(
+                f"{row.key}: documented twice (lines {by_key[row.key].line}, {row.line})"
+            )
+        by_key[row.key] = row
+    known = {setting.key for setting in settings}
+    for setting in settings:
+        found = by_key.get(setting.key)
+        if found is None:
+            problems.append(
+                f"{setting.key}: missing from docs/configuration.md; under '## {setting.heading}' "
+                "(make the section if there is none) "
+                f"add the row\n    {setting.row()}\n  (MEANING: what it does, its unit, "
+                "what 0 or empty means)"
+            )
+            continue
+        row = found
+        if row.type != setting.type:
+            problems.append(
+                f"{setting.key}: docs/configuration.md:{row.line} says type {row.type!r}, "
+                f"the code's is {setting.type!r}"
+            )
+        if not _same_default(row.default, setting.default):
+            problems.append(
+                f"{setting.key}: docs/configuration.md:{row.line} says default {row.default}, "
+                f"the code's is {setting.default}; write the row as\n    "
+                + setting.row().replace("MEANING", row.meaning)
+            )
+        if not row.meaning:
+            problems.append(f"{setting.key}: docs/configuration.md:{row.line} has no meaning")
+    problems += [
+        f"{row.key}: docs/configuration.md:{row.line} documents a key realtime/config.py "
+        "does not have: remove the row (or add the field)"
+        for row in rows
+        if row.key not in known
+    ]
+    return problems
+
+
+def _same_default(documented: str, code: str) -> bool:
+    if REQUIRED in (documented, code):
+        return documented == code
+    if not (documented.startswith("`") and documented.endswith("`")):
+        return False
+    try:
+        written = tomllib.loads(f"v = {documented.strip('`')}")["v"]
+        expected = tomllib.loads(f"v = {code}")["v"]
+    except tomllib.TOMLDecodeError:
+        return False
+    return _equal(written, expected)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Equal values of the same TOML type (``1`` is not ``1.0``, ``true`` is not ``1``)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_equal, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def toml_keys(table: Mapping[str, Any], path: str = "") -> Iterator[str]:
+    """The reference keys a parsed ``config.toml`` sets (``maps[].slug``...)."""
+    settings = {setting.key for setting in config_settings()}
+    for name, value in table.items():
+        key = f"{path}{name}"
+        if key in settings:
+            yield key
+        elif isinstance(value, Mapping):
+            yield from toml_keys(value, f"{key}.")
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            for item in value:
+                yield from toml_keys(item, f"{key}[].")
+        else:
+            yield key
+
+
+def test_every_config_key_is_in_the_reference_with_the_codes_type_and_default() -> None:
+    problems = reference_problems(config_settings(), reference_rows(REFERENCE.read_text()))
+    assert not problems, "\n".join(problems)
+
+
+def test_the_shipped_config_parses_and_every_key_it_sets_is_documented() -> None:
+    shipped = ROOT / "config.toml"
+    load(shipped, environ={})
+    documented = {row.key for row in reference_rows(REFERENCE.read_text())}
+    table = tomllib.loads(shipped.read_text(encoding="utf-8"))
+    assert sorted(set(toml_keys(table)) - documented) == []
+
+
+@dataclass(frozen=True, slots=True)
+class _Inner:
+    ratio: float = 0.5
+    mode: Literal["a", "b"] = "a"
+
+
+@dataclass(frozen=True, slots=True)
+class _Outer:
+    name: str
+    port: int = 8765
+    tags: tuple[str, ...] = ("x",)
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+    items: tuple[_Inner, ...] = ()
+
+
+_GOOD_REFERENCE = """
+## [top]
+
+| key | type | default | meaning |
+|---|---|---|---|
+| `name` | string | required | who |
+| `port` | integer | `8_765` | where |
+| `tags` | list of strings | `["x"]` | which \\| what |
+
+## [top.inner]
+
+| key | type | default | meaning |
+|---|---|---|---|
+| `ratio` | number | `0.5` | how much |
+| `mode` | `a` or `b` | `"a"` | how |
+
+## [[top.items]]
+
+| key | type | default | meaning |
+|---|---|---|---|
+| `ratio` | number | `0.5` | how much |
+| `mode` | `a` or `b` | `"a"` | how |
+"""
+
+
+def _outer_settings() -> list[Setting]:
+    return config_settings(_Outer, "top.", "[top]")
+
+
+def test_the_reference_check_accepts_a_complete_reference() -> None:
+    rows = reference_rows(_GOOD_REFERENCE)
+    assert [row.key for row in rows][:3] == ["top.name", "top.port", "top.tags"]
+    assert "top.items[].mode" in {row.key for row in rows}
+    assert reference_problems(_outer_settings(), rows) == []
+
+
+def test_a_missing_key_fails_naming_the_key_and_the_row_to_add() -> None:
+    text = _GOOD_REFERENCE.replace(
+        "| `ratio` | number | `0.5` | how much |\n| `mode`", "| `mode`", 1
+    )
+    problems = reference_problems(_outer_settings(), reference_rows(text))
+    assert len(problems) == 1
+    assert problems[0].startswith("top.inner.ratio: missing from docs/configuration.md")
+    assert "under '## [top.inner]'" in problems[0]
+    assert "| `ratio` | number | `0.5` | MEANING |" in problems[0]
+
+
+def test_a_documented_key_the_code_lacks_fails() -> None:
+    text = _GOOD_REFERENCE + "| `gone` | integer | `1` | removed long ago |\n"
+    problems = reference_problems(_outer_settings(), reference_rows(text))
+    assert len(problems) == 1
+    assert problems[0].startswith("top.items[].gone: docs/configuration.md:")
+    assert "does not have" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("documented", "wrong"),
+    [("`8_765`", "`8766`"), ("`0.5`", "`5e-1x`"), ("`0.5`", "`1`"), ('`["x"]`', "`[]`")],
+)
+def test_a_default_that_differs_from_the_codes_fails(documented: str, wrong: str) -> None:
+    text = _GOOD_REFERENCE.replace(f"| {documented} |", f"| {wrong} |", 1)
+    problems = reference_problems(_outer_settings(), reference_rows(text))
+    assert len(problems) == 1
+    assert "says default" in problems[0]
+
+
+def test_a_wrong_type_and_a_second_row_for_a_key_fail() -> None:
+    text = _GOOD_REFERENCE.replace("| `port` | integer |", "| `port` | number |")
+    text += '| `mode` | `a` or `b` | `"a"` | how |\n'
+    problems = reference_problems(_outer_settings(), reference_rows(text))
+    assert any(p.startswith("top.port: ") and "type 'number'" in p for p in problems)
+    assert any(p.startswith("top.items[].mode: documented twice") for p in problems)
+
+
+def test_keys_set_in_a_config_file_are_read_as_the_reference_writes_them() -> None:
+    table = {
+        "sources": {"kills": {"url": "ws://x"}},
+        "maps": [{"slug": "a", "api_key": "env:K"}],
+        "dedup": {"strategies": {"killmail": "key"}},
+    }
+    assert sorted(toml_keys(table)) == [
+        "dedup.strategies",
+        "maps[].api_key",
+        "maps[].slug",
+        "sources.kills.url",
+    ]
