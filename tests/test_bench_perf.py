@@ -75,7 +75,7 @@ def test_a_tree_with_metrics_disabled_has_no_metrics_actor(tmp_path: Path) -> No
 
 
 def test_the_console_control_table_is_exactly_unicode_category_cc() -> None:
-    from realtime.render import _CONTROL_CHARACTERS
+    from realtime.render.console import _CONTROL_CHARACTERS
 
     every_cc = [code for code in range(0x110000) if unicodedata.category(chr(code)) == "Cc"]
     assert sorted(_CONTROL_CHARACTERS) == every_cc
@@ -83,11 +83,12 @@ def test_the_console_control_table_is_exactly_unicode_category_cc() -> None:
 
 @given(st.text())
 def test_a_console_part_is_cleaned_as_by_the_per_character_rule(text: str) -> None:
-    from realtime.render import _BIDI_CONTROLS, _CONSOLE_TEXT_LIMIT, _clean, _plain, truncate
+    from realtime.render.console import _BIDI_CONTROLS, _CONSOLE_TEXT_LIMIT, _plain
+    from realtime.render.limits import clean, truncate
 
     per_character = "".join(
         " " if unicodedata.category(ch) == "Cc" or ord(ch) in _BIDI_CONTROLS else ch
-        for ch in _clean(text)
+        for ch in clean(text)
     )
     expected = truncate(" ".join(per_character.split()), _CONSOLE_TEXT_LIMIT)
     assert _plain(text) == expected
