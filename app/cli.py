@@ -265,7 +265,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 result = replay(
                     loaded,
                     read_msgpack(export),
-                    lambda config: handler_children(config, ledger_database=ledger),
+                    lambda config: handler_children(config, ledger_database=ledger, announce=False),
                     notify=args.notify,
                 )
         else:
@@ -275,7 +275,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             result = replay(
                 loaded,
                 read_journal(live_journal, _selection(args)),
-                lambda config: handler_children(config, ledger_database=ledger),
+                lambda config: handler_children(config, ledger_database=ledger, announce=False),
                 notify=args.notify,
             )
     except (ExportFormatError, OSError, ValueError) as error:

@@ -103,11 +103,16 @@ def supervisor(config: Config, name: str, children: Sequence[ChildSpec]) -> Supe
     )
 
 
-def handler_children(config: Config, *, ledger_database: Path | None = None) -> list[ChildSpec]:
-    """``tracking`` then ``notifier``: the router's handlers."""
+def handler_children(
+    config: Config, *, ledger_database: Path | None = None, announce: bool = True
+) -> list[ChildSpec]:
+    """``tracking`` then ``notifier``: the router's handlers.
+
+    ``announce``: the notifier says when the program started (not in a replay).
+    """
     return [
         tracking.child_spec(config),
-        notifier.child_spec(config, ledger_database=ledger_database),
+        notifier.child_spec(config, ledger_database=ledger_database, announce=announce),
     ]
 
 

@@ -113,6 +113,12 @@ retry_max_s = 0.4
 [filters]
 max_kill_age_s = {max_kill_age_s}
 
+# every kind but the program's own (alerts and status messages would be
+# "unexpected" here: this world counts what the outside world caused)
+[[routes]]
+name = "world"
+kinds = ["kill", "system_added", "character_added", "character_removed", "rally_point"]
+
 [supervision]
 max_restarts = 100
 max_seconds = 30.0

@@ -53,16 +53,11 @@ spec), :mod:`~actors.notifier.send_queue`, :mod:`~actors.notifier.discord_sink`
 view decisions read).
 """
 
-from actors.notifier.actor import (
-    CONSOLE,
-    DISCORD,
-    NotifierActor,
-    NotifierSettings,
-    child_spec,
-    ledger_key,
-)
+from actors.notifier.actor import DISCORD, NotifierActor, NotifierSettings, child_spec
+from actors.notifier.announcer import ProcessStart
 from actors.notifier.console import ConsoleSink
 from actors.notifier.discord_sink import DiscordSink, Outcomes, SharedLedger
+from actors.notifier.planner import CONSOLE
 from actors.notifier.send_queue import Delivery, SendQueue, SendQueueStats
 from actors.notifier.view import TrackingUnavailableError
 
@@ -75,10 +70,10 @@ __all__ = [
     "NotifierActor",
     "NotifierSettings",
     "Outcomes",
+    "ProcessStart",
     "SendQueue",
     "SendQueueStats",
     "SharedLedger",
     "TrackingUnavailableError",
     "child_spec",
-    "ledger_key",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import sys
@@ -16,18 +17,35 @@ import pykka
 
 from actors.base import ReportingActor
 from actors.discord_http import DiscordSender, RetryPlan
+from actors.notifier.announcer import Announcer, ProcessStart
 from actors.notifier.console import ConsoleSink
 from actors.notifier.discord_sink import DiscordSink, Outcomes, SharedLedger
+from actors.notifier.planner import CONSOLE, Candidate, Planner
+from actors.notifier.report import discord_status, queue_status, route_status
 from actors.notifier.send_queue import Delivery, SendQueue
 from actors.notifier.view import TrackingUnavailableError, lookup
-from actors.protocol import GetTracking, Handle, Names, TrackingChanged
-from realtime.config import Config, DiscordConfig, NotifyConfig
+from actors.protocol import (
+    Announce,
+    FeedRecovered,
+    GetTracking,
+    Handle,
+    Names,
+    Refused,
+    TrackingChanged,
+)
+from realtime.config import Config, DiscordConfig, NotifyConfig, RouteConfig, StatusConfig
 from realtime.event import Event, Priority
 from realtime.keys import KILLMAIL_TYPES
-from realtime.ledger import Claim, Ledger, LedgerEntry
-from realtime.notifications import Decision, Notification, kill_notification, map_notification
-from realtime.render import message_payload
-from realtime.storage import DATABASE_FILE
+from realtime.ledger import Ledger, LedgerEntry
+from realtime.notifications import (
+    Decision,
+    KillDetails,
+    Notification,
+    kill_notification,
+    map_notification,
+)
+from realtime.routes import NO_MEMBERSHIP, MapMembership, Pings
+from realtime.storage import DATABASE_FILE, StorageUnavailableError
 from realtime.tracking import TrackedLookup
 from supervision import (
     ActorContext,
@@ -39,18 +57,15 @@ from supervision import (
 
 logger = logging.getLogger(__name__)
 
-CONSOLE = "console"
 DISCORD = "discord"
 
 PRUNE_EVERY_S = 3600.0
 """How often sent and failed ledger entries past their keep time are deleted."""
 
+MAX_OWN_WAITING = 256
+"""Alerts and status messages waiting for the ledger (busy or full); beyond, the oldest go."""
+
 _RESUME_CHUNK = 1000
-
-
-def ledger_key(notification_key: str, sink: str) -> str:
-    """The ledger key of a notification on a sink: ``kill:123@discord``."""
-    return f"{notification_key}@{sink}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +75,8 @@ class NotifierSettings:
     Attributes:
         database: the journal's SQLite file, which holds the ledger.
         notify: ``[notify]`` (sinks, Discord, kill and map switches).
+        routes: the effective routes (``[[routes]]``, or the default one).
+        status: ``[status]``.
         max_kill_age_s: ``[filters] max_kill_age_s``.
         keep_s: how long sent and failed ledger entries are kept (then pruned).
         tick_s: how often the actor looks at its workers' outcomes and backlog.
@@ -69,6 +86,8 @@ class NotifierSettings:
 
     database: Path
     notify: NotifyConfig
+    routes: tuple[RouteConfig, ...]
+    status: StatusConfig
     max_kill_age_s: float
     keep_s: float
     tick_s: float = 0.2
@@ -89,13 +108,15 @@ class NotifierSettings:
         return cls(
             database=config.data_path / DATABASE_FILE,
             notify=notify,
+            routes=config.effective_routes,
+            status=config.status,
             max_kill_age_s=max_age,
             keep_s=max(config.journal.retention_days * 86400.0, 2 * max_age),
         )
 
 
 class _Tick:
-    """Timer message: drain outcomes, refill the queue from the ledger, prune."""
+    """Timer message: drain outcomes, refill the queue from the ledger, status, prune."""
 
     __slots__ = ()
 
@@ -104,14 +125,16 @@ _TICK = _Tick()
 
 
 class NotifierActor(ReportingActor):
-    """Decides, claims and delivers notifications; see the module docstring.
+    """Decides, claims and delivers notifications; see the package docstring.
 
     Args:
         ctx: from the supervisor.
         settings: see :class:`NotifierSettings`.
         stdout: the console sink's stream (``sys.stdout`` when ``None``).
-        clock: wall-clock Unix seconds, for kill ages and the ledger.
+        clock: wall-clock Unix seconds, for kill ages, the ledger and status.
         seed: seeds the workers' retry jitter (``None``: unpredictable).
+        start: this process's start, to announce (``None``: no status messages
+            about starts, as in a replay).
     """
 
     def __init__(
@@ -122,6 +145,7 @@ class NotifierActor(ReportingActor):
         stdout: TextIO | None = None,
         clock: Callable[[], float] = time.time,
         seed: int | None = None,
+        start: ProcessStart | None = None,
     ) -> None:
         super().__init__(ctx)
         self._settings = settings
@@ -138,17 +162,29 @@ class NotifierActor(ReportingActor):
         self._backlog = False
         self._last_prune = -float("inf")
         self._latency_sink = DISCORD if DISCORD in self._sinks else CONSOLE
+        self._planner = Planner(
+            settings.routes,
+            console=CONSOLE in self._sinks,
+            discord=DISCORD in self._sinks,
+            pings=Pings(),
+        )
+        self._announcer = Announcer(start, settings.status)
+        self._own: collections.deque[Notification] = collections.deque()
+        self._unrouted: collections.Counter[str] = collections.Counter()
 
     # -- lifecycle ------------------------------------------------------------
 
     def on_start(self) -> None:
         super().on_start()
-        self._settings.database.parent.mkdir(parents=True, exist_ok=True)
         self._ledger.open(Ledger.open(self._settings.database, clock=self._clock))
         if CONSOLE in self._sinks:
             self._console = ConsoleSink(self._stdout or sys.stdout)
         if DISCORD in self._sinks:
             self._start_discord()
+        with self._ledger.held() as ledger:
+            self._planner.pings = Pings(ledger.last_mentions())
+            self._abandon_unknown_routes(ledger)
+            self._announcer.begin(ledger, self._clock())
         self._fetch_view()
         self._prune()
         self._resume_console()
@@ -159,7 +195,7 @@ class NotifierActor(ReportingActor):
     def _start_discord(self) -> None:
         config = self._settings.notify.discord
         try:
-            sender = DiscordSender(config)
+            sender = DiscordSender(config, routes=self._settings.routes)
         except ValueError as error:
             # a configuration the sink cannot use: alert, keep claiming (the
             # entries wait in the ledger for a start with a usable one)
@@ -178,12 +214,33 @@ class NotifierActor(ReportingActor):
         )
         self._discord.start()
 
+    def _abandon_unknown_routes(self, ledger: Ledger) -> None:
+        """Fail the pending entries of routes no longer configured: they can go nowhere."""
+        if DISCORD not in self._sinks:
+            return  # Discord is off: its entries wait for a run that has it on
+        known = {route.name for route in self._settings.routes} | {CONSOLE}
+        for route in sorted(ledger.routes_pending() - known):
+            abandoned = ledger.abandon(route, f"route {route} is no longer configured")
+            self.counters["abandoned"] += abandoned
+            logger.warning(
+                "notifier: %d pending notifications of route %s, which is no longer "
+                "configured, are marked failed",
+                abandoned,
+                route,
+            )
+
     def on_exit(self) -> None:
         if self._discord is not None:
             busy = self._discord.stop(self._settings.stop_timeout_s)
             if busy:
                 logger.warning("notifier: stopped with answers outstanding: %s", ", ".join(busy))
             self._discord.sender.close()
+        with self._ledger.use() as ledger:
+            if ledger is not None:
+                try:
+                    self._announcer.heartbeat(ledger, self._clock())
+                except StorageUnavailableError as error:
+                    logger.warning("notifier: could not record the stop: %s", error)
         self._ledger.close()
 
     # -- messages ----------------------------------------------------------------
@@ -196,6 +253,14 @@ class NotifierActor(ReportingActor):
             return None
         if isinstance(message, _Tick):
             self._tick()
+            return None
+        if isinstance(message, Announce):
+            self._keep_own(message.notifications)
+            return None
+        if isinstance(message, FeedRecovered):
+            now = self._clock()
+            early = self._announcer.recovered(message.source, message.began, message.ended, now)
+            self._keep_own(early)
             return None
         return super().on_receive(message)
 
@@ -218,41 +283,88 @@ class NotifierActor(ReportingActor):
             raise TrackingUnavailableError(msg)
         return self._view
 
-    def _handle(self, events: Sequence[Event]) -> int:
-        """Decide and claim; returns how many entries were newly claimed."""
+    def _handle(self, events: Sequence[Event]) -> int | Refused:
+        """Decide and claim; how many entries were newly claimed, or why not now.
+
+        The database being busy or full refuses the batch (nothing of it was
+        claimed): the router asks again later.
+        """
         view = self._require_view()
         now = self._clock()
-        planned: list[tuple[Claim, Event]] = []
+        candidates: list[Candidate] = []
         for event in events:
             self.counters["events"] += 1
             notification = self._decide(event, view, now)
-            if notification is None:
-                continue
-            self.counters["notifications"] += 1
-            for sink in self._sinks:
-                payload = (
-                    ConsoleSink.payload(notification)
-                    if sink == CONSOLE
-                    else orjson.dumps(message_payload(notification))
-                )
-                key = ledger_key(notification.key, sink)
-                planned.append((Claim(key, event.seq, sink, payload), event))
+            if notification is not None:
+                candidates.append(Candidate(notification, event.received_at, event.priority))
+        membership = view if isinstance(view, MapMembership) else NO_MEMBERSHIP
+        try:
+            return self._claim(candidates, membership, now)
+        except StorageUnavailableError as error:
+            self.counters["refused"] += 1
+            logger.warning("notifier: refused %d events for now: %s", len(events), error)
+            return Refused(str(error))
+
+    def _claim(self, candidates: Sequence[Candidate], membership: MapMembership, now: float) -> int:
+        """Claim ``candidates`` on every sink and route, then deliver; how many were new.
+
+        Raises:
+            StorageUnavailableError: nothing was claimed (the pings taken are given back).
+        """
+        self.counters["notifications"] += len(candidates)
         with self._ledger.held() as ledger:
-            entries = ledger.claim_many([claim for claim, _ in planned])
+            plan = self._planner.plan(candidates, ledger, membership, now)
+            try:
+                entries = ledger.claim_many(plan.claims)
+            except StorageUnavailableError:
+                self._planner.pings.restore(plan.pings_before)
+                raise
+        for kind, count in plan.unrouted.items():
+            self._unrouted[kind] += count
+            self.counters[f"unrouted_{kind}"] += count
         claimed = 0
+        kills: dict[str, float] = {}
         console: list[tuple[LedgerEntry, int | None]] = []
-        for (_, event), entry in zip(planned, entries, strict=True):
+        for candidate, entry in zip(plan.candidates, entries, strict=True):
             if entry is None:
                 self.counters["already_claimed"] += 1
                 continue
             claimed += 1
-            if entry.channel == CONSOLE:
-                console.append((entry, event.received_at))
-            elif entry.channel == DISCORD:
-                self._offer(entry, event.received_at, event.priority)
+            details = candidate.notification.details
+            if isinstance(details, KillDetails):
+                kills[candidate.notification.key] = details.kill_time
+            if entry.route == CONSOLE:
+                console.append((entry, candidate.received_at))
+            else:
+                self._offer(entry, candidate.received_at, candidate.priority)
+        for kill_time in kills.values():
+            self._announcer.kill(kill_time)
         self._write_console(console)
         self._refill()
         return claimed
+
+    def _keep_own(self, notifications: Sequence[Notification]) -> None:
+        """Alerts and status messages: claimed now, or kept until the ledger takes them."""
+        for notification in notifications:
+            if len(self._own) >= MAX_OWN_WAITING:
+                dropped = self._own.popleft()
+                self.counters["own_dropped"] += 1
+                logger.error("notifier: no room to keep %s; dropped", dropped.key)
+            self._own.append(notification)
+        self._claim_own()
+
+    def _claim_own(self) -> None:
+        if not self._own:
+            return
+        own = list(self._own)
+        try:
+            self._claim([Candidate(n, None, n.priority) for n in own], NO_MEMBERSHIP, self._clock())
+        except StorageUnavailableError as error:
+            logger.warning(
+                "notifier: %d own notifications wait for the ledger: %s", len(own), error
+            )
+            return
+        self._own.clear()
 
     def _decide(self, event: Event, view: TrackedLookup, now: float) -> Notification | None:
         notify = self._settings.notify
@@ -324,7 +436,7 @@ class NotifierActor(ReportingActor):
         it, in claim order, once there is room.
         """
         sink = self._discord
-        if self._backlog or sink is None or sink.error is not None:
+        if self._backlog or sink is None or sink.route_error(entry.route) is not None:
             return
         body = _body(entry)
         if body is None:
@@ -344,7 +456,15 @@ class NotifierActor(ReportingActor):
             for received_at, delivered_at in latencies:
                 self.observe(Names.NOTIFIER, received_at, delivered_at)
         self._refill()
-        if self._clock() - self._last_prune >= PRUNE_EVERY_S:
+        now = self._clock()
+        with self._ledger.use() as ledger:
+            if ledger is not None:
+                try:
+                    self._own.extend(self._announcer.tick(ledger, now))
+                except StorageUnavailableError as error:
+                    logger.warning("notifier: could not record a sign of life: %s", error)
+        self._claim_own()
+        if now - self._last_prune >= PRUNE_EVERY_S:
             self._prune()
 
     def _refill(self) -> None:
@@ -357,6 +477,7 @@ class NotifierActor(ReportingActor):
         sink = self._discord
         if not self._backlog or sink is None or sink.error is not None:
             return
+        sending = [r.name for r in self._settings.routes if sink.route_error(r.name) is None]
         with self._ledger.use() as ledger:
             if ledger is None:
                 return
@@ -364,7 +485,7 @@ class NotifierActor(ReportingActor):
             if room == 0:
                 return
             limit = sink.queue.held() + room
-            entries = ledger.pending(limit, channel=DISCORD)
+            entries = ledger.pending(limit, routes=sending)
             refused = False
             for entry in entries:
                 if sink.queue.room() == 0:
@@ -384,7 +505,7 @@ class NotifierActor(ReportingActor):
             return
         while True:
             with self._ledger.held() as ledger:
-                entries = ledger.pending(_RESUME_CHUNK, channel=CONSOLE)
+                entries = ledger.pending(_RESUME_CHUNK, routes={CONSOLE})
             self._write_console([(entry, None) for entry in entries])
             if len(entries) < _RESUME_CHUNK:
                 return
@@ -401,68 +522,67 @@ class NotifierActor(ReportingActor):
     # -- reporting ------------------------------------------------------------------
 
     def _error(self) -> str | None:
-        if self._discord is not None and self._discord.error is not None:
-            return self._discord.error
-        return self._discord_error
+        """Why Discord delivery is stopped, whole or for a route (the first one)."""
+        sink = self._discord
+        if sink is None:
+            return self._discord_error
+        if sink.error is not None:
+            return sink.error
+        halted = dict(sink.halted)
+        return next((f"route {route}: {reason}" for route, reason in halted.items()), None)
 
     def report_gauges(self) -> Mapping[str, float]:
-        gauges: dict[str, float] = {"sink_stopped": 1.0 if self._error() else 0.0}
+        sink = self._discord
+        stopped = sink is None and self._discord_error is not None
+        gauges: dict[str, float] = {
+            "sink_stopped": 1.0 if stopped or (sink is not None and sink.error) else 0.0,
+            "routes_stopped": float(len(sink.halted)) if sink is not None else 0.0,
+        }
         with self._ledger.use() as ledger:
             if ledger is not None:
                 gauges["pending"] = ledger.statistics().pending
-        if self._discord is not None:
-            queue = self._discord.queue.statistics()
+        if sink is not None:
+            queue = sink.queue.statistics()
             gauges["send_queue"] = queue.waiting + queue.in_flight
             gauges["send_queue_capacity"] = queue.capacity
             gauges["in_flight"] = queue.in_flight
         return gauges
 
     def status(self) -> Mapping[str, Any]:
-        sent = failed = pending = 0
+        statistics = None
         with self._ledger.use() as ledger:
             if ledger is not None:
                 statistics = ledger.statistics()
-                sent, failed, pending = statistics.sent, statistics.failed, statistics.pending
-        queue: dict[str, Any] = {"backlog": self._backlog}
         sinks: dict[str, Any] = {}
         if self._console is not None:
             sinks[CONSOLE] = {"state": "running", "colour": self._console.colour}
+        mode = self._settings.notify.discord.mode
         if DISCORD in self._sinks:
-            sinks[DISCORD] = self._discord_status(queue)
+            sinks[DISCORD] = discord_status(self._discord, mode, self._discord_error)
+        watch = self._announcer.statistics()
         return {
-            "sent": sent,
-            "failed": failed,
-            "pending": pending,
-            "queue": queue,
+            "sent": 0 if statistics is None else statistics.sent,
+            "failed": 0 if statistics is None else statistics.failed,
+            "pending": 0 if statistics is None else statistics.pending,
+            "queue": queue_status(self._discord, backlog=self._backlog),
             "sinks": sinks,
+            "routes": route_status(
+                self._settings.routes,
+                self._settings.notify.discord,
+                statistics,
+                self._discord,
+                enabled=DISCORD in self._sinks,
+                sink_error=self._discord_error,
+                last_pings=self._planner.pings.last(),
+            ),
+            "unrouted": dict(self._unrouted),
+            "status_messages": {
+                "catching_up": watch.open_windows,
+                "sent": watch.reported,
+                "waiting": len(self._own),
+            },
             "error": self._error(),
             "tracked": self._view is not None,
-        }
-
-    def _discord_status(self, queue: dict[str, Any]) -> dict[str, Any]:
-        mode = self._settings.notify.discord.mode
-        sink = self._discord
-        if sink is None:
-            return {"state": "stopped", "mode": mode, "error": self._discord_error}
-        statistics = sink.queue.statistics()
-        queue.update(dataclasses.asdict(statistics))
-        sender = sink.sender.statistics()
-        limits = sender.limits
-        return {
-            "state": sink.state,
-            "mode": mode,
-            "error": sink.error,
-            "workers": sink.workers,
-            "requests": sender.requests,
-            "outcomes": dict(sender.outcomes),
-            "rate_limits": {
-                "buckets": limits.buckets,
-                "exhausted_buckets": limits.exhausted_buckets,
-                "global_blocked_s": limits.global_blocked_s,
-                "rate_limited": limits.rate_limited,
-                "rate_limited_global": limits.rate_limited_global,
-                "invalid_in_window": limits.invalid_in_window,
-            },
         }
 
 
@@ -480,6 +600,7 @@ def child_spec(
     discord: DiscordConfig | None = None,
     stdout: TextIO | None = None,
     ledger_database: Path | None = None,
+    announce: bool = True,
 ) -> ChildSpec:
     """The ``notifier`` child of the ``pipeline`` supervisor.
 
@@ -490,13 +611,16 @@ def child_spec(
         stdout: the console sink's stream (``sys.stdout`` by default).
         ledger_database: the database holding the ledger, when it is not the
             journal's (``replay --notify`` uses the live ledger).
+        announce: say when the program started (a status message); off for a
+            replay. The start is now: the spec is made once per process.
     """
     settings = NotifierSettings.from_config(config, discord=discord)
     if ledger_database is not None:
         settings = dataclasses.replace(settings, database=ledger_database)
+    start = ProcessStart(time.time()) if announce else None
     return ChildSpec(
         name=Names.NOTIFIER,
-        start=lambda ctx: NotifierActor.start(ctx, settings, stdout=stdout),
+        start=lambda ctx: NotifierActor.start(ctx, settings, stdout=stdout, start=start),
         mailbox=MailboxSpec(config.mailbox.notifier),
         shutdown_s=config.supervision.shutdown_timeout_s + settings.stop_timeout_s,
     )

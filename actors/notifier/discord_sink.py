@@ -121,12 +121,16 @@ class Outcomes:
 
 
 class DiscordSink:
-    """Worker threads that send the queue's deliveries and record the outcome.
+    """Worker threads that send the queue's deliveries, each to its route, and record the outcome.
 
-    State: ``running`` until a 401/403/404 (or a configuration it cannot use)
-    stops it: then ``stopped`` with :attr:`error`; the queue is closed and the
-    unsent entries stay pending. :attr:`failure` is set if a worker hit a bug;
-    the actor then crashes so that its supervisor restarts it.
+    State: ``running`` until Discord refuses the bot itself (401 in bot mode:
+    the token is wrong) or the configuration is unusable: then ``stopped``
+    with :attr:`error`; the queue is closed and the unsent entries stay
+    pending. Any other refusal of a destination (403 no access to the channel,
+    404 a deleted channel or webhook, a webhook's 401) stops that route only
+    (:attr:`halted`): its entries stay pending, the other routes go on.
+    :attr:`failure` is set if a worker hit a bug; the actor then crashes so
+    that its supervisor restarts it.
     """
 
     def __init__(
@@ -147,6 +151,8 @@ class DiscordSink:
         self._outcomes = outcomes
         self._lock = threading.Lock()
         self.error: str | None = None
+        self.halted: dict[str, str] = {}
+        """Route name -> why it stopped (this run)."""
         self.failure: BaseException | None = None
         seeds = random.Random(seed)
         self._threads = [
@@ -194,9 +200,26 @@ class DiscordSink:
         self._outcomes.count("sink_stopped")
         logger.error("notifier: the Discord sink stopped: %s", reason)
 
+    def halt_route(self, route: str, reason: str) -> None:
+        """Stop sending to ``route`` (this run); its entries stay pending in the ledger."""
+        with self._lock:
+            if route in self.halted:
+                return
+            self.halted[route] = reason
+        self._outcomes.count("route_stopped")
+        logger.error("notifier: the Discord route %s stopped: %s", route, reason)
+
+    def route_error(self, route: str) -> str | None:
+        """Why ``route`` does not send, if it does not (the whole sink's reason first)."""
+        with self._lock:
+            return self.error or self.halted.get(route)
+
     def _work(self, rand: random.Random) -> None:
         try:
             while (delivery := self.queue.take()) is not None:
+                if self.route_error(delivery.key.route) is not None:
+                    self.queue.done(delivery)  # stays pending in the ledger
+                    continue
                 self._attempt(delivery, rand)
         except Exception as error:
             self.failure = error
@@ -204,7 +227,8 @@ class DiscordSink:
             self.queue.close()
 
     def _attempt(self, delivery: Delivery, rand: random.Random) -> None:
-        result = self.sender.send(delivery.body, delivery.nonce)
+        route = delivery.key.route
+        result = self.sender.send(delivery.body, delivery.nonce, route)
         decision, delivery.retry = self._plan.decide(delivery.retry, result, rand.random)
         if isinstance(decision, Done):
             with self._ledger.use() as ledger:
@@ -219,7 +243,7 @@ class DiscordSink:
                 with self._ledger.use() as ledger:
                     if ledger is not None:
                         ledger.mark_attempt(delivery.key, str(result))
-            self.queue.again(delivery, max(decision.after_s, self.sender.wait_s()))
+            self.queue.again(delivery, max(decision.after_s, self.sender.wait_s(route)))
         elif isinstance(decision, GiveUp):
             with self._ledger.use() as ledger:
                 if ledger is not None:
@@ -230,4 +254,8 @@ class DiscordSink:
         else:
             assert isinstance(decision, StopSink)
             self.queue.done(delivery)
-            self.halt(f"Discord answered {decision.status}: {decision.reason}")
+            reason = f"Discord answered {decision.status}: {decision.reason}"
+            if self.sender.mode == "bot" and decision.status == 401:
+                self.halt(reason)
+            else:
+                self.halt_route(route, reason)

@@ -12,6 +12,7 @@ from typing import Any
 
 from actors.discord_http import RetryState
 from realtime.event import Priority
+from realtime.ledger import LedgerKey
 
 
 @dataclass(slots=True)
@@ -30,7 +31,7 @@ class Delivery:
         retry: attempts and failures so far (this run).
     """
 
-    key: str
+    key: LedgerKey
     nonce: str
     body: Mapping[str, Any]
     received_at: int | None
@@ -83,7 +84,7 @@ class SendQueue:
         self._due: list[tuple[Priority, int, Delivery]] = []
         self._later: list[tuple[float, int, Delivery]] = []
         self._order = itertools.count()
-        self._held: set[str] = set()
+        self._held: set[LedgerKey] = set()
         self._in_flight = 0
         self._high_water = 0
         self._refused = 0
