@@ -65,7 +65,7 @@ Identity = tuple[str, str]
 """What a Discord message is about: ``("kill", "123")``, ``("system", "31000001")``..."""
 
 _ZKILLBOARD = re.compile(r"^https://zkillboard\.com/kill/(\d+)/$")
-_FOOTER_ID = re.compile(r"\b(system|character) (\d+)$")
+_FOOTER_ID = re.compile(r"\b(system|character) (\d+)\b")
 
 _CONFIG = """\
 [app]
@@ -151,8 +151,9 @@ def identity(message: Mapping[str, Any]) -> Identity:
     if about is not None:
         added = "is now tracked" in description
         return ("character_added" if added else "character_removed", about.group(2))
-    if footer == f"Map {SLUG}":
-        return ("rally", description)
+    if footer.startswith(f"Map {SLUG} \u2022 rally point"):
+        # the rally's message is quoted on the description's last line
+        return ("rally", description.rsplit("\n> ", 1)[-1])
     return ("unknown", repr(message)[:200])
 
 
