@@ -62,6 +62,11 @@ USER_AGENT = "DiscordBot (https://github.com/wanderer-industries/wanderer-realti
 MAX_NONCE = 25
 MAX_ANSWER_BYTES = 1 << 20
 MAX_REASON = 400
+MAX_ERROR_DEPTH = 32
+"""Levels of an answer's ``errors`` object read for the reason (Discord's are a few deep)."""
+MAX_ERROR_NODES = 1000
+"""Nodes of an answer's ``errors`` object read for the reason."""
+_MAX_PROBLEMS = 5
 # urllib3 logs request lines (with the URL path) and URLs in retries and warnings.
 HTTP_LOGGERS = (
     "urllib3.connectionpool",
@@ -255,6 +260,7 @@ class SenderStats:
     idle_sessions: int
     max_idle_sessions: int
     limits: RateLimitStats
+    answers_bounded: int
 
 
 class SecretMask(logging.Filter):
@@ -322,6 +328,7 @@ class DiscordSender:
         self._max_idle = max(1, config.concurrency)
         self._closed = False
         self._requests = 0
+        self._answers_bounded = 0
         self._outcomes: Counter[str] = Counter()
         routes = tuple(routes) or (default_route(),)
         if config.mode == "bot":
@@ -414,6 +421,7 @@ class DiscordSender:
                 idle_sessions=len(self._idle),
                 max_idle_sessions=self._max_idle,
                 limits=self._limits.statistics(self._clock()),
+                answers_bounded=self._answers_bounded,
             )
 
     def close(self) -> None:
@@ -511,7 +519,11 @@ class DiscordSender:
             return Sent(message_id if isinstance(message_id, str) else "")
         if status == 429:
             return RetryAfter(retry_after_s(headers, answer), is_global_429(headers, answer))
-        reason = self._mask.mask(_describe(status, answer))
+        described, bounded = _describe(status, answer)
+        if bounded:
+            with self._lock:
+                self._answers_bounded += 1
+        reason = self._mask.mask(described)
         if status in {400, 413, 422}:
             return Invalid(reason)
         if status == 408 or status >= 500:
@@ -587,25 +599,50 @@ def _json_object(content: bytes) -> Mapping[str, Any] | None:
     return decoded if isinstance(decoded, dict) else None
 
 
-def _describe(status: int, answer: Mapping[str, Any] | None) -> str:
-    """``HTTP 400: Invalid Form Body (code 50035); embeds.0.title: Must be ...``."""
+def _describe(status: int, answer: Mapping[str, Any] | None) -> tuple[str, bool]:
+    """``HTTP 400: Invalid Form Body (code 50035); embeds.0.title: Must be ...``.
+
+    Returns the text and whether the ``errors`` tree was cut short (deeper
+    than :data:`MAX_ERROR_DEPTH` or wider than :data:`MAX_ERROR_NODES`).
+    """
     if answer is None:
-        return f"HTTP {status}"
+        return f"HTTP {status}", False
     text = f"HTTP {status}: {answer.get('message', '')} (code {answer.get('code', '?')})"
-    problems = list(_flatten(answer.get("errors"), ()))
+    problems, bounded = _problems(answer.get("errors"))
     if problems:
-        text += "; " + "; ".join(problems[:5])
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+        text += "; " + "; ".join(problems)
+    return (text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."), bounded
 
 
-def _flatten(errors: Any, path: tuple[str, ...]) -> list[str]:
-    if not isinstance(errors, Mapping):
-        return []
+def _problems(errors: Any) -> tuple[list[str], bool]:
+    """Up to five ``path: message`` of Discord's nested ``errors`` object, depth first.
+
+    Walked with an explicit stack (a hostile answer nested thousands deep
+    cannot exhaust Python's) and within :data:`MAX_ERROR_DEPTH` levels and
+    :data:`MAX_ERROR_NODES` nodes; also returns whether a bound cut it short.
+    """
     found: list[str] = []
-    for key, value in errors.items():
-        if key == "_errors" and isinstance(value, list):
-            where = ".".join(path) or "body"
-            found += [f"{where}: {e.get('message', '')}" for e in value if isinstance(e, Mapping)]
-        else:
-            found += _flatten(value, (*path, str(key)))
-    return found
+    bounded = False
+    stack: list[tuple[Any, tuple[str, ...]]] = [(errors, ())]
+    visited = 0
+    while stack and len(found) < _MAX_PROBLEMS:
+        node, path = stack.pop()
+        visited += 1
+        if visited > MAX_ERROR_NODES:
+            return found, True
+        if not isinstance(node, Mapping):
+            continue
+        if len(path) >= MAX_ERROR_DEPTH:
+            bounded = True
+            continue
+        children = []
+        for key, value in node.items():
+            if key == "_errors" and isinstance(value, list):
+                where = ".".join(path) or "body"
+                found += [
+                    f"{where}: {e.get('message', '')}" for e in value if isinstance(e, Mapping)
+                ]
+            else:
+                children.append((value, (*path, str(key))))
+        stack.extend(reversed(children))
+    return found[:_MAX_PROBLEMS], bounded

@@ -23,12 +23,17 @@ Checkpoint and redelivery
     idempotent under this redelivery.
 
 Faults
-    A database that cannot be written (disk full, read-only) is reported in
-    the log, in ``status()["error"]`` (and so ``/readyz``), and retried every
-    second; ingest is held in memory up to ``[journal] max_pending`` events
-    and refused back to the sources beyond that, never dropped. A corrupt
-    database fails the actor's start with a message saying what to do; it is
-    never recreated over the user's data.
+    A database that cannot be written or opened (disk full, the ``max_db_mb``
+    cap, locked past the busy timeout, read-only) is reported in the log and
+    in ``status()["error"]`` (the ``journal:error`` alert, and ``/readyz``),
+    and retried with backoff (``[journal] retry_min_s`` to ``retry_max_s``)
+    until it works again, with no restart. Meanwhile ingest is held in memory
+    up to ``[journal] max_pending`` events and refused back to the sources
+    beyond that (:class:`~actors.protocol.IngestRefused`: they pause), never
+    dropped; outcomes that cannot be written are held too (delivery pauses
+    when ``max_pending`` of them wait), and the saved checkpoint stays behind
+    them. A corrupt database fails the actor's start with a message saying
+    what to do; it is never recreated over the user's data.
 """
 
 from __future__ import annotations
@@ -51,13 +56,16 @@ from actors.protocol import (
     IngestRefused,
     Names,
     RecentKeys,
+    Refused,
     Resync,
     Settled,
     StreamReset,
 )
+from actors.stall import Stall, storage_backoff
+from realtime.checkpoint import Checkpoint, HeldOutcome
 from realtime.config import Config
 from realtime.event import KILLS_SOURCE, Cursor, Event, Outcome
-from realtime.journal_store import JournalStore
+from realtime.journal_store import JournalStore, split_storable
 from realtime.metrics import series_key
 from realtime.storage import DATABASE_FILE, StorageSettings, StorageUnavailableError
 from supervision import (
@@ -70,11 +78,7 @@ from supervision import (
 
 logger = logging.getLogger(__name__)
 
-TAIL_EVENTS = 20_000
-"""Committed, undelivered events kept in memory for delivery without a read."""
 CHECKPOINT_EVERY_S = 0.2
-RETRY_EVERY_S = 1.0
-PURGE_ROWS = 5000
 
 
 def journal_path(config: Config) -> Path:
@@ -87,7 +91,7 @@ def source_actor(source: str) -> str:
 
 
 class _Tick:
-    """Timer: persist the checkpoint, retry a failed commit."""
+    """Timer: persist the checkpoint; retry what failed when its backoff is over."""
 
     __slots__ = ()
 
@@ -129,52 +133,66 @@ class JournalActor(ReportingActor):
         self.store: JournalStore | None = None
         self._pending: list[Ingest] = []
         self._pending_events = 0
-        self._tail: collections.deque[Event] = collections.deque(maxlen=TAIL_EVENTS)
+        self._tail: collections.deque[Event] = collections.deque(maxlen=config.journal.tail_events)
         self._credit = 0
         self._delivered_upto = 0
         self._last_seq = 0
-        self._checkpoint = 0
-        self._saved_checkpoint = 0
-        self._settled: set[int] = set()
+        self._checkpoint = Checkpoint(0)
+        self._cursors: dict[str, str] = {}
         # Unique across journal restarts, so no delivery of an earlier
         # incarnation can pass for one of this incarnation's epochs.
         self._epoch = time.monotonic_ns()
+        self._stall = Stall(storage_backoff(config), "writing the journal")
+        self._retry_at = 0.0
         self.error: str | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
     def on_start(self) -> None:
         super().on_start()
-        self.store = JournalStore.open(journal_path(self.config), StorageSettings.of(self.config))
-        self._checkpoint = self._saved_checkpoint = self.store.checkpoint()
-        self._delivered_upto = self._checkpoint
-        self._last_seq = self.store.last_seq()
-        logger.info(
-            "journal: %s open, last seq %d, checkpoint %d",
-            self.store.path,
-            self.store.last_seq(),
-            self._checkpoint,
-        )
         inherited = self.handover.take()
         if inherited:
             logger.info("journal: committing %d ingest messages left by a crash", len(inherited))
             for ingest in inherited:
-                self._pending.append(ingest)
-                self._pending_events += len(ingest.events)
-            self._commit_or_hold()
+                self._hold(ingest)
         self.timers.send_interval(CHECKPOINT_EVERY_S, _Tick())
         self.timers.send_after(min(1.0, self.config.journal.purge_every_s), _Purge())
-        # A restarted journal starts delivery afresh; a running flow_control
+        self._open()
+
+    def _open(self) -> None:
+        """Open the store; a corrupt one fails the start, an unavailable one is retried."""
+        try:
+            store = JournalStore.open(journal_path(self.config), StorageSettings.of(self.config))
+        except StorageUnavailableError as error:
+            self._failed(error)
+            return
+        try:
+            self._checkpoint = Checkpoint(store.checkpoint())
+            self._last_seq = store.last_seq()
+            self._cursors = store.cursors()
+        except StorageUnavailableError as error:
+            store.close()
+            self._failed(error)
+            return
+        self.store = store
+        self._delivered_upto = self._checkpoint.value
+        logger.info(
+            "journal: %s open, last seq %d, checkpoint %d",
+            store.path,
+            self._last_seq,
+            self._delivered_upto,
+        )
+        # A (re)started journal starts delivery afresh; a running flow_control
         # must grant demand again (its old credit died with the old journal).
         self._reset_stream()
+        self._recover()
 
     def on_stop(self) -> None:
         # The stop request overtook queued ingest on the control lane: commit
         # that ingest before closing, or an ordered shutdown would lose it.
         for message in self.mailbox.drain():
             if isinstance(message, Ingest):
-                self._pending.append(message)
-                self._pending_events += len(message.events)
+                self._hold(message)
         self._close()
 
     def on_failure(self, *_exc_info: object) -> None:
@@ -196,9 +214,12 @@ class JournalActor(ReportingActor):
 
     def _close(self) -> None:
         if self.store is None:
+            for ingest in self._pending:
+                self.handover.put(ingest)
             return
         try:
             self._commit()
+            self._write_outcomes()
             self._save_checkpoint()
         except StorageUnavailableError as error:
             logger.error(
@@ -234,9 +255,11 @@ class JournalActor(ReportingActor):
             self._resync(message.requester)
             return None
         if isinstance(message, GetCursor):
-            return self._store.cursor(message.source)
+            if self.store is None:
+                return Refused(f"the journal is not open: {self.error}")
+            return self._cursors.get(message.source)
         if isinstance(message, RecentKeys):
-            return self._store.recent(message.window_s, time.time(), message.limit)
+            return self._recent(message)
         if isinstance(message, _Tick):
             self._tick()
             return None
@@ -252,15 +275,50 @@ class JournalActor(ReportingActor):
             raise RuntimeError(msg)
         return self.store
 
+    def _recent(self, message: RecentKeys) -> list[tuple[str, int, str, float]]:
+        """The dedup window's rebuild; empty if the database cannot be read (the ledger
+        still refuses a second post of any notification)."""
+        try:
+            return self._store.recent(message.window_s, time.time(), message.limit)
+        except (StorageUnavailableError, RuntimeError) as error:
+            logger.warning("journal: cannot read recent keys for dedup: %s", error)
+            return []
+
+    # -- failures ------------------------------------------------------------
+
+    def _failed(self, error: StorageUnavailableError) -> None:
+        """A write (or the open) failed for a passing reason: hold everything, retry later."""
+        if self.error is None:
+            logger.error("journal: cannot write, holding ingest and retrying: %s", error)
+        self.error = str(error)
+        self.counters["commit_errors"] += 1
+        self._retry_at = time.monotonic() + self._stall.failed(error)
+
+    def _recover(self) -> None:
+        """Write what is held (outcomes, then ingest); clears the error once all is written."""
+        try:
+            self._write_outcomes()
+            self._commit()
+        except StorageUnavailableError as error:
+            self._failed(error)
+            return
+        if self._stall.resumed():
+            logger.warning("journal: writable again; resuming")
+        self.error = None
+        self._deliver()
+
     # -- ingest --------------------------------------------------------------
+
+    def _hold(self, ingest: Ingest) -> None:
+        self._pending.append(ingest)
+        self._pending_events += len(ingest.events)
 
     def _ingest(self, ingest: Ingest) -> None:
         if self.error is not None and self._pending_events >= self.config.journal.max_pending:
             self.counters["ingest_refused"] += len(ingest.events)
             self._refuse(ingest)
             return
-        self._pending.append(ingest)
-        self._pending_events += len(ingest.events)
+        self._hold(ingest)
         if self.error is None and self._pending_events >= self.config.journal.batch_max:
             self._commit_or_hold()
 
@@ -278,14 +336,8 @@ class JournalActor(ReportingActor):
         try:
             self._commit()
         except StorageUnavailableError as error:
-            if self.error is None:
-                logger.error("journal: cannot write, holding ingest and retrying: %s", error)
-            self.error = str(error)
-            self.counters["commit_errors"] += 1
+            self._failed(error)
             return
-        if self.error is not None:
-            logger.warning("journal: writable again; %s", "resuming")
-            self.error = None
         self._deliver()
 
     def _commit(self) -> None:
@@ -297,9 +349,17 @@ class JournalActor(ReportingActor):
         for ingest in self._pending:
             if ingest.cursor is not None:
                 cursors[ingest.cursor.source] = ingest.cursor
-        committed = self._store.append(events, rejects, list(cursors.values()))
+        try:
+            committed = self._store.append(events, rejects, list(cursors.values()))
+        except (TypeError, ValueError):
+            # An event whose data cannot be stored would fail every retry (and
+            # crash-loop the journal): it becomes a reject; the rest goes in.
+            events, unstorable = split_storable(events)
+            rejects += unstorable
+            committed = self._store.append(events, rejects, list(cursors.values()))
         self._pending.clear()
         self._pending_events = 0
+        self._cursors.update((cursor.source, cursor.value) for cursor in cursors.values())
         self.observe_many("journal", committed)
         self._tail.extend(committed)
         if committed:
@@ -318,8 +378,15 @@ class JournalActor(ReportingActor):
 
     def _deliver(self) -> None:
         batch = self.config.journal.delivery_batch
-        while self._credit > 0:
-            events = self._next(min(self._credit, batch))
+        # Every delivered event may come back with an outcome to write: while
+        # they cannot be written, at most max_pending of them wait in memory.
+        max_held = self.config.journal.max_pending
+        while self._credit > 0 and self._checkpoint.held_events < max_held:
+            try:
+                events = self._next(min(self._credit, batch))
+            except StorageUnavailableError as error:
+                self._failed(error)
+                return
             if not events:
                 return
             try:
@@ -349,11 +416,11 @@ class JournalActor(ReportingActor):
 
     def _resync(self, requester: str) -> None:
         logger.info(
-            "journal: %s (re)started; redelivering after seq %d", requester, self._checkpoint
+            "journal: %s (re)started; redelivering after seq %d", requester, self._checkpoint.value
         )
         self.counters["resyncs"] += 1
-        self._delivered_upto = self._checkpoint
-        self._settled.clear()
+        self._delivered_upto = self._checkpoint.value
+        self._checkpoint.restart()
         self._credit = 0
         self._reset_stream()
 
@@ -367,57 +434,66 @@ class JournalActor(ReportingActor):
 
     def _settle(self, settled: Settled) -> None:
         if settled.outcome is not Outcome.HANDLED:
-            self._store.settle(settled.seqs, settled.outcome, settled.detail)
+            self._checkpoint.hold(HeldOutcome(settled.seqs, settled.outcome, settled.detail))
+            if self.error is None:
+                try:
+                    self._write_outcomes()
+                except StorageUnavailableError as error:
+                    self._failed(error)
         self.counters[series_key("settled_total", outcome=str(settled.outcome))] += len(
             settled.seqs
         )
-        checkpoint = self._checkpoint
-        pending = self._settled
-        for seq in settled.seqs:
-            if seq > checkpoint and seq <= self._delivered_upto:
-                pending.add(seq)
-        while checkpoint + 1 in pending:
-            checkpoint += 1
-            pending.discard(checkpoint)
-        self._checkpoint = checkpoint
+        checkpoint = self._checkpoint.settle(settled.seqs, self._delivered_upto)
         # Delivery never restarts at or before the checkpoint: what the tail
         # holds there is history, and a killmail weighs kilobytes in memory.
         tail = self._tail
         while tail and tail[0].committed_seq <= checkpoint:
             tail.popleft()
 
+    def _write_outcomes(self) -> None:
+        store = self._store
+        self._checkpoint.write(lambda held: store.settle(held.seqs, held.outcome, held.detail))
+
     def _save_checkpoint(self) -> None:
-        if self._checkpoint != self._saved_checkpoint:
-            self._store.set_checkpoint(self._checkpoint)
-            self._saved_checkpoint = self._checkpoint
+        target = self._checkpoint.to_save()
+        if target is not None:
+            self._store.set_checkpoint(target)
+            self._checkpoint.saved = target
 
     def _tick(self) -> None:
+        if self.error is not None and time.monotonic() >= self._retry_at:
+            if self.store is None:
+                self._open()
+            else:
+                self._recover()
+        if self.store is None:
+            return
         # The checkpoint is saved even while ingest fails: retention purges
         # only up to the saved checkpoint, and purging is how space returns.
         try:
             self._save_checkpoint()
         except StorageUnavailableError as error:
             logger.warning("journal: cannot save the checkpoint: %s", error)
-        if self.error is not None:
-            self._commit_or_hold()
 
     def _purge(self) -> None:
-        days = self.config.journal.retention_days
+        settings = self.config.journal
         try:
-            purged = self._store.purge(time.time() - days * 86400, PURGE_ROWS)
-        except StorageUnavailableError as error:
+            purged = self._store.purge(
+                time.time() - settings.retention_days * 86400, settings.purge_rows
+            )
+        except (StorageUnavailableError, RuntimeError) as error:
             logger.warning("journal: retention skipped: %s", error)
             purged = 0
         self.counters["purged"] += purged
-        again = 0.0 if purged == PURGE_ROWS else self.config.journal.purge_every_s
+        again = 0.0 if purged == settings.purge_rows else settings.purge_every_s
         self.timers.send_after(again, _Purge())
 
     # -- reporting -----------------------------------------------------------
 
     def report_gauges(self) -> Mapping[str, float]:
-        last = self.store.last_seq() if self.store else 0
+        last = self._last_seq
         return {
-            "backlog": last - self._checkpoint,
+            "backlog": last - self._checkpoint.value,
             "undelivered": last - self._delivered_upto,
             "pending": self._pending_events,
             "credit": self._credit,
@@ -426,18 +502,22 @@ class JournalActor(ReportingActor):
 
     def status(self) -> Mapping[str, Any]:
         if self.store is None:
-            return {"error": self.error or "closed"}
-        stats = self.store.statistics()
+            return {"error": self.error or "closed", "pending": self._pending_events}
+        try:
+            stats = self.store.statistics()
+        except StorageUnavailableError as error:
+            return {"error": self.error or str(error), "pending": self._pending_events}
         return {
             "last_seq": stats.last_seq,
-            "checkpoint": self._checkpoint,
-            "backlog": stats.last_seq - self._checkpoint,
+            "checkpoint": self._checkpoint.value,
+            "backlog": stats.last_seq - self._checkpoint.value,
             "delivered_upto": self._delivered_upto,
             "credit": self._credit,
             "pending": self._pending_events,
             "max_pending": self.config.journal.max_pending,
             "tail": len(self._tail),
-            "tail_capacity": TAIL_EVENTS,
+            "tail_capacity": self.config.journal.tail_events,
+            "unwritten_outcomes": self._checkpoint.held_events,
             "rows": stats.rows,
             "db_bytes": stats.db_bytes,
             "wal_bytes": stats.wal_bytes,

@@ -1,15 +1,9 @@
-"""The ``kills`` actor: the wanderer-kills feed over a Phoenix channel (WebSocket).
+"""The ``kills`` actors: the wanderer-kills feed over a Phoenix channel (WebSocket).
 
-One reader thread per connection, owned by the actor, does the blocking I/O:
-it opens the WebSocket, then only receives frames, stamps them with
-``time.monotonic_ns()`` and hands them off. It decodes them with the shared
-:class:`~realtime.phoenix.PhoenixClient` (CPU only, under a lock), sends the
-events and rejects of each frame to the journal as one
-:class:`~actors.protocol.Ingest` itself, and forwards everything that changes
-the connection (the join's answer, channel closed or crashed, heartbeat and
-ping round trips, the end of the socket) to the actor as messages. The
-socket is read in large chunks: one system call brings every frame that has
-arrived (see :class:`_ReadAheadWebSocket`).
+A :class:`~actors.connection.SourceConnection` with the Phoenix protocol
+plugged in. Its reader thread (:mod:`actors.kills_reader`) receives and
+decodes, hands the events to the journal, and tells the actor what changes
+the connection.
 
 The actor owns time and decisions, on a timer tick:
 
@@ -19,17 +13,18 @@ The actor owns time and decisions, on a timer tick:
   unanswered when the next is due, or no frame at all for
   ``heartbeat_timeout_s`` (a half-open socket is found within
   ``2 * heartbeat_interval_s`` plus a tick);
-- reconnection with :class:`~realtime.circuit.ReconnectPolicy` (capped
-  exponential backoff with full jitter behind a circuit breaker; only a joined
-  connection that lasted resets it), and a re-join on the same socket after
-  ``phx_close``/``phx_error``/a refused join, with the same backoff;
+- a re-join on the same socket after ``phx_close``/``phx_error``/a refused
+  join, with the reconnection backoff;
 - subscription changes from :class:`~actors.protocol.TrackingChanged`, pushed
   as ``subscribe_*``/``unsubscribe_*`` within the server's rate limit, never
   by re-joining (a re-join replays the preload).
 
-On start it asks ``tracking`` for the current subscription
-(:class:`~actors.protocol.GetTracking`) without blocking, and asks again on
-the tick until an answer or a push arrives (tracking may start later).
+What a connection joins with is its :class:`JoinScope`: the tracked systems
+and characters (``all``), or only one of them (a join with characters only
+receives their kills in every system). On start it asks ``tracking`` for the
+current subscription (:class:`~actors.protocol.GetTracking`) without
+blocking, and asks again on the tick until an answer or a push arrives
+(tracking may start later).
 
 Health is a :class:`~realtime.health.ConnectionHealth` of kind ``websocket``;
 :meth:`KillsSource.status` reports it with the rejects, the subscription and
@@ -44,8 +39,6 @@ import dataclasses
 import enum
 import logging
 import random
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -55,12 +48,12 @@ from typing import Any, Final
 import pykka
 import websocket
 
-from actors.base import ReportingActor
-from actors.protocol import GetTracking, Ingest, IngestRefused, Names, TrackingChanged
-from actors.source_support import Held, IngestGate, JournalLink, RejectLog, Resend, join_threads
-from realtime.circuit import CircuitBreaker, CircuitState, ReconnectPolicy
-from realtime.config import Config, KillsSourceConfig
-from realtime.event import KILLS_SOURCE
+from actors.connection import ConnectionMessage, Phase, ReaderThread, SourceConnection, describe
+from actors.kills_reader import PING_PAYLOAD, ChannelEvent, KillsReader, Opened, RoundTrip, Shared
+from actors.protocol import GetTracking, Names, TrackingChanged
+from realtime.circuit import CircuitBreaker, ReconnectPolicy
+from realtime.config import Config, SourcesConfig
+from realtime.controls import escape_controls
 from realtime.health import ConnectionHealth
 from realtime.keys import Strategy
 from realtime.phoenix import (
@@ -72,8 +65,8 @@ from realtime.phoenix import (
     PhoenixClient,
     Preload,
     PreloadComplete,
-    SubscriptionAck,
 )
+from realtime.subscriptions import SubscriptionAck
 from supervision import (
     ActorContext,
     ActorUnavailableError,
@@ -85,270 +78,49 @@ from supervision import (
 
 logger = logging.getLogger(__name__)
 
-_PING_PAYLOAD: Final = struct.Struct("!Q")
-READ_AHEAD_BYTES: Final = 65_536
-_MAX_PLAUSIBLE_RTT_S: Final = 3600.0
 _CLOSE_GOING_AWAY: Final = 1001
 _TRACKING_ASK_PATIENCE_S: Final = 5.0
 
 
-# -- messages from the reader thread and the timers ------------------------------------
+class JoinScope(enum.StrEnum):
+    """What a connection's join carries of the tracked sets."""
+
+    ALL = "all"
+    """Systems and characters: kills in the systems (characters filter within them)."""
+    SYSTEMS = "systems"
+    CHARACTERS = "characters"
+    """Characters only: the server sends their kills in every system."""
+
+
+# -- timers, and where the channel is ------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class _Opened:
-    generation: int
-    local_port: int
-
-
-@dataclass(frozen=True, slots=True)
-class _ConnectFailed:
-    generation: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _ReaderEnded:
-    generation: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _ChannelControl:
-    generation: int
-    control: Control
-
-
-@dataclass(frozen=True, slots=True)
-class _RoundTrip:
-    generation: int
-    rtt_s: float
-    kind: str  # "heartbeat" or "ping"
-
-
-@dataclass(frozen=True, slots=True)
-class _Reconnect:
+class _Rejoin(ConnectionMessage):
     token: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Rejoin:
-    generation: int
-    token: int
+class _Join(enum.StrEnum):
+    """Where the channel is while the socket is open (the phase names in ``status``)."""
 
-
-class _Tick:
-    __slots__ = ()
-
-
-_TICK: Final = _Tick()
-
-
-class _Phase(enum.StrEnum):
-    """Where the connection is; ``holding`` waits for the journal to take held batches."""
-
-    WAITING = "waiting"
-    CONNECTING = "connecting"
     AWAITING_TRACKING = "awaiting_tracking"
     JOINING = "joining"
     JOINED = "joined"
     REJOIN_WAIT = "rejoin_wait"
-    HOLDING = "holding"
-    STOPPED = "stopped"
-
-
-_SOCKET_OPEN: Final = frozenset(
-    {_Phase.AWAITING_TRACKING, _Phase.JOINING, _Phase.JOINED, _Phase.REJOIN_WAIT}
-)
-
-
-@dataclass(slots=True)
-class _Shared:
-    """State the reader threads and the actor share; guarded by ``lock``."""
-
-    lock: threading.Lock
-    client: PhoenixClient
-    generation: int = 0
-    last_frame_at: float = 0.0
-
-
-# -- the reader thread ------------------------------------------------------------------
-
-
-class _ReadAheadWebSocket(websocket.WebSocket):
-    """websocket-client's socket, reading what has arrived rather than exactly each part.
-
-    websocket-client asks its reader for a frame's header, length and payload
-    one by one, each a system call (two with a read timeout), and every system
-    call releases the GIL, which another busy thread may then keep for a
-    switch interval. Reading up to :data:`READ_AHEAD_BYTES` at a time brings
-    every frame that has arrived in one call; websocket-client's frame buffer
-    keeps what a read returns beyond the size asked for.
-    """
-
-    def _recv(self, bufsize: int) -> bytes:
-        data: bytes = super()._recv(max(bufsize, READ_AHEAD_BYTES))  # type: ignore[no-untyped-call]
-        return data
-
-
-class _Reader:
-    """Connects one WebSocket, then receives until it ends; see the module docstring."""
-
-    def __init__(
-        self,
-        *,
-        generation: int,
-        url: str,
-        connect_timeout_s: float,
-        read_timeout_s: float,
-        shared: _Shared,
-        gate: IngestGate,
-        owner: pykka.ActorRef[Any],
-        rejects: RejectLog,
-    ) -> None:
-        self.generation = generation
-        self.socket = _ReadAheadWebSocket(skip_utf8_validation=True, enable_multithread=True)
-        self._url = url
-        self._connect_timeout_s = connect_timeout_s
-        self._read_timeout_s = read_timeout_s
-        self._shared = shared
-        self._gate = gate
-        self._owner = owner
-        self._rejects = rejects
-        self.thread = threading.Thread(
-            target=self._run, name=f"kills-reader-{generation}", daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def abort(self) -> None:
-        """Wake the thread from any blocking call (from another thread); it then ends."""
-        sock = self.socket.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                logger.debug("kills: socket already closed when aborting")
-
-    def _current(self) -> bool:
-        with self._shared.lock:
-            return self._shared.generation == self.generation
-
-    def _post(self, message: object) -> bool:
-        try:
-            self._owner.tell(message)
-        except pykka.ActorDeadError:
-            return False
-        return True
-
-    def _run(self) -> None:
-        try:
-            try:
-                # websocket-client leaves connect() and shutdown() unannotated.
-                self.socket.connect(  # type: ignore[no-untyped-call]
-                    self._url, timeout=self._connect_timeout_s, suppress_origin=True
-                )
-            except (OSError, websocket.WebSocketException) as error:
-                self._post(_ConnectFailed(self.generation, _describe(error)))
-                return
-            if not self._current():
-                return
-            self.socket.settimeout(self._read_timeout_s)
-            sock = self.socket.sock
-            local_port = int(sock.getsockname()[1]) if sock is not None else 0
-            if not self._post(_Opened(self.generation, local_port)):
-                return
-            reason = self._receive()
-            self._post(_ReaderEnded(self.generation, reason))
-        finally:
-            self.socket.shutdown()  # type: ignore[no-untyped-call]
-
-    def _receive(self) -> str:
-        while True:
-            try:
-                opcode, frame = self.socket.recv_data_frame(control_frame=True)
-            except websocket.WebSocketTimeoutException:
-                if not self._current():
-                    return "superseded"
-                continue
-            except websocket.WebSocketConnectionClosedException:
-                return "connection closed by the server"
-            except (OSError, websocket.WebSocketException) as error:
-                return _describe(error)
-            received_ns = time.monotonic_ns()
-            now = received_ns / 1e9
-            data: str | bytes
-            if opcode == websocket.ABNF.OPCODE_TEXT:
-                data = frame.data.decode("utf-8", "surrogateescape")
-            elif opcode == websocket.ABNF.OPCODE_BINARY:
-                data = bytes(frame.data)
-            elif opcode == websocket.ABNF.OPCODE_PONG:
-                self._shared.last_frame_at = now
-                self._pong(frame.data, received_ns)
-                continue
-            elif opcode == websocket.ABNF.OPCODE_CLOSE:
-                return f"server closed the connection ({_close_reason(frame.data)})"
-            else:  # a ping, answered by websocket-client itself
-                self._shared.last_frame_at = now
-                continue
-            if not self._frame(data, received_ns, now):
-                return "superseded"
-
-    def _frame(self, data: str | bytes, received_ns: int, now: float) -> bool:
-        shared = self._shared
-        with shared.lock:
-            if shared.generation != self.generation:
-                return False
-            received = shared.client.receive(data, received_ns, now)
-            shared.last_frame_at = now
-        for reject in received.rejects:
-            self._rejects.note(reject)
-        if received.events or received.rejects:
-            ingest = Ingest(KILLS_SOURCE, received.events, received.rejects)
-            if not self._gate.deliver(ingest):
-                return False
-        if received.rtt_s is not None:
-            self._post(_RoundTrip(self.generation, received.rtt_s, "heartbeat"))
-        if received.control is not None:
-            return self._post(_ChannelControl(self.generation, received.control))
-        return True
-
-    def _pong(self, payload: bytes, received_ns: int) -> None:
-        if len(payload) != _PING_PAYLOAD.size:
-            return
-        (sent_ns,) = _PING_PAYLOAD.unpack(payload)
-        rtt_s = (received_ns - sent_ns) / 1e9
-        if 0 <= rtt_s < _MAX_PLAUSIBLE_RTT_S:
-            self._post(_RoundTrip(self.generation, rtt_s, "ping"))
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {text}"
-
-
-def _close_reason(payload: bytes) -> str:
-    if len(payload) < 2:
-        return "no status"
-    code = int.from_bytes(payload[:2], "big")
-    reason = payload[2:].decode("utf-8", "replace")
-    return f"{code} {reason}".strip()
 
 
 # -- the actor ---------------------------------------------------------------------------
 
 
-class KillsSource(ReportingActor):
-    """The ``kills`` source actor; see the module docstring.
+class KillsSource(SourceConnection):
+    """A ``kills`` source actor; see the module docstring.
 
     Args:
         ctx: from the supervisor.
-        settings: ``[sources.kills]``.
+        sources: ``[sources]`` (its ``kills`` table is this connection's settings).
+        scope: what the join carries of the tracked sets.
         key_strategy: the dedup key strategy of killmail events.
         max_reject_bytes: a reject keeps at most this many bytes of its frame.
-        held_capacity: batches kept while the journal cannot take them; when
-            full, the connection is closed until they are taken.
         connect_timeout_s: TCP connect plus WebSocket handshake;
             ``heartbeat_timeout_s`` (capped at 10 s) by default.
         stable_s: how long a joined connection must last for its loss to
@@ -357,31 +129,54 @@ class KillsSource(ReportingActor):
         tracking_grace_s: how long after start the first join waits for
             tracking's answer, so that it carries the subscription (joining
             empty and subscribing later works too, with more pushes).
-        resend_min_s, resend_max_s: the backoff between resends of held batches.
         rand: the jitter's random source (seed it in tests).
     """
 
     def __init__(
         self,
         ctx: ActorContext,
-        settings: KillsSourceConfig,
+        sources: SourcesConfig,
         *,
+        scope: JoinScope = JoinScope.ALL,
         key_strategy: Strategy = "hybrid",
         max_reject_bytes: int = 65_536,
-        held_capacity: int = 256,
         connect_timeout_s: float | None = None,
         stable_s: float | None = None,
         tracking_retry_s: float = 1.0,
         tracking_grace_s: float = 5.0,
-        resend_min_s: float = 0.5,
-        resend_max_s: float = 30.0,
         rand: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(ctx)
+        settings = sources.kills
+        url = PhoenixClient.connect_url(settings.url)
+        jitter = rand or random.Random().random
+        super().__init__(
+            ctx,
+            log=logger,
+            health=ConnectionHealth(
+                ctx.name,
+                "websocket",
+                now=time.monotonic(),
+                silence_timeout_s=settings.heartbeat_timeout_s,
+                stale_after_s=min(
+                    1.5 * settings.heartbeat_interval_s, 0.9 * settings.heartbeat_timeout_s
+                ),
+            ),
+            policy=ReconnectPolicy(
+                Backoff(settings.reconnect_min_s, settings.reconnect_max_s, jitter=1.0),
+                CircuitBreaker(settings.circuit_failures, settings.circuit_open_s),
+                rand=jitter,
+                stable_s=settings.heartbeat_timeout_s if stable_s is None else stable_s,
+            ),
+            target=url,
+            tick_s=min(1.0, settings.heartbeat_interval_s / 4),
+            sources=sources,
+            rand=jitter,
+        )
         self._settings = settings
-        self._url = PhoenixClient.connect_url(settings.url)
+        self._scope = scope
+        self._max_reject_bytes = max_reject_bytes
+        self._url = url
         self._connect_timeout_s = connect_timeout_s or min(settings.heartbeat_timeout_s, 10.0)
-        self._tick_s = min(1.0, settings.heartbeat_interval_s / 4)
         self._tracking_retry_s = tracking_retry_s
         self._join_deadline = time.monotonic() + tracking_grace_s
         self._preload = Preload(
@@ -395,154 +190,109 @@ class KillsSource(ReportingActor):
             max_frame_bytes=settings.max_frame_bytes,
             key_strategy=key_strategy,
             max_reject_bytes=max_reject_bytes,
+            max_depth=sources.max_json_depth,
         )
-        self._shared = _Shared(threading.Lock(), client)
-        now = time.monotonic()
-        self._health = ConnectionHealth(
-            Names.KILLS,
-            "websocket",
-            now=now,
-            silence_timeout_s=settings.heartbeat_timeout_s,
-            stale_after_s=min(
-                1.5 * settings.heartbeat_interval_s, 0.9 * settings.heartbeat_timeout_s
-            ),
-        )
-        jitter = rand or random.Random().random
-        self._policy = ReconnectPolicy(
-            Backoff(settings.reconnect_min_s, settings.reconnect_max_s, jitter=1.0),
-            CircuitBreaker(settings.circuit_failures, settings.circuit_open_s),
-            rand=jitter,
-            stable_s=settings.heartbeat_timeout_s if stable_s is None else stable_s,
-        )
-        self._journal = JournalLink(
-            self.registry,
-            self.actor_ref,
-            self.timers,
-            capacity=held_capacity,
-            backoff=Backoff(resend_min_s, max(resend_min_s, resend_max_s), jitter=0.5),
-            rand=jitter,
-        )
-        self._rejects = RejectLog(logger, Names.KILLS)
-        self._phase = _Phase.WAITING
-        self._reader: _Reader | None = None
-        self._retired: list[threading.Thread] = []
+        self._shared = Shared(threading.Lock(), client)
+        self._join = _Join.AWAITING_TRACKING
         self._local_port = 0
-        self._token = 0
         self._last_frame_seen = 0.0
         self._last_ping_rtt_s: float | None = None
         self._tracking_known = False
         self._tracking_future: pykka.Future[Any] | None = None
         self._tracking_asked_at = 0.0
         self._tracking_next_ask = 0.0
-        self._reported: dict[str, int] = {}
 
-    # -- lifecycle ------------------------------------------------------------------
+    @property
+    def _socket(self) -> websocket.WebSocket | None:
+        reader = self._reader
+        return reader.socket if isinstance(reader, KillsReader) else None
+
+    # -- hooks of the connection lifecycle ----------------------------------------------
 
     def on_start(self) -> None:
-        super().on_start()
-        self.timers.send_interval(self._tick_s, _TICK)
         self._poll_tracking(time.monotonic())
-        self._connect()
+        super().on_start()
 
-    def on_stop(self) -> None:
-        self._shutdown("stopped")
-
-    def on_failure(self, *_exc_info: object) -> None:
-        self._shutdown("crashed")
-
-    def _shutdown(self, why: str) -> None:
-        self._phase = _Phase.STOPPED
-        reader = self._reader
-        if reader is not None and reader.socket.connected:
-            try:
-                reader.socket.send_close(_CLOSE_GOING_AWAY, why.encode())
-            except (OSError, websocket.WebSocketException):
-                logger.debug("kills: no close frame sent: the socket is gone")
-        self._retire_reader()
-        stuck = join_threads(self._retired, 2.0)
-        if stuck:
-            logger.warning("kills: reader threads did not end in time: %s", ", ".join(stuck))
-
-    # -- messages -------------------------------------------------------------------
-
-    def on_receive(self, message: Any) -> Any:  # noqa: PLR0912 -- one dispatch table
-        if isinstance(message, _Tick):
-            self._tick()
-        elif isinstance(message, Held | IngestRefused):
-            self._hold(message)
-        elif isinstance(message, _ChannelControl):
-            if self._is_current(message.generation):
-                self._channel_control(message.control)
-        elif isinstance(message, _RoundTrip):
-            if self._is_current(message.generation):
-                self._round_trip(message)
-        elif isinstance(message, _Opened):
-            if self._is_current(message.generation):
-                self._opened(message.local_port)
-        elif isinstance(message, _ConnectFailed | _ReaderEnded):
-            if self._is_current(message.generation):
-                kind = (
-                    "connect_failed" if isinstance(message, _ConnectFailed) else "connection_lost"
-                )
-                self._connection_lost(kind, message.reason)
-        elif isinstance(message, _Reconnect):
-            if message.token == self._token and self._phase is _Phase.WAITING:
-                self._connect()
-        elif isinstance(message, _Rejoin):
-            if message.token == self._token and self._is_current(message.generation):
-                self._join()
-        elif isinstance(message, TrackingChanged):
-            self._tracking_known = True
-            self._tracking_future = None
-            self._follow(message)
-        elif isinstance(message, Resend):
-            if self._journal.resend() and self._phase is _Phase.HOLDING:
-                logger.info("kills: the journal takes events again; reconnecting")
-                self._connect()
-        else:
-            return super().on_receive(message)
-        return None
-
-    # -- connecting and joining -----------------------------------------------------
-
-    def _is_current(self, generation: int) -> bool:
-        return self._reader is not None and self._reader.generation == generation
-
-    def _connect(self) -> None:
-        now = time.monotonic()
-        if self._journal.full:
-            self._phase = _Phase.HOLDING
-            return
-        if not self._policy.attempt_allowed(now):
-            self._schedule_reconnect(self._policy.breaker.retry_in(now) or self._tick_s)
-            return
-        self._health.connecting(now)
+    def _new_reader(self, generation: int) -> ReaderThread:
         with self._shared.lock:
-            self._shared.generation += 1
-            generation = self._shared.generation
             self._shared.client.reset()
-        self._reader = _Reader(
-            generation=generation,
+        return KillsReader(
+            self.actor_ref,
+            generation,
+            self._journal.gate,
+            name=self.name,
             url=self._url,
             connect_timeout_s=self._connect_timeout_s,
             read_timeout_s=max(self._settings.heartbeat_timeout_s, self._connect_timeout_s),
             shared=self._shared,
-            gate=self._journal.gate,
-            owner=self.actor_ref,
             rejects=self._rejects,
+            max_message_bytes=self._settings.max_frame_bytes,
+            keep_bytes=self._max_reject_bytes,
         )
-        self._phase = _Phase.CONNECTING
-        self._reader.start()
+
+    def _on_connection_message(self, message: ConnectionMessage) -> None:
+        if isinstance(message, ChannelEvent):
+            self._channel_control(message.control)
+        elif isinstance(message, RoundTrip):
+            self._round_trip(message)
+        elif isinstance(message, Opened):
+            self._opened(message.local_port)
+        elif (
+            isinstance(message, _Rejoin)
+            and message.token == self._token
+            and self._join is _Join.REJOIN_WAIT
+        ):
+            self._send_join()
+
+    def _closing(self, why: str) -> None:
+        sock = self._socket
+        if sock is not None and sock.connected:
+            try:
+                sock.send_close(_CLOSE_GOING_AWAY, why.encode())
+            except (OSError, websocket.WebSocketException):
+                logger.debug("%s: no close frame sent: the socket is gone", self.name)
+
+    def _liveness(self, now: float) -> tuple[str, str] | None:
+        with self._shared.lock:
+            dead = self._shared.client.is_dead(now)
+        return None if dead is None else (dead.partition(":")[0], dead)
+
+    def _on_tick(self, now: float) -> None:
+        self._poll_tracking(now)
+        last_frame_at = self._shared.last_frame_at
+        if last_frame_at > self._last_frame_seen:
+            self._last_frame_seen = last_frame_at
+            self._health.message(last_frame_at)
+        if self._phase in (Phase.OPEN, Phase.LIVE):
+            if self._join is _Join.AWAITING_TRACKING and now >= self._join_deadline:
+                logger.warning(
+                    "%s: tracking has not answered; joining without a subscription", self.name
+                )
+                self._send_join()
+            self._heartbeat()
+        if self._phase is Phase.LIVE:
+            self._send_updates(now)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, TrackingChanged):
+            self._tracking_known = True
+            self._tracking_future = None
+            self._follow(message)
+            return None
+        return super().on_receive(message)
+
+    # -- connecting and joining -----------------------------------------------------
 
     def _opened(self, local_port: int) -> None:
         self._local_port = local_port
-        logger.info("kills: connected to %s", self._url)
+        self._phase = Phase.OPEN
+        logger.info("%s: connected to %s", self.name, self._url)
         if self._tracking_known or time.monotonic() >= self._join_deadline:
-            self._join()
+            self._send_join()
         else:
-            self._phase = _Phase.AWAITING_TRACKING
+            self._join = _Join.AWAITING_TRACKING
 
-    def _join(self) -> None:
+    def _send_join(self) -> None:
         now = time.monotonic()
         if self._health.state != "connecting":
             self._health.connecting(now)
@@ -551,19 +301,19 @@ class KillsSource(ReportingActor):
             frame = client.join_frame(
                 client.desired.systems, client.desired.characters, now, preload=self._preload
             )
-        self._phase = _Phase.JOINING
+        self._join = _Join.JOINING
+        self._phase = Phase.OPEN
         self._send(frame)
 
     def _channel_control(self, control: Control) -> None:
         now = time.monotonic()
         self._health.message(now)
         if isinstance(control, Joined):
-            self._policy.connected_and_joined(now)
-            if self._health.state == "connecting":
-                self._health.connected(now)
-            self._phase = _Phase.JOINED
+            self._live(now)
+            self._join = _Join.JOINED
             logger.info(
-                "kills: joined with %d systems and %d characters",
+                "%s: joined with %d systems and %d characters",
+                self.name,
                 len(control.subscription.systems),
                 len(control.subscription.characters),
             )
@@ -579,10 +329,11 @@ class KillsSource(ReportingActor):
             if not control.ok:
                 self._health.error("subscription_refused", now)
                 logger.warning(
-                    "kills: the server refused %s (%d ids): %s; retried within the rate limit",
+                    "%s: the server refused %s (%d ids): %s; retried within the rate limit",
+                    self.name,
                     control.kind.value,
                     len(control.ids),
-                    control.reason,
+                    escape_controls(control.reason),
                 )
             self._send_updates(now)
         elif isinstance(control, PreloadComplete):
@@ -591,112 +342,46 @@ class KillsSource(ReportingActor):
     def _channel_lost(self, kind: str, reason: str) -> None:
         """The channel ended but the socket lives: re-join on it after a backoff."""
         now = time.monotonic()
-        logger.warning("kills: %s", reason)
+        logger.warning("%s: %s", self.name, escape_controls(reason))
         self._health.error(kind, now)
         self._health.disconnected(reason, now)
-        delay = self._after_failure(now)
+        delay = self._failure_delay(now)
         assert self._reader is not None
-        self._phase = _Phase.REJOIN_WAIT
+        self._token += 1
+        self._phase = Phase.OPEN
+        self._join = _Join.REJOIN_WAIT
         self.timers.send_after(delay, _Rejoin(self._reader.generation, self._token))
 
-    def _connection_lost(self, kind: str, reason: str) -> None:
-        now = time.monotonic()
-        if self._phase is _Phase.JOINED:
-            logger.warning("kills: connection lost: %s", reason)
-        else:
-            logger.info("kills: %s: %s", kind, reason)
-        self._retire_reader()
-        self._health.error(kind, now)
-        if self._health.state != "disconnected":
-            self._health.disconnected(reason, now)
-        if self._journal.full:
-            self._phase = _Phase.HOLDING
-            return
-        self._schedule_reconnect(self._after_failure(now))
-
-    def _after_failure(self, now: float) -> float:
-        """Record a failure; the delay before the next attempt, with health reporting it."""
-        delay = self._policy.next_delay(now)
-        self._token += 1
-        if self._policy.breaker.state is CircuitState.OPEN:
-            failures = self._policy.breaker.statistics().consecutive_failures
-            self._health.failed(f"circuit open after {failures} failures", now)
-            logger.error(
-                "kills: %d consecutive failures to reach %s; next attempt in %.1f s",
-                failures,
-                self._url,
-                delay,
-            )
-        else:
-            self._health.reconnecting(now, delay)
-        return delay
-
-    def _schedule_reconnect(self, delay: float) -> None:
-        self._phase = _Phase.WAITING
-        self.timers.send_after(delay, _Reconnect(self._token))
-
-    def _retire_reader(self) -> None:
-        """Forget the current connection: its reader ends on its own, joined at stop."""
-        reader = self._reader
-        if reader is None:
-            return
-        with self._shared.lock:
-            self._shared.generation += 1
-        reader.abort()
-        self._retired = [thread for thread in self._retired if thread.is_alive()]
-        self._retired.append(reader.thread)
-        self._reader = None
-
     def _send(self, frame: str) -> bool:
-        reader = self._reader
-        if reader is None:
+        sock = self._socket
+        if sock is None:
             return False
         try:
-            reader.socket.send(frame)
+            sock.send(frame)
         except (OSError, websocket.WebSocketException) as error:
-            self._connection_lost("send_failed", _describe(error))
+            self._connection_lost("send_failed", describe(error))
             return False
         return True
 
     def _ping(self) -> None:
-        reader = self._reader
-        if reader is None:
+        sock = self._socket
+        if sock is None:
             return
         try:
-            reader.socket.ping(_PING_PAYLOAD.pack(time.monotonic_ns()))
+            sock.ping(PING_PAYLOAD.pack(time.monotonic_ns()))
         except (OSError, websocket.WebSocketException) as error:
-            self._connection_lost("send_failed", _describe(error))
+            self._connection_lost("send_failed", describe(error))
 
     # -- timing ---------------------------------------------------------------------
 
-    def _tick(self) -> None:
-        now = time.monotonic()
-        self._poll_tracking(now)
-        last_frame_at = self._shared.last_frame_at
-        if last_frame_at > self._last_frame_seen:
-            self._last_frame_seen = last_frame_at
-            self._health.message(last_frame_at)
-        if self._phase is _Phase.AWAITING_TRACKING and now >= self._join_deadline:
-            logger.warning("kills: tracking has not answered; joining without a subscription")
-            self._join()
-        if self._phase in _SOCKET_OPEN:
-            self._keep_alive(now)
-        if self._phase is _Phase.JOINED:
-            self._send_updates(now)
-        self._health.tick(now)
-        self._count_decoded()
-
-    def _keep_alive(self, now: float) -> None:
+    def _heartbeat(self) -> None:
         with self._shared.lock:
             client = self._shared.client
-            dead = client.is_dead(now)
             frame = None
-            if dead is None and client.heartbeat_due(now):
+            if client.heartbeat_due(time.monotonic()):
                 # Stamped as late as possible: the round trip starts at the send.
                 frame = client.heartbeat_frame(time.monotonic())
-        if dead is not None:
-            self._connection_lost(dead.partition(":")[0], dead)
-        elif frame is not None and self._send(frame):
+        if frame is not None and self._send(frame):
             self._ping()
 
     def _send_updates(self, now: float) -> None:
@@ -706,7 +391,7 @@ class KillsSource(ReportingActor):
             if not self._send(frame):
                 return
 
-    def _round_trip(self, message: _RoundTrip) -> None:
+    def _round_trip(self, message: RoundTrip) -> None:
         now = time.monotonic()
         self._health.message(now)
         self._health.rtt(message.rtt_s, now)
@@ -716,12 +401,14 @@ class KillsSource(ReportingActor):
     # -- tracking -------------------------------------------------------------------
 
     def _follow(self, change: TrackingChanged) -> None:
+        systems = change.systems if self._scope is not JoinScope.CHARACTERS else frozenset()
+        characters = change.characters if self._scope is not JoinScope.SYSTEMS else frozenset()
         with self._shared.lock:
-            self._shared.client.set_desired(change.systems, change.characters)
-        if self._phase is _Phase.JOINED:
+            self._shared.client.set_desired(systems, characters)
+        if self._phase is Phase.LIVE:
             self._send_updates(time.monotonic())
-        elif self._phase is _Phase.AWAITING_TRACKING:
-            self._join()
+        elif self._phase is Phase.OPEN and self._join is _Join.AWAITING_TRACKING:
+            self._send_join()
 
     def _poll_tracking(self, now: float) -> None:
         """Ask ``tracking`` for the subscription without blocking, until it answers once."""
@@ -746,7 +433,11 @@ class KillsSource(ReportingActor):
                 self._tracking_future = None
             return
         except Exception as error:  # noqa: BLE001 -- whatever tracking raised, ask again later
-            logger.info("kills: tracking did not answer (%s); asking again", _describe(error))
+            logger.info(
+                "%s: tracking did not answer (%s); asking again",
+                self.name,
+                escape_controls(describe(error)),
+            )
             self._tracking_future = None
             self._tracking_next_ask = now + self._tracking_retry_s
             return
@@ -757,69 +448,35 @@ class KillsSource(ReportingActor):
         else:
             self._tracking_next_ask = now + self._tracking_retry_s
 
-    # -- the journal ----------------------------------------------------------------
-
-    def _hold(self, message: Held | IngestRefused) -> None:
-        if isinstance(message, IngestRefused):
-            logger.warning("kills: the journal refused a batch: %s", message.reason)
-        if not self._journal.take(message):
-            logger.error(
-                "kills: the journal is not taking events and %d batches are held: "
-                "dropped %d events; reading is paused until the journal recovers",
-                self._journal.held,
-                len(message.ingest.events),
-            )
-        if self._journal.full and self._phase is not _Phase.HOLDING:
-            self._pause_for_journal()
-
-    def _pause_for_journal(self) -> None:
-        now = time.monotonic()
-        if self._reader is not None:
-            self._retire_reader()
-            self._health.error("journal_backpressure", now)
-            if self._health.state != "disconnected":
-                self._health.disconnected("paused: the journal is not taking events", now)
-        self._token += 1
-        self._phase = _Phase.HOLDING
-
     # -- reporting ------------------------------------------------------------------
 
-    def _count_decoded(self) -> None:
+    def _phase_name(self) -> str:
+        return self._join.value if self._phase in (Phase.OPEN, Phase.LIVE) else self._phase.value
+
+    def _totals(self) -> Mapping[str, int]:
         with self._shared.lock:
             stats = self._shared.client.statistics()
-        totals = {
+        return {
             "frames_total": stats.frames_received,
             "decoded_total": stats.events,
             "rejects_total": sum(stats.rejects.values()),
         }
-        for name, total in totals.items():
-            delta = total - self._reported.get(name, 0)
-            if delta:
-                self.counters[name] += delta
-                self._reported[name] = total
 
-    def report_gauges(self) -> Mapping[str, float]:
-        snapshot = self._health.snapshot(time.monotonic())
-        return {
-            "connected": 1.0 if snapshot.state in ("connected", "degraded") else 0.0,
-            "quality_score": float(snapshot.score),
-            "rtt_ms": snapshot.rtt_ms if snapshot.rtt_ms is not None else -1.0,
-            "held_batches": float(self._journal.held),
-        }
+    def _protocol_gauges(self) -> dict[str, float]:
+        rtt_ms = self._health.snapshot(time.monotonic()).rtt_ms
+        return {"rtt_ms": rtt_ms if rtt_ms is not None else -1.0}
 
-    def status(self) -> Mapping[str, Any]:
-        now = time.monotonic()
+    def _protocol_status(self) -> dict[str, Any]:
         with self._shared.lock:
             stats = self._shared.client.statistics()
             desired = self._shared.client.desired
             acknowledged = self._shared.client.acknowledged
         phoenix = dataclasses.asdict(stats)
         phoenix["state"] = stats.state.value
-        reconnect = self._policy.statistics()
         return {
-            "connection": self._health.snapshot(now).to_dict(),
             "rejects": dict(stats.rejects),
             "subscription": {
+                "scope": self._scope.value,
                 "desired_systems": sorted(desired.systems),
                 "desired_characters": sorted(desired.characters),
                 "acknowledged_systems": len(acknowledged.systems),
@@ -832,35 +489,30 @@ class KillsSource(ReportingActor):
             },
             "phoenix": phoenix,
             "socket": {
-                "phase": self._phase.value,
+                "phase": self._phase_name(),
                 "url": self._url,
                 "local_port": self._local_port,
                 "ping_rtt_ms": None
                 if self._last_ping_rtt_s is None
                 else self._last_ping_rtt_s * 1000,
             },
-            "reconnect": {
-                "attempt": reconnect.attempt,
-                "failures": reconnect.failures,
-                "resets": reconnect.resets,
-                "circuit": reconnect.circuit.state.value,
-                "consecutive_failures": reconnect.circuit.consecutive_failures,
-            },
-            "journal": dataclasses.asdict(self._journal.statistics()),
-            "rejects_not_logged": self._rejects.suppressed(),
         }
 
 
-def child_spec(config: Config, **options: Any) -> ChildSpec:
-    """The ``kills`` child of the ``sources`` supervisor; ``options`` go to :class:`KillsSource`."""
-    settings = config.sources.kills
+def child_spec(
+    config: Config, *, name: str = Names.KILLS, scope: JoinScope = JoinScope.ALL, **options: Any
+) -> ChildSpec:
+    """A kills child of the ``sources`` supervisor, named ``name`` and joining with ``scope``.
+
+    ``options`` go to :class:`KillsSource`.
+    """
     options.setdefault(
         "key_strategy", config.dedup.strategies.get("killmail", config.dedup.default_strategy)
     )
     options.setdefault("max_reject_bytes", config.journal.max_reject_bytes)
     return ChildSpec(
-        name=Names.KILLS,
-        start=lambda ctx: KillsSource.start(ctx, settings, **options),
+        name=name,
+        start=lambda ctx: KillsSource.start(ctx, config.sources, scope=scope, **options),
         mailbox=MailboxSpec(config.mailbox.sources),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )

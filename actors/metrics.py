@@ -26,6 +26,9 @@ the alert rules:
 - ``flow:backpressure`` while flow control reports backpressure;
   ``flow:shedding`` while it shed events within ``shed_hold_s``;
 - ``journal:error`` while the journal reports an error (critical);
+- ``stalled:{name}`` while an actor's status reports work it cannot finish
+  (``"stalled": {"severity", "message"}``: the router's deliveries failing,
+  tracking unable to save), resolved when the work resumes;
 - ``notifier:discord_auth`` when the notifier's (or a sink's) error is an
   authentication failure (401/403), else ``notifier:error``;
 - ``regression:latency:{stage}`` and ``regression:throughput`` while their
@@ -475,6 +478,7 @@ class MetricsActor(ReportingActor):
             "actor:": self._actor_conditions(),
             "flow:": self._flow_conditions(now),
             "journal:": self._journal_conditions(),
+            "stalled:": self._stalled_conditions(),
             "notifier:": self._notifier_conditions(),
             "regression:": self._regression_conditions(),
         }
@@ -524,6 +528,17 @@ class MetricsActor(ReportingActor):
     def _journal_conditions(self) -> dict[str, tuple[Severity, str]]:
         error = (self.status_of(Names.JOURNAL) or {}).get("error")
         return {"journal:error": ("critical", f"journal: {error}")} if error else {}
+
+    def _stalled_conditions(self) -> dict[str, tuple[Severity, str]]:
+        found: dict[str, tuple[Severity, str]] = {}
+        for name, poll in self.polls.items():
+            stalled = (poll.status or {}).get("stalled")
+            if isinstance(stalled, Mapping):
+                severity: Severity = (
+                    "warning" if stalled.get("severity") == "warning" else "critical"
+                )
+                found[f"stalled:{name}"] = (severity, f"{name}: {stalled.get('message', '')}")
+        return found
 
     def _notifier_conditions(self) -> dict[str, tuple[Severity, str]]:
         status = self.status_of(Names.NOTIFIER) or {}

@@ -9,11 +9,24 @@ A batch is handed to each handler by an *ask* (:class:`~actors.protocol.Handle`)
 the handler answers once the events are safe with it. Deliveries that queue
 up while a batch is with the handlers are handed on together (up to
 ``[flow] batch`` events per handler call), so that a busy router makes few
-large asks rather than many small ones. A handler that fails
-(raises, times out, is restarting) is retried with backoff, and after
-``[routing] max_attempts`` its events are dead-lettered in the journal, never
-silently lost. The router grants ``flow_control`` demand only for batches it
-has finished, so a failing handler slows the flow instead of piling work up.
+large asks rather than many small ones. The router grants ``flow_control``
+demand only for batches it has finished, so a failing handler slows the flow
+instead of piling work up: what is not handled stays in the journal.
+
+When a handler fails, the batch is retried with backoff (``[routing]
+retry_min_s`` doubling up to ``retry_max_s``) and the ``stalled:router``
+alert stands until a delivery succeeds again:
+
+- a handler that *cannot take* the events now (it is restarting, stopped,
+  too slow to answer, its mailbox is full, it answered
+  :class:`~actors.protocol.Refused`, or its database is busy or full) is
+  retried for as long as that lasts: a passing failure never ends a
+  notification;
+- a handler that *raises* on the events (a bug) is retried
+  ``[routing] max_attempts`` times; then the batch is retried one event at a
+  time, and an event the handler still raises on after as many attempts is
+  dead-lettered in the journal (outcome ``dead_letter``, counted and
+  logged), so one poisonous event cannot stall the others for ever.
 """
 
 from __future__ import annotations
@@ -38,9 +51,18 @@ from actors.protocol import (
     Settled,
     StreamReset,
 )
+from actors.stall import Stall
 from realtime.config import Config, Handler
 from realtime.event import Event, Outcome
-from supervision import ActorContext, ActorUnavailableError, Backoff, ChildSpec, MailboxSpec
+from realtime.storage import StorageUnavailableError
+from supervision import (
+    ActorContext,
+    ActorUnavailableError,
+    Backoff,
+    ChildSpec,
+    MailboxFullError,
+    MailboxSpec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +112,9 @@ class _IdleGrant:
 
 IDLE_GRANT_S = 1.0
 
+_PASSING = (ActorUnavailableError, pykka.Timeout, MailboxFullError, StorageUnavailableError)
+"""Handler failures that say "not now" rather than "never": retried without a limit."""
+
 
 class RouterActor(ReportingActor):
     def __init__(self, ctx: ActorContext, config: Config) -> None:
@@ -98,6 +123,7 @@ class RouterActor(ReportingActor):
         self.table = routing_table(config)
         routing = config.routing
         self.backoff = Backoff(routing.retry_min_s, routing.retry_max_s)
+        self.stall = Stall(self.backoff, "delivery to the handlers")
         self._waiting: _Work | None = None
         self._queue: collections.deque[_Work] = collections.deque()
         # Delivered events not yet planned, of one epoch, while more messages wait.
@@ -193,34 +219,52 @@ class RouterActor(ReportingActor):
             if isinstance(answer, Refused):
                 return self._failed(work, handler, answer.reason)
             work.remaining.popleft()
+            work.attempts = 0
+            if self.stall.resumed():
+                logger.warning("router: delivery to %s resumed", handler)
         return True
 
     def _failed(self, work: _Work, handler: str, error: BaseException | str) -> bool:
-        work.attempts += 1
+        """Retry ``work`` later, or isolate what a handler raises on; see the module doc."""
+        passing = isinstance(error, (str, *_PASSING))
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         detail = f"{handler}: {reason}"
         self.counters["handler_failures"] += 1
-        if work.attempts >= self.config.routing.max_attempts:
-            events = work.remaining[0][1]
-            logger.error(
-                "router: %d events dead-lettered after %d attempts (%s)",
-                len(events),
-                work.attempts,
-                detail,
-            )
-            self._settle(events, Outcome.DEAD_LETTER, detail[:500])
-            self.counters["dead_letter"] += len(events)
-            work.dead.update(e.committed_seq for e in events)
-            work.remaining.popleft()
-            work.attempts = 0
-            return self._advance(work)
-        delay = self.backoff.delay(work.attempts - 1)
+        if not passing:
+            work.attempts += 1
+            if work.attempts >= self.config.routing.max_attempts:
+                self._isolate(work, detail)
+                return self._advance(work)
+        delay = self.stall.failed(detail)
         logger.warning(
-            "router: %s failed (attempt %d); retry in %.2fs", detail, work.attempts, delay
+            "router: %s failed (%d in a row); retry in %.2fs", detail, self.stall.attempts, delay
         )
         self._waiting = work
         self.timers.send_after(delay, _Retry())
         return False
+
+    def _isolate(self, work: _Work, detail: str) -> None:
+        """The handler keeps raising on the first step: split it, or dead-letter its one event."""
+        handler, events = work.remaining.popleft()
+        work.attempts = 0
+        if len(events) > 1:
+            logger.error(
+                "router: %s raised on a batch of %d events %d times; retrying them one by one",
+                detail,
+                len(events),
+                self.config.routing.max_attempts,
+            )
+            work.remaining.extendleft((handler, (event,)) for event in reversed(events))
+            return
+        logger.error(
+            "router: event seq %d dead-lettered: %s raised on it %d times",
+            events[0].committed_seq,
+            detail,
+            self.config.routing.max_attempts,
+        )
+        self._settle(events, Outcome.DEAD_LETTER, detail[:500])
+        self.counters["dead_letter"] += 1
+        work.dead.add(events[0].committed_seq)
 
     def _finish(self, work: _Work) -> None:
         handled = [
@@ -253,6 +297,8 @@ class RouterActor(ReportingActor):
             "queued_batches": len(self._queue),
             "incoming": len(self._incoming),
             "retrying": self._waiting is not None,
+            "handler_failures": self.stall.total,
+            "stalled": self.stall.report(),
             "decisions": dict(self.decisions.most_common(50)),
             "routes": {k: list(v) for k, v in self.table.items()},
         }

@@ -1,19 +1,25 @@
 """What the source actors (``kills``, ``map:{slug}``) share: the way to the journal and reject logs.
 
 A source's reader thread hands every decoded batch to the journal itself, as
-one :class:`~actors.protocol.Ingest` (DESIGN.md principle 5: a reader never
-waits for processing, only for a put into a mailbox). When the journal cannot
-take it (restarting, mailbox refusing, or answering
-:class:`~actors.protocol.IngestRefused` because its disk is full), the batch
-goes to the source actor instead, which keeps it in a bounded FIFO
-(:class:`JournalLink`) and sends it again later. While anything is held, the
-reader routes every batch through the actor too (:class:`IngestGate`), so
-that batches reach the journal in the order they were read.
+one :class:`~actors.protocol.Ingest` (a reader waits for nothing but the
+journal), through its actor's :class:`IngestGate`. No batch read from a
+socket is ever dropped on the way:
 
-The held FIFO has a bound: when it is full the actor stops reading (closes
-its connection) until the journal takes everything back, and counts what it
-had to drop. An SSE source loses nothing that way (it resumes from the
-journal's committed cursor); the kill feed relies on the preload replay.
+- When the journal's mailbox is full (it is behind) or the journal is
+  restarting, the reader keeps the batch and waits, retrying with a short
+  backoff (:meth:`IngestGate.wait_for_room`). While it waits it reads
+  nothing more: the socket's flow control slows the server, and the
+  connection stays up (see :class:`~actors.connection.ReaderThread`).
+- When the journal answers :class:`~actors.protocol.IngestRefused` (its disk
+  is full), the refused batch goes back to the source actor, which keeps it in
+  :class:`JournalLink` and closes the gate: readers then wait at the gate, so
+  that batches reach the journal in the order they were read. The actor
+  offers the held batches again in rounds with a growing delay; a round with
+  no refusal since the previous one opens the gate again.
+
+What is held is bounded without a drop: a refused batch is one the journal
+had accepted into its bounded mailbox, and nothing new is read while the gate
+is closed. A reader holds at most one batch of its own.
 """
 
 from __future__ import annotations
@@ -24,11 +30,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
-
-import pykka
+from typing import Final
 
 from actors.protocol import Ingest, IngestRefused, Names
+from realtime.controls import escape_controls
 from realtime.event import Reject
 from supervision import (
     ActorUnavailableError,
@@ -42,84 +47,124 @@ from supervision import (
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """Reader thread -> its actor: a batch for the journal that must go through the actor.
-
-    ``journal_unavailable`` tells whether the reader found the journal not
-    running (or refusing puts), rather than the gate merely being paused.
-    """
+    """Reader thread -> its actor: a batch the reader could not deliver before it was retired."""
 
     ingest: Ingest
-    journal_unavailable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GateStatistics:
+    """What the readers of one actor waited for.
+
+    Attributes:
+        open: whether readers may send to the journal (closed while refused
+            batches are held).
+        waiting: readers waiting now (each holding one batch, reading nothing).
+        waits_total: times a reader had to wait.
+        waited_s: total time readers spent waiting.
+    """
+
+    open: bool
+    waiting: int
+    waits_total: int
+    waited_s: float
 
 
 class IngestGate:
-    """Where a reader thread sends its batches: to the journal, or to its actor while paused.
+    """Where reader threads send their batches: the journal, when it takes them.
 
-    Thread-safe; :meth:`deliver` is called by reader threads, :meth:`pause`
-    and :meth:`resume` by the actor.
+    Thread-safe: :meth:`send` and :meth:`wait_for_room` are called by reader
+    threads, :meth:`close` and :meth:`reopen` by the actor.
+
+    Args:
+        registry: to reach the journal by name.
+        retry: the delays between tries while the journal's mailbox is full.
     """
 
-    def __init__(self, registry: Registry, owner: pykka.ActorRef[Any]) -> None:
+    def __init__(self, registry: Registry, retry: Backoff) -> None:
         self._registry = registry
-        self._owner = owner
-        self._paused = threading.Event()
+        self._retry = retry
+        self._open = threading.Event()
+        self._open.set()
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._waits_total = 0
+        self._waited_s = 0.0
 
     @property
-    def paused(self) -> bool:
-        return self._paused.is_set()
+    def is_open(self) -> bool:
+        return self._open.is_set()
 
-    def pause(self) -> None:
-        self._paused.set()
+    def close(self) -> None:
+        self._open.clear()
 
-    def resume(self) -> None:
-        self._paused.clear()
+    def reopen(self) -> None:
+        self._open.set()
 
-    def deliver(self, ingest: Ingest) -> bool:
-        """Send ``ingest`` on; ``False`` only when the owning actor is gone (the reader should end).
+    def send(self, ingest: Ingest) -> bool:
+        """Tell the journal ``ingest`` if the gate is open and the journal takes it now."""
+        return self._open.is_set() and send_to_journal(self._registry, ingest)
 
-        A put into a full journal mailbox waits for room (the mailbox's policy
-        decides); a journal that is not running pauses the gate.
+    def wait_for_room(self, ingest: Ingest, aborted: threading.Event) -> bool:
+        """Send ``ingest``, waiting as long as it takes; ``False`` if ``aborted`` was set first.
+
+        Waits at the closed gate, or retries a journal that cannot take it
+        with growing delays (``retry``). ``aborted`` is checked at least every
+        ``retry.max_s``.
         """
-        unavailable = False
-        if not self._paused.is_set():
-            if send_to_journal(self._registry, ingest):
-                return True
-            unavailable = True
-            self._paused.set()
+        started = time.monotonic()
+        with self._lock:
+            self._waiting += 1
+            self._waits_total += 1
+        attempt = 0
         try:
-            self._owner.tell(Held(ingest, unavailable))
-        except pykka.ActorDeadError:
+            while not aborted.is_set():
+                if not self._open.is_set():
+                    # Woken at once when the gate opens; the timeout is for ``aborted``.
+                    self._open.wait(self._retry.max_s)
+                elif send_to_journal(self._registry, ingest):
+                    return True
+                else:
+                    aborted.wait(self._retry.ceiling(attempt))
+                    attempt += 1
             return False
-        return True
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                self._waited_s += time.monotonic() - started
+
+    def statistics(self) -> GateStatistics:
+        with self._lock:
+            return GateStatistics(
+                open=self._open.is_set(),
+                waiting=self._waiting,
+                waits_total=self._waits_total,
+                waited_s=self._waited_s,
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class HeldStatistics:
-    """How full the held FIFO is and what went through it.
+    """The held batches and what went through them.
 
     Attributes:
         size: batches held now; ``events``: events in them.
-        capacity: the bound on ``size``.
         high_water: the largest ``size`` seen.
-        held_total: batches that had to wait.
+        held_total: batches that had to be held.
         resent_total: batches sent to the journal again.
-        refused_total: batches the journal refused or could not take.
-        dropped_batches, dropped_events: what did not fit.
-        paused: whether the reader's batches go through the actor now.
+        refused_total: refusals and failed resends.
         resend_round: consecutive resend rounds that met a refusal.
+        gate: what the readers waited for.
     """
 
     size: int
     events: int
-    capacity: int
     high_water: int
     held_total: int
     resent_total: int
     refused_total: int
-    dropped_batches: int
-    dropped_events: int
-    paused: bool
     resend_round: int
+    gate: GateStatistics
 
 
 class Resend:
@@ -132,7 +177,7 @@ RESEND: Final = Resend()
 
 
 class JournalLink:
-    """The actor's side of the way to the journal: held batches, resends, pause and resume.
+    """The actor's side of the way to the journal: held batches, resends, the gate.
 
     Owned by one actor and used from its thread only (the :attr:`gate` is what
     its readers use). The actor passes every :class:`Held` and
@@ -141,71 +186,59 @@ class JournalLink:
 
     Resends go in rounds, the first ``backoff.delay(0)`` after a refusal: a
     round sends everything held; the next round, if no refusal came back in
-    between, resumes the gate, else the delay grows. A batch that does not
-    fit is dropped and counted; the actor stops reading while :attr:`full`.
+    between, opens the gate, else the delay grows.
+
+    Args:
+        registry: to reach the journal by name.
+        timers: the actor's timers (for :class:`Resend`).
+        backoff: the delays between resend rounds.
+        wait: the delays between a waiting reader's tries.
+        rand: the jitter's random source.
     """
 
     def __init__(
         self,
         registry: Registry,
-        owner: pykka.ActorRef[Any],
         timers: Timers,
         *,
-        capacity: int,
         backoff: Backoff,
+        wait: Backoff,
         rand: Callable[[], float],
     ) -> None:
-        if capacity < 1:
-            msg = f"the held-batch capacity must be at least 1, got {capacity}"
-            raise ValueError(msg)
-        self.gate = IngestGate(registry, owner)
+        self.gate = IngestGate(registry, wait)
         self._registry = registry
         self._timers = timers
         self._backoff = backoff
         self._rand = rand
-        self._capacity = capacity
         self._queue: collections.deque[Ingest] = collections.deque()
         self._events = 0
         self._high_water = 0
         self._held_total = 0
         self._resent_total = 0
         self._refused_total = 0
-        self._dropped_batches = 0
-        self._dropped_events = 0
         self._round = 0
         self._refused_since_round = False
         self._timer: TimerHandle | None = None
 
     @property
-    def full(self) -> bool:
-        return len(self._queue) >= self._capacity
-
-    @property
     def held(self) -> int:
         return len(self._queue)
 
-    def take(self, message: Held | IngestRefused) -> bool:
-        """Hold (or, when the gate is open again, forward) a batch; ``False`` if it was dropped."""
+    def take(self, message: Held | IngestRefused) -> None:
+        """Hold a batch and close the gate until the journal takes the held ones."""
         if isinstance(message, IngestRefused):
-            refused = True
-        else:
-            refused = message.journal_unavailable
-            if not refused and not self.gate.paused:
-                # Routed to the actor just before the gate opened again.
-                if send_to_journal(self._registry, message.ingest):
-                    return True
-                refused = True
-        if refused:
             self._refused_total += 1
             self._refused_since_round = True
-        self.gate.pause()
-        kept = self._hold(message.ingest)
+        self.gate.close()
+        self._queue.append(message.ingest)
+        self._events += len(message.ingest.events)
+        self._held_total += 1
+        self._high_water = max(self._high_water, len(self._queue))
         if self._timer is None:
             self._schedule()
-        return kept
 
     def resend(self) -> bool:
-        """A resend round; ``True`` when the gate opened again (the actor may read again)."""
+        """A resend round; ``True`` when the gate opened again."""
         self._timer = None
         clean = not self._refused_since_round
         self._refused_since_round = False
@@ -215,36 +248,27 @@ class JournalLink:
             self._refused_total += 1
             self._refused_since_round = True
         if clean and sent_all:
-            self.gate.resume()
+            self.gate.reopen()
             return True
         self._schedule()
         return False
+
+    def flush(self) -> int:
+        """Send what is held now, once (the actor stops); how many events could not be sent."""
+        self._send_held()
+        return self._events
 
     def statistics(self) -> HeldStatistics:
         return HeldStatistics(
             size=len(self._queue),
             events=self._events,
-            capacity=self._capacity,
             high_water=self._high_water,
             held_total=self._held_total,
             resent_total=self._resent_total,
             refused_total=self._refused_total,
-            dropped_batches=self._dropped_batches,
-            dropped_events=self._dropped_events,
-            paused=self.gate.paused,
             resend_round=self._round,
+            gate=self.gate.statistics(),
         )
-
-    def _hold(self, ingest: Ingest) -> bool:
-        if self.full:
-            self._dropped_batches += 1
-            self._dropped_events += len(ingest.events)
-            return False
-        self._queue.append(ingest)
-        self._events += len(ingest.events)
-        self._held_total += 1
-        self._high_water = max(self._high_water, len(self._queue))
-        return True
 
     def _send_held(self) -> bool:
         while self._queue:
@@ -271,6 +295,9 @@ def send_to_journal(registry: Registry, ingest: Ingest) -> bool:
 
 class RejectLog:
     """Warns about rejected input, at most once per reason per ``interval_s``.
+
+    The reject's text comes from outside: it is logged with its control
+    characters escaped (:func:`~realtime.controls.escape_controls`).
 
     The lines it holds back are counted and reported with the next line for
     that reason. Reasons beyond ``max_reasons`` share one budget (``other``).
@@ -311,8 +338,8 @@ class RejectLog:
         self._logger.warning(
             "%s: rejected input (%s): %s%s",
             self._source,
-            reject.reason,
-            reject.detail,
+            escape_controls(reject.reason),
+            escape_controls(reject.detail),
             f" ({held_back} more of this reason not logged)" if held_back else "",
         )
 

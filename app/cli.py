@@ -1,10 +1,21 @@
-"""The ``run.py`` command line (CONTRACT.md): run, tree, check-config, events, replay, bench."""
+"""The ``run.py`` command line: run, tree, check-config, events, replay, bench, doctor,
+import-env.
+
+Exit codes: 0 success; 1 the command failed (no instance answers, no journal,
+the journal cannot be read or is damaged, an event cannot be written out,
+the tree gave up, a doctor check failed); 2 the configuration or the
+arguments are wrong (an ``.env`` that import-env cannot carry over), or the
+data dir is held by another instance (``run``, ``replay --notify``). A
+failure is one line on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -15,9 +26,11 @@ import requests
 
 from actors.journal import journal_path
 from app.replay import Selection, read_journal
+from app.system import DataDirLockError, data_dir_lock
 from realtime import config as config_module
 from realtime.config import Config
 from realtime.export import parse_since, write_jsonl, write_msgpack
+from realtime.storage import StorageError
 from supervision import TreeStartError, render_tree
 
 logger = logging.getLogger("run")
@@ -85,6 +98,21 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", default="config.toml")
     check.set_defaults(handler=cmd_check_config)
+
+    doctor = sub.add_parser(
+        "doctor", help="check the outside world with the effective config (posts nothing)"
+    )
+    doctor.add_argument("--config", default="config.toml")
+    doctor.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds for each network step (default 5)"
+    )
+    doctor.set_defaults(handler=cmd_doctor)
+
+    import_env = sub.add_parser(
+        "import-env", help="print a config.toml equivalent to a WandererNotifier (Elixir) .env"
+    )
+    import_env.add_argument("file", help="the .env file")
+    import_env.set_defaults(handler=cmd_import_env)
     return parser
 
 
@@ -133,6 +161,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from app import doctor
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_BAD_CONFIG
+    if not args.timeout > 0:
+        print("doctor: --timeout must be a positive number of seconds", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    return doctor.run_cli(loaded, timeout_s=args.timeout)
+
+
+def cmd_import_env(args: argparse.Namespace) -> int:
+    from app import import_env
+
+    return import_env.run_cli(args.file)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from simulator.world import World
 
@@ -140,15 +186,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_BAD_CONFIG
     _setup_logging(loaded.app.log_level)
-    world = None
-    if loaded.simulator.enabled:
-        world = World(loaded.simulator, [m.slug for m in loaded.maps]).start()
-        loaded = world.apply(loaded)
     try:
-        return _run(loaded)
-    finally:
-        if world is not None:
-            world.stop()
+        # Before anything else: a second instance must not start the demo world either.
+        with data_dir_lock(loaded.data_path):
+            world = None
+            if loaded.simulator.enabled:
+                world = World(loaded.simulator, [m.slug for m in loaded.maps]).start()
+                loaded = world.apply(loaded)
+            try:
+                return _run(loaded)
+            finally:
+                if world is not None:
+                    world.stop()
+    except DataDirLockError as error:
+        logger.critical("cannot start: %s", error)
+        return EXIT_BAD_CONFIG
 
 
 def _run(loaded: Config) -> int:
@@ -227,6 +279,10 @@ def cmd_tree(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
+    """Exit 1 with one line on stderr when the journal cannot be read or an event written.
+
+    Reads the journal read-only: it works beside a running instance.
+    """
     loaded = _load(args.config)
     if loaded is None:
         return EXIT_BAD_CONFIG
@@ -239,24 +295,48 @@ def cmd_events(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"events: no journal at {path}", file=sys.stderr)
         return EXIT_FAILED
-    events = read_journal(path, selection)
-    if args.format == "jsonl":
-        write_jsonl(events, sys.stdout)
-    else:
-        write_msgpack(events, sys.stdout.buffer)
-    sys.stdout.flush()
+    try:
+        events = read_journal(path, selection)
+        if args.format == "jsonl":
+            write_jsonl(events, sys.stdout)
+        else:
+            write_msgpack(events, sys.stdout.buffer)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error of ours, nothing more to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except (StorageError, ValueError, TypeError, OSError) as error:
+        print(f"events: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from app.replay import replay
-    from app.system import handler_children
-    from realtime.export import ExportFormatError, read_msgpack
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
+
+def cmd_replay(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if loaded is None:
         return EXIT_BAD_CONFIG
     _setup_logging("WARNING")
+    try:
+        with contextlib.ExitStack() as held:
+            # --notify writes the live ledger: not beside a running instance.
+            if args.notify:
+                held.enter_context(data_dir_lock(loaded.data_path))
+            return _replay(args, loaded)
+    except DataDirLockError as error:
+        print(f"replay: {error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+
+
+def _replay(args: argparse.Namespace, loaded: Config) -> int:
+    from app.replay import replay
+    from app.system import handler_children
+    from realtime.export import ExportFormatError, read_msgpack
+
     live_journal = journal_path(loaded)
     ledger = live_journal if args.notify else None
     try:
@@ -278,8 +358,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 lambda config: handler_children(config, ledger_database=ledger, announce=False),
                 notify=args.notify,
             )
-    except (ExportFormatError, OSError, ValueError) as error:
-        print(f"replay: {error}", file=sys.stderr)
+    except (ExportFormatError, StorageError, OSError, ValueError, RuntimeError) as error:
+        print(f"replay: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
     summary = {
         "events": result.events,

@@ -15,8 +15,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +46,51 @@ from supervision import (
     SupervisionTree,
     SupervisorSpec,
 )
+
+LOCK_FILE = "instance.lock"
+"""The file in ``[app] data_dir`` whose lock a writing instance holds (it holds its PID)."""
+
+
+class DataDirLockError(RuntimeError):
+    """The data dir cannot be held: another live process holds it (the message names
+    it), or the lock file cannot be created."""
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir for this process: only one instance may write it at a time.
+
+    An ``flock`` on ``data_dir/instance.lock``, which holds this process's PID.
+    The kernel releases it when the process ends, however it ends (``SIGKILL``
+    included), so a stale file never blocks a start. Nothing else in
+    ``data_dir`` is touched before the lock is held.
+
+    Raises:
+        DataDirLockError: another process holds it (the message names its
+            PID), or the directory or the file cannot be created.
+    """
+    path = data_dir / LOCK_FILE
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        msg = f"cannot create the lock file {path}: {error}"
+        raise DataDirLockError(msg) from error
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            msg = (
+                f"the data dir {data_dir} is in use by process {holder} (it holds {path}); "
+                "stop that instance first, or point [app] data_dir elsewhere"
+            )
+            raise DataDirLockError(msg) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 @dataclass(slots=True)

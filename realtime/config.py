@@ -83,6 +83,12 @@ class SimulatorConfig:
 
 @dataclass(frozen=True, slots=True)
 class KillsSourceConfig:
+    """``[sources.kills]``: the wanderer-kills feed.
+
+    ``max_frame_bytes`` bounds one WebSocket message, fragments together: a
+    larger one is rejected (``frame_too_large``) by its frame header, unread.
+    """
+
     enabled: bool = True
     url: str = "ws://127.0.0.1:4004/socket/websocket"
     heartbeat_interval_s: float = 30.0
@@ -99,11 +105,33 @@ class KillsSourceConfig:
 
 @dataclass(frozen=True, slots=True)
 class SourcesConfig:
+    """``[sources]``: what every feed shares.
+
+    ``max_json_depth`` rejects input nested deeper (``too_deep``), on both
+    feeds, before it is parsed (at most 254: deeper data cannot be encoded
+    again). A reader whose batch the journal's full mailbox cannot take waits
+    (reading nothing: the server is slowed down) and tries again at most
+    ``journal_wait_max_s`` later. Batches the journal refused (disk full) are
+    offered again after ``resend_min_s``, the delay growing to ``resend_max_s``.
+    """
+
     kills: KillsSourceConfig = field(default_factory=KillsSourceConfig)
+    max_json_depth: int = 64
+    journal_wait_max_s: float = 0.05
+    resend_min_s: float = 0.5
+    resend_max_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class MapConfig:
+    """``[[maps]]``: one Wanderer map's event stream.
+
+    ``max_line_bytes`` and ``max_event_bytes`` bound the SSE parser (a longer
+    line, or an event with more ``data``, is dropped and counted);
+    ``max_rest_bytes`` bounds one REST bootstrap answer, decompressed (a
+    longer one is rejected: ``rest_answer_too_large``).
+    """
+
     slug: str
     base_url: str = "http://127.0.0.1:4010"
     api_key: Secret = NO_SECRET
@@ -114,6 +142,9 @@ class MapConfig:
     reconnect_max_s: float = 60.0
     config_error_retry_s: float = 300.0
     backfill_window_s: float = 600.0
+    max_line_bytes: int = 1_048_576
+    max_event_bytes: int = 4_194_304
+    max_rest_bytes: int = 16_777_216
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +304,8 @@ class JournalConfig:
     another connection's lock; a write that fails for a passing reason (busy,
     disk full, cap reached) is retried after ``retry_min_s``, doubling up to
     ``retry_max_s``, and alerted meanwhile. ``tail_events`` bounds the
-    committed, undelivered events kept in memory for delivery without a read.
+    committed, undelivered events kept in memory for delivery without a read;
+    ``purge_rows`` the rows one retention transaction deletes.
     """
 
     retention_days: float = 7.0
@@ -288,6 +320,7 @@ class JournalConfig:
     retry_min_s: float = 0.1
     retry_max_s: float = 5.0
     tail_events: int = 20_000
+    purge_rows: int = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,6 +570,7 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
         )
     if not kills.url.startswith(("ws://", "wss://", "http://", "https://")):
         raise ConfigError(f"sources.kills.url: {kills.url!r} is not a ws(s):// or http(s):// URL")
+    _validate_sources(config.sources)
     seen: set[str] = set()
     for index, map_config in enumerate(config.maps):
         key = f"maps[{index}]"
@@ -549,6 +583,9 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
             raise ConfigError(f"{key}.base_url: {map_config.base_url!r} is not an http(s) URL")
         if map_config.keepalive_timeout_s <= 0:
             raise ConfigError(f"{key}.keepalive_timeout_s: must be positive")
+        for bound in ("max_line_bytes", "max_event_bytes", "max_rest_bytes"):
+            if getattr(map_config, bound) < 1:
+                raise ConfigError(f"{key}.{bound}: must be at least 1")
         if not config.simulator.enabled and not map_config.api_key:
             raise ConfigError(
                 f"{key}.api_key: empty (from {map_config.api_key.origin}); "
@@ -585,9 +622,7 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
     if config.dedup.max_entries < 1:
         raise ConfigError("dedup.max_entries: must be at least 1")
     _validate_journal(config.journal)
-    problem = routes_problem(config)
-    if problem is not None:
-        raise ConfigError(problem)
+    _fail_on(routes_problem(config))
 
 
 def _validate_journal(journal: JournalConfig) -> None:
@@ -599,6 +634,30 @@ def _validate_journal(journal: JournalConfig) -> None:
         raise ConfigError("journal.retry_min_s: need 0 < retry_min_s <= retry_max_s")
     if journal.tail_events < 1:
         raise ConfigError("journal.tail_events: must be at least 1")
+    if journal.purge_rows < 1:
+        raise ConfigError("journal.purge_rows: must be at least 1")
+
+
+def _validate_sources(sources: SourcesConfig) -> None:
+    if not 1 <= sources.max_json_depth <= 254:
+        raise ConfigError(
+            f"sources.max_json_depth: {sources.max_json_depth} is not within 1-254 "
+            "(deeper data cannot be encoded again)"
+        )
+    if sources.kills.max_frame_bytes < 1:
+        raise ConfigError("sources.kills.max_frame_bytes: must be at least 1")
+    if sources.journal_wait_max_s <= 0:
+        raise ConfigError("sources.journal_wait_max_s: must be positive")
+    if not 0 < sources.resend_min_s <= sources.resend_max_s:
+        raise ConfigError(
+            "sources.resend_min_s: need 0 < resend_min_s <= resend_max_s "
+            f"({sources.resend_min_s}, {sources.resend_max_s})"
+        )
+
+
+def _fail_on(problem: str | None) -> None:
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def _without_retired_keys(table: Mapping[str, Any]) -> Mapping[str, Any]:

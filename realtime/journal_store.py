@@ -373,6 +373,12 @@ class JournalStore:
             row = db.execute("SELECT value FROM cursors WHERE source = ?", (source,)).fetchone()
         return None if row is None else str(row[0])
 
+    def cursors(self) -> dict[str, str]:
+        """Every source's last committed resume point."""
+        with self._database.reading("cursors") as db:
+            rows = db.execute("SELECT source, value FROM cursors").fetchall()
+        return {str(source): str(value) for source, value in rows}
+
     def checkpoint(self, name: str = DEFAULT_CHECKPOINT) -> int:
         """The seq up to which consumer ``name`` has handled everything (0 if unset)."""
         with self._database.reading("checkpoint") as db:
@@ -524,3 +530,20 @@ class JournalStore:
             rejects=self._rejects_by_reason.total(),
             rejects_by_reason=MappingProxyType(dict(self._rejects_by_reason)),
         )
+
+
+def split_storable(events: Sequence[Event]) -> tuple[list[Event], list[Reject]]:
+    """``events`` split into those :meth:`JournalStore.append` can store, and a
+    reject (``unstorable_event``) for each of the others (data msgpack cannot pack)."""
+    storable: list[Event] = []
+    rejects: list[Reject] = []
+    for event in events:
+        try:
+            msgpack.packb(dict(event.data))
+        except (TypeError, ValueError) as error:
+            detail = f"{event.type} {event.id}: its data cannot be stored: {error}"
+            raw = f"{event.source} {event.type} {event.id}".encode()
+            rejects.append(Reject(event.source, "unstorable_event", detail, raw, event.received_at))
+        else:
+            storable.append(event)
+    return storable, rejects

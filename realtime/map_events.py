@@ -5,7 +5,7 @@
 stream's ``connected`` greeting, a :class:`MapControl`. :func:`parse_systems`
 and :func:`parse_tracked_characters` read the REST answers that bootstrap what
 a map tracks. :func:`stream_url` and :func:`stream_headers` build the request
-that opens the stream (PROTOCOLS.md sections 2 and 3).
+that opens the stream.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from urllib.parse import quote
 import orjson
 
 from realtime.event import Event, Priority, Reject, map_source, parse_time
+from realtime.json_depth import DEFAULT_JSON_DEPTH, nesting_exceeds
 from realtime.keys import Strategy, event_key
 from realtime.sse import SseEvent
 
@@ -51,7 +52,7 @@ KNOWN_MAP_EVENTS = frozenset(
         "rally_point_removed",
     }
 )
-"""The event types a Wanderer map sends besides ``connected`` (PROTOCOLS.md section 2)."""
+"""The event types a Wanderer map sends besides ``connected``."""
 
 DEFAULT_MAP_EVENTS: tuple[str, ...] = (
     "add_system",
@@ -120,6 +121,7 @@ def decode_map_event(
     default_strategy: Strategy,
     *,
     max_raw_bytes: int = DEFAULT_MAX_RAW_BYTES,
+    max_depth: int = DEFAULT_JSON_DEPTH,
 ) -> Event | Reject | MapControl:
     """Decode one SSE event of the map ``slug``.
 
@@ -132,8 +134,11 @@ def decode_map_event(
     ``default_strategy``, its priority :func:`map_event_priority`. A type
     outside :data:`KNOWN_MAP_EVENTS` still decodes.
 
+    Never raises: input that cannot become an event becomes a reject.
     Reject reasons, checked in this order:
 
+    - ``too_deep``: data nested deeper than ``max_depth`` (checked before it
+      is parsed, as the kill feed's frames are);
     - ``invalid_json``: data is not JSON (or not UTF-8 text JSON accepts);
     - ``not_an_object``: the JSON is not an object;
     - ``invalid_map_id``: ``map_id`` is present and not a string;
@@ -146,12 +151,16 @@ def decode_map_event(
       8601 string;
     - ``missing_payload`` / ``invalid_payload``: absent or null, or not an object;
     - ``missing_killmail_id``: a ``map_kill`` whose payload has no integer
-      ``killmail_id``.
+      ``killmail_id``;
+    - ``internal_error``: a bug in this decoder (the event is kept as a reject
+      rather than lost with a crash).
 
     The reject keeps at most ``max_raw_bytes`` of the data.
     """
     source = map_source(slug)
     try:
+        if nesting_exceeds(sse.data, max_depth):
+            raise _RejectedError("too_deep", f"nested deeper than max_depth {max_depth}")
         envelope = _object(sse.data)
         if sse.type == CONNECTED:
             return _control(envelope)
@@ -163,13 +172,16 @@ def decode_map_event(
             strategy=strategies.get(sse.type, default_strategy),
         )
     except _RejectedError as rejected:
-        return Reject(
-            source=source,
-            reason=rejected.reason,
-            detail=f"{sse.type} {sse.last_event_id or '(no id)'}: {rejected.detail}",
-            raw=sse.data.encode("utf-8", "replace")[:max_raw_bytes],
-            received_at=received_at_ns,
-        )
+        reason, detail = rejected.reason, rejected.detail
+    except Exception as error:  # noqa: BLE001 -- a decoder bug must not lose the event
+        reason, detail = "internal_error", f"{type(error).__name__}: {error}"
+    return Reject(
+        source=source,
+        reason=reason,
+        detail=f"{sse.type} {sse.last_event_id or '(no id)'}: {detail}",
+        raw=sse.data.encode("utf-8", "replace")[:max_raw_bytes],
+        received_at=received_at_ns,
+    )
 
 
 def _object(data: str) -> dict[str, Any]:
@@ -428,9 +440,15 @@ def _as_str(value: object) -> str | None:
 
 
 def _as_float(value: object) -> float | None:
+    """A JSON number as a float; ``None`` for anything else, or an integer too large for one."""
     if isinstance(value, float):
         return value
-    return float(value) if _is_int(value) else None
+    if not _is_int(value):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def _shape(value: object) -> str:
@@ -471,13 +489,19 @@ def stream_headers(api_key: str, last_event_id: str | None) -> dict[str, str]:
 
     ``Authorization: Bearer`` is sent only with a non-empty ``api_key`` (a
     loopback demo map may need none); ``Last-Event-ID`` only with a non-empty
-    id. ``Cache-Control: no-cache`` keeps proxies from serving a stale stream.
+    id. ``Cache-Control: no-cache`` keeps proxies from serving a stale stream;
+    ``Accept-Encoding: identity`` asks them not to compress it (a compressed
+    event stream arrives in bursts, when the compressor flushes).
 
     Raises:
         ValueError: the key or the id contains CR, LF or NUL, which would
             split or truncate the header.
     """
-    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    headers = {
+        "Accept": "text/event-stream",
+        "Accept-Encoding": "identity",
+        "Cache-Control": "no-cache",
+    }
     if api_key:
         headers["Authorization"] = f"Bearer {_header_value('api_key', api_key)}"
     if last_event_id:

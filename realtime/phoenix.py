@@ -7,72 +7,53 @@ and sends the frames it returns (:meth:`~PhoenixClient.join_frame`,
 ``now`` is always a monotonic clock in seconds (``time.monotonic()``), the same
 for every call on one client.
 
-Wire protocol: the Phoenix "V1" JSON serializer (``vsn=1.0.0``), where every
-frame is one JSON object ``{"topic", "event", "payload", "ref"}``. The quirks
-of the real server this follows are in PROTOCOLS.md §1:
+This module is the wire protocol: the Phoenix "V1" JSON serializer
+(``vsn=1.0.0``), where every frame is one JSON object ``{"topic", "event",
+"payload", "ref"}``, the channel's state, the join, heartbeats and liveness.
+What the pushes become is :mod:`realtime.kill_events`; keeping the server's
+subscription in step is :mod:`realtime.subscriptions` (as the map side has
+:mod:`realtime.sse` and :mod:`realtime.map_events`).
 
-- one invalid id rejects a whole join, so ids are filtered before they are sent;
-- subscriptions change with ``subscribe_*``/``unsubscribe_*`` pushes (a re-join
-  replays the preload), at most ``updates_per_minute`` of them in any minute;
-- heartbeats are measured from the *reply*: a heartbeat that is sent proves
-  nothing (the Elixir client counted those and never noticed a half-open socket);
-- each kill often arrives twice, and again with every preload: the events carry
-  the same dedup key and deduplication downstream removes them.
+Heartbeats are measured from the *reply*: a heartbeat that is sent proves
+nothing (the Elixir client counted those and never noticed a half-open
+socket). Liveness runs on a reading clock that stands still while the program
+chose not to read (:meth:`PhoenixClient.reading_paused`).
 
 Input is never trusted and never raises: whatever cannot become an
 :class:`~realtime.event.Event` becomes a :class:`~realtime.event.Reject` with a
-:class:`RejectReason`, and one bad killmail does not reject its batch.
+:class:`~realtime.kill_events.RejectReason`.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from itertools import accumulate
-from typing import Any, Final, TypeGuard
+from dataclasses import dataclass
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from realtime.event import KILLS_SOURCE, Event, Priority, Reject, parse_time
-from realtime.keys import NoDomainKeyError, Strategy, event_key
+from realtime.event import Event, Reject
+from realtime.json_depth import DEFAULT_JSON_DEPTH, MAX_JSON_DEPTH, nesting_exceeds
+from realtime.keys import Strategy
+from realtime.kill_events import (
+    DETAIL_CHARS,
+    KillDecoder,
+    RejectReason,
+    describe,
+    encode_text,
+    quote,
+)
+from realtime.subscriptions import Subscription, SubscriptionAck, Subscriptions
 
 DEFAULT_TOPIC: Final = "killmails:lobby"
 PROTOCOL_VSN: Final = "1.0.0"
 SOCKET_PATH: Final = "/socket/websocket"
 
-MAX_SYSTEM_ID: Final = 50_000_000
-MIN_CHARACTER_ID: Final = 90_000_000
-MAX_CHARACTER_ID: Final = 3_000_000_000
-
 _PUSH_TIMEOUT_S: Final = 10.0  # phoenix.js DEFAULT_TIMEOUT for a push's reply
-_MAX_ENCODER_DEPTH: Final = 254  # orjson.dumps refuses deeper data (content keys use it)
-_DETAIL_CHARS: Final = 120
-
-
-class RejectReason(enum.StrEnum):
-    """Why input did not become an event (the ``reason`` of a :class:`Reject`)."""
-
-    FRAME_TOO_LARGE = "frame_too_large"
-    TOO_DEEP = "too_deep"
-    """Nested deeper than ``max_depth``; orjson 3.8 overflows the C stack on deep input."""
-    BINARY_FRAME = "binary_frame"
-    INVALID_JSON = "invalid_json"
-    NOT_AN_OBJECT = "not_an_object"
-    INVALID_FRAME = "invalid_frame"
-    UNKNOWN_TOPIC = "unknown_topic"
-    UNKNOWN_EVENT = "unknown_event"
-    INVALID_PAYLOAD = "invalid_payload"
-    INVALID_KILLMAIL = "invalid_killmail"
-    MISSING_KILLMAIL_ID = "missing_killmail_id"
-    INVALID_KILL_TIME = "invalid_kill_time"
-    INVALID_TIMESTAMP = "invalid_timestamp"
-    NO_DEDUP_KEY = "no_dedup_key"
-    INTERNAL_ERROR = "internal_error"
-    """A bug in this decoder; the frame is kept rather than lost with a crash."""
+_MAX_UNANSWERED: Final = 64  # heartbeats remembered while replies wait (a long pause)
 
 
 class ChannelState(enum.StrEnum):
@@ -84,30 +65,9 @@ class ChannelState(enum.StrEnum):
     ERRORED = "errored"
 
 
-class UpdateKind(enum.StrEnum):
-    """A subscription change; the value is the event name pushed to the server.
-
-    Members are in sending order: removals first, so that the server's limits
-    on subscribed ids are not exceeded while a change is under way.
-    """
-
-    UNSUBSCRIBE_SYSTEMS = "unsubscribe_systems"
-    UNSUBSCRIBE_CHARACTERS = "unsubscribe_characters"
-    SUBSCRIBE_SYSTEMS = "subscribe_systems"
-    SUBSCRIBE_CHARACTERS = "subscribe_characters"
-
-    @property
-    def adds(self) -> bool:
-        return self in (UpdateKind.SUBSCRIBE_SYSTEMS, UpdateKind.SUBSCRIBE_CHARACTERS)
-
-    @property
-    def systems(self) -> bool:
-        return self in (UpdateKind.SUBSCRIBE_SYSTEMS, UpdateKind.UNSUBSCRIBE_SYSTEMS)
-
-
 @dataclass(frozen=True, slots=True)
 class Preload:
-    """The join's request for recent kills (servers may ignore it: see PROTOCOLS.md)."""
+    """The join's request for recent kills (the real server replays 5 per system anyway)."""
 
     enabled: bool = True
     limit_per_system: int = 20
@@ -122,14 +82,6 @@ class Preload:
 
 
 DEFAULT_PRELOAD: Final = Preload()
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """Sets of valid system and character ids."""
-
-    systems: frozenset[int] = frozenset()
-    characters: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,20 +107,6 @@ class ChannelClosed:
 @dataclass(frozen=True, slots=True)
 class ChannelErrored:
     """The channel crashed on the server (``phx_error``): rejoin with backoff."""
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionAck:
-    """The server answered a subscription change.
-
-    ``ok`` false means it refused (``reason``); the change is retried by a
-    later :meth:`PhoenixClient.pending_updates`, within the rate limit.
-    """
-
-    kind: UpdateKind
-    ids: frozenset[int]
-    ok: bool
-    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,108 +206,17 @@ class _Message:
         payload = decoded.get("payload")
         ref = decoded.get("ref")
         if not isinstance(topic, str):
-            return f"topic is {_describe(topic)}, not a string"
+            return f"topic is {describe(topic)}, not a string"
         if not isinstance(event, str):
-            return f"event is {_describe(event)}, not a string"
+            return f"event is {describe(event)}, not a string"
         if not isinstance(payload, dict):
-            return f"payload of {_quote(event)} is {_describe(payload)}, not an object"
+            return f"payload of {quote(event)} is {describe(payload)}, not an object"
         if ref is not None and not isinstance(ref, str):
-            return f"ref of {_quote(event)} is {_describe(ref)}, not a string or null"
+            return f"ref of {quote(event)} is {describe(ref)}, not a string or null"
         return _Message(topic, event, payload, ref)
 
 
 _Handler = Callable[[_Message, str | bytes, int], Received]
-
-
-@dataclass(slots=True)
-class _InFlight:
-    ref: str
-    ids: frozenset[int]
-    sent_at: float
-
-
-@dataclass(slots=True)
-class _SlidingWindow:
-    """At most ``limit`` acquisitions in any ``window_s`` interval.
-
-    Stricter than a token bucket that starts full, which would allow twice
-    the limit in the first window and break a server's per-minute limit.
-    """
-
-    limit: int
-    window_s: float
-    times: deque[float] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.times = deque(maxlen=self.limit)
-
-    def forget_before(self, now: float) -> None:
-        """Drop the acquisitions that are out of the window ending at ``now``."""
-        while self.times and now - self.times[0] >= self.window_s:
-            self.times.popleft()
-
-    def try_acquire(self, now: float) -> bool:
-        self.forget_before(now)
-        if len(self.times) >= self.limit:
-            return False
-        self.times.append(now)
-        return True
-
-
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
-_QUOTED = re.compile(rb'"[^"]*"')
-_NOT_STRUCTURE = bytes(set(range(256)) - set(b'[]{}"'))
-_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-
-
-def _nesting_exceeds(frame: str | bytes, limit: int) -> bool:
-    """Whether the JSON text ``frame`` nests deeper than ``limit``, without parsing it.
-
-    Exact for well-formed JSON (brackets inside strings do not count); for
-    malformed text it never underestimates how deep a parser would go before
-    failing. Linear, in C for the most part: about 1 µs per KB.
-    """
-    if isinstance(frame, str):
-        if frame.count("[") + frame.count("{") <= limit:
-            return False
-        frame = frame.encode("utf-8", "surrogatepass")
-    elif frame.count(b"[") + frame.count(b"{") <= limit:
-        return False
-    if b"\\" in frame:
-        # Dropping escapes leaves quotes only as string delimiters.
-        frame = _ESCAPE.sub(b"", frame)
-    # Keep brackets and quotes; dropping a pair of adjacent quotes (a string
-    # without brackets) keeps every other mark inside or outside a string.
-    marks = frame.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
-    if b'"' in marks:
-        marks = _QUOTED.sub(b"", marks)
-    # An unpaired quote is left only by malformed text: counting what follows
-    # it errs on the deep side.
-    steps = memoryview(marks.translate(_DEPTH_STEPS, b'"')).cast("b")
-    return max(accumulate(steps), default=0) > limit
-
-
-def _quote(text: str) -> str:
-    """``text`` quoted and cut short, for a reject's detail."""
-    quoted = repr(text)
-    return quoted if len(quoted) <= _DETAIL_CHARS else quoted[:_DETAIL_CHARS] + "…"
-
-
-def _describe(value: object) -> str:
-    """A short description of a JSON value, for a reject's detail."""
-    if value is None:
-        return "null or missing"
-    if isinstance(value, str):
-        return f"the string {_quote(value)}"
-    if isinstance(value, dict):
-        return f"an object of {len(value)} keys"
-    if isinstance(value, list):
-        return f"a list of {len(value)} items"
-    return f"{type(value).__name__} {value!r}"
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class PhoenixClient:
@@ -405,7 +252,7 @@ class PhoenixClient:
         max_systems: int = 10_000,
         max_characters: int = 50_000,
         max_reject_bytes: int = 65_536,
-        max_depth: int = 64,
+        max_depth: int = DEFAULT_JSON_DEPTH,
         push_timeout_s: float = _PUSH_TIMEOUT_S,
     ) -> None:
         """Raises:
@@ -419,7 +266,7 @@ class PhoenixClient:
             "max_systems": max_systems >= 0,
             "max_characters": max_characters >= 0,
             "max_reject_bytes": max_reject_bytes >= 0,
-            "max_depth": 1 <= max_depth <= _MAX_ENCODER_DEPTH,
+            "max_depth": 1 <= max_depth <= MAX_JSON_DEPTH,
             "push_timeout_s": push_timeout_s > 0,
         }
         invalid = [name for name, ok in checks.items() if not ok]
@@ -430,29 +277,24 @@ class PhoenixClient:
         self._heartbeat_interval_s = heartbeat_interval_s
         self._heartbeat_timeout_s = heartbeat_timeout_s
         self._max_frame_bytes = max_frame_bytes
-        self._strategy: Strategy = key_strategy
         self._max_systems = max_systems
         self._max_characters = max_characters
-        self._max_reject_bytes = max_reject_bytes
         self._max_depth = max_depth
         self._push_timeout_s = push_timeout_s
-        self._updates_per_minute = updates_per_minute
-
-        self._desired = Subscription()
+        self._kills = KillDecoder(key_strategy, max_reject_bytes)
+        self._subscriptions = Subscriptions(
+            updates_per_minute=updates_per_minute,
+            max_systems=max_systems,
+            max_characters=max_characters,
+            push_timeout_s=push_timeout_s,
+        )
         self._next_ref = 0
         self._frames = 0
-        self._events = 0
-        self._rejects: dict[str, int] = {}
         self._ignored: dict[str, int] = {}
-        self._dropped_ids: dict[str, int] = {}
         self._joins_sent = 0
         self._join_failures = 0
         self._heartbeats_sent = 0
         self._heartbeat_replies = 0
-        self._updates_sent = 0
-        self._updates_confirmed = 0
-        self._updates_failed = 0
-        self._updates_timed_out = 0
         self._handlers: dict[str, _Handler] = {
             "killmail_update": self._killmail_update,
             "kill_count_update": self._kill_count_update,
@@ -468,18 +310,20 @@ class PhoenixClient:
 
     def _start_connection(self) -> None:
         self._state = ChannelState.CLOSED
-        self._acknowledged = Subscription()
+        self._subscriptions.new_connection()
         self._join_ref: str | None = None
         self._previous_join_ref: str | None = None
-        self._join_subscription = Subscription()
-        self._join_sent_at = 0.0
-        self._in_flight: dict[UpdateKind, _InFlight] = {}
-        self._update_window = _SlidingWindow(self._updates_per_minute, 60.0)
+        # Liveness runs on the reading clock (see _reading): the real time
+        # minus the time the program chose not to read this connection.
+        self._paused_total_s = 0.0
+        self._paused_at: float | None = None
         self._epoch: float | None = None
-        self._last_inbound: float | None = None
-        self._heartbeat_ref: str | None = None
+        self._epoch_r = 0.0
+        self._join_sent_r = 0.0
+        self._last_inbound_r: float | None = None
         self._heartbeat_sent_at: float | None = None
-        self._missed_heartbeat_ref: str | None = None
+        self._unanswered: deque[tuple[str, float]] = deque(maxlen=_MAX_UNANSWERED)
+        self._unanswered_since_r: float | None = None
         self._last_rtt_s: float | None = None
 
     # -- connection ------------------------------------------------------------------
@@ -535,12 +379,12 @@ class PhoenixClient:
     @property
     def desired(self) -> Subscription:
         """What the subscription should be (valid ids only)."""
-        return self._desired
+        return self._subscriptions.desired
 
     @property
     def acknowledged(self) -> Subscription:
         """What the server has confirmed on this connection."""
-        return self._acknowledged
+        return self._subscriptions.acknowledged
 
     @property
     def last_rtt_s(self) -> float | None:
@@ -566,19 +410,17 @@ class PhoenixClient:
         again on the same connection is allowed (the server replays the preload).
         """
         self._observe(now)
-        self._desired = self._valid_subscription(systems, characters)
+        self._subscriptions.set_desired(systems, characters)
+        subscription = self._subscriptions.joining()
         if self._join_ref is not None:
             self._previous_join_ref = self._join_ref
         self._join_ref = self._new_ref()
-        self._join_subscription = self._desired
-        self._join_sent_at = now
-        self._acknowledged = Subscription()
-        self._in_flight.clear()
+        self._join_sent_r = self._reading(now)
         self._state = ChannelState.JOINING
         self._joins_sent += 1
         payload = {
-            "systems": sorted(self._desired.systems),
-            "character_ids": sorted(self._desired.characters),
+            "systems": sorted(subscription.systems),
+            "character_ids": sorted(subscription.characters),
             "preload": preload.payload(),
         }
         return self._frame(self._topic, "phx_join", payload, self._join_ref)
@@ -589,40 +431,26 @@ class PhoenixClient:
 
         Nothing is sent: :meth:`pending_updates` turns the difference into frames.
         """
-        self._desired = self._valid_subscription(systems, characters)
+        self._subscriptions.set_desired(systems, characters)
 
     def pending_updates(self, now: float) -> list[str]:
         """Frames that move the server's subscription towards the desired one.
 
-        Only while ``joined``. At most one change of each :class:`UpdateKind`
-        is awaiting a reply at a time, each frame carries all the ids of its
-        kind, and at most ``updates_per_minute`` frames go out in any 60 s: what
-        does not fit is sent by a later call. A change unanswered for
-        ``push_timeout_s`` counts as failed and is sent again.
+        Only while ``joined``. At most one change of each
+        :class:`~realtime.subscriptions.UpdateKind` is awaiting a reply at a
+        time, each frame carries all the ids of its kind, and at most
+        ``updates_per_minute`` frames go out in any 60 s: what does not fit is
+        sent by a later call. A change unanswered for ``push_timeout_s``
+        counts as failed and is sent again.
         """
         self._observe(now)
-        self._update_window.forget_before(now)
-        for kind, pending in list(self._in_flight.items()):
-            if now - pending.sent_at >= self._push_timeout_s:
-                del self._in_flight[kind]
-                self._updates_timed_out += 1
-        if self._state is not ChannelState.JOINED:
-            return []
-        frames: list[str] = []
-        for kind in UpdateKind:
-            if kind in self._in_flight:
-                continue
-            ids = self._difference(kind)
-            if not ids:
-                continue
-            if not self._update_window.try_acquire(now):
-                break
-            ref = self._new_ref()
-            self._in_flight[kind] = _InFlight(ref, ids, now)
-            self._updates_sent += 1
-            field_name = "systems" if kind.systems else "character_ids"
-            frames.append(self._frame(self._topic, kind.value, {field_name: sorted(ids)}, ref))
-        return frames
+        updates = self._subscriptions.pending(
+            now, self._state is ChannelState.JOINED, self._new_ref
+        )
+        return [
+            self._frame(self._topic, update.kind.value, {update.kind.field: update.ids}, update.ref)
+            for update in updates
+        ]
 
     # -- heartbeats and liveness -----------------------------------------------------
 
@@ -638,45 +466,69 @@ class PhoenixClient:
     def heartbeat_frame(self, now: float) -> str:
         """A heartbeat with a fresh ref; its reply gives the round trip.
 
-        Sending one while the previous is unanswered marks the connection dead
-        (see :meth:`is_dead`). Sending is not traffic: only replies are.
+        Sending is not traffic: only replies are. A reply answers its
+        heartbeat and every one sent before it (the server answers in order).
         """
         self._observe(now)
-        if self._heartbeat_ref is not None:
-            self._missed_heartbeat_ref = self._heartbeat_ref
-        self._heartbeat_ref = self._new_ref()
+        ref = self._new_ref()
+        sent_r = self._reading(now)
+        self._unanswered.append((ref, sent_r))
+        if self._unanswered_since_r is None:
+            self._unanswered_since_r = sent_r
         self._heartbeat_sent_at = now
         self._heartbeats_sent += 1
-        return self._frame("phoenix", "heartbeat", {}, self._heartbeat_ref)
+        return self._frame("phoenix", "heartbeat", {}, ref)
+
+    def reading_paused(self, now: float) -> None:
+        """The program stopped reading this connection (its journal is behind).
+
+        Until :meth:`reading_resumed` the reading clock stands still: what
+        arrives meanwhile waits unread in the socket, so the peer owes
+        nothing for that time. Heartbeats are still due on the real clock.
+        """
+        if self._paused_at is None:
+            self._paused_at = now
+
+    def reading_resumed(self, now: float) -> None:
+        """Reading goes on; the reading clock runs again from where it stood."""
+        paused_at, self._paused_at = self._paused_at, None
+        if paused_at is not None:
+            self._paused_total_s += max(0.0, now - paused_at)
 
     def is_dead(self, now: float) -> str | None:
         """Why the connection should be considered dead, or ``None``.
 
-        The reason starts with a code: ``heartbeat_timeout`` (a heartbeat still
-        unanswered when the next is due, the phoenix.js rule), ``silent`` (no
-        inbound frame at all for ``heartbeat_timeout_s``: the half-open case) or
-        ``join_timeout`` (no answer to the join within ``push_timeout_s``).
+        The reason starts with a code: ``heartbeat_timeout`` (a heartbeat
+        unanswered for ``heartbeat_interval_s``, so still unanswered when the
+        next is due: the phoenix.js rule), ``silent`` (no inbound frame at all
+        for ``heartbeat_timeout_s``: the half-open case) or ``join_timeout``
+        (no answer to the join within ``push_timeout_s``).
+
+        Every duration is measured on the reading clock: the time reading was
+        paused (:meth:`reading_paused`) does not count, and while it is paused
+        the connection is never dead.
         """
-        epoch = self._observe(now)
-        if self._missed_heartbeat_ref is not None:
-            ref = self._missed_heartbeat_ref
-            return f"heartbeat_timeout: heartbeat {ref} unanswered when the next was sent"
-        if (
-            self._heartbeat_ref is not None
-            and self._heartbeat_sent_at is not None
-            and now >= self._heartbeat_sent_at + self._heartbeat_interval_s
-        ):
+        if self._paused_at is not None:
+            return None
+        self._observe(now)
+        reading = self._reading(now)
+        since = self._unanswered_since_r
+        if since is not None and reading - since >= self._heartbeat_interval_s:
+            oldest = self._unanswered[0][0] if self._unanswered else "?"
             return (
-                f"heartbeat_timeout: no reply to heartbeat {self._heartbeat_ref} "
-                f"within {self._heartbeat_interval_s:g} s"
+                f"heartbeat_timeout: heartbeat {oldest} unanswered after "
+                f"{reading - since:.1f} s (interval {self._heartbeat_interval_s:g} s)"
             )
-        last = self._last_inbound if self._last_inbound is not None else epoch
-        if now - last >= self._heartbeat_timeout_s:
+        last = self._last_inbound_r if self._last_inbound_r is not None else self._epoch_r
+        if reading - last >= self._heartbeat_timeout_s:
             return (
-                f"silent: no frame received for {now - last:.1f} s "
+                f"silent: no frame received for {reading - last:.1f} s "
                 f"(limit {self._heartbeat_timeout_s:g} s)"
             )
-        if self._state is ChannelState.JOINING and now >= self._join_sent_at + self._push_timeout_s:
+        if (
+            self._state is ChannelState.JOINING
+            and reading >= self._join_sent_r + self._push_timeout_s
+        ):
             return (
                 f"join_timeout: no reply to join {self._join_ref} within {self._push_timeout_s:g} s"
             )
@@ -701,7 +553,7 @@ class PhoenixClient:
         ``preload_batch`` and ``new_kill`` are counted and ignored.
         """
         self._observe(now)
-        self._last_inbound = now
+        self._last_inbound_r = self._reading(now)
         self._frames += 1
         try:
             return self._decode(frame, received_at_ns, now)
@@ -709,30 +561,46 @@ class PhoenixClient:
             detail = f"{type(exc).__name__}: {exc}"
             return self._reject_frame(RejectReason.INTERNAL_ERROR, detail, frame, received_at_ns)
 
+    def receive_oversized(
+        self, prefix: bytes, size: int, received_at_ns: int, now: float
+    ) -> Received:
+        """A message over ``max_frame_bytes``, not read: a ``frame_too_large`` reject.
+
+        ``prefix`` is what was kept of it (the reject keeps at most
+        ``max_reject_bytes``), ``size`` its announced size. Traffic for
+        :meth:`is_dead` like any other frame.
+        """
+        self._observe(now)
+        self._last_inbound_r = self._reading(now)
+        self._frames += 1
+        detail = f"{size} bytes exceed max_frame_bytes {self._max_frame_bytes}"
+        return self._reject_frame(RejectReason.FRAME_TOO_LARGE, detail, prefix, received_at_ns)
+
     def statistics(self) -> PhoenixStatistics:
+        subscriptions = self._subscriptions
         return PhoenixStatistics(
             state=self._state,
             frames_received=self._frames,
-            events=self._events,
-            rejects=dict(self._rejects),
+            events=self._kills.events,
+            rejects=dict(self._kills.rejects),
             ignored=dict(self._ignored),
-            dropped_ids=dict(self._dropped_ids),
+            dropped_ids=dict(subscriptions.dropped_ids),
             joins_sent=self._joins_sent,
             join_failures=self._join_failures,
             heartbeats_sent=self._heartbeats_sent,
             heartbeat_replies=self._heartbeat_replies,
             last_rtt_s=self._last_rtt_s,
-            updates_sent=self._updates_sent,
-            updates_confirmed=self._updates_confirmed,
-            updates_failed=self._updates_failed,
-            updates_timed_out=self._updates_timed_out,
-            updates_in_flight=len(self._in_flight),
-            update_window_used=len(self._update_window.times),
-            update_window_limit=self._update_window.limit,
-            desired_systems=len(self._desired.systems),
-            desired_characters=len(self._desired.characters),
-            acknowledged_systems=len(self._acknowledged.systems),
-            acknowledged_characters=len(self._acknowledged.characters),
+            updates_sent=subscriptions.sent,
+            updates_confirmed=subscriptions.confirmed,
+            updates_failed=subscriptions.failed,
+            updates_timed_out=subscriptions.timed_out,
+            updates_in_flight=subscriptions.in_flight,
+            update_window_used=subscriptions.window_used,
+            update_window_limit=subscriptions.window_limit,
+            desired_systems=len(subscriptions.desired.systems),
+            desired_characters=len(subscriptions.desired.characters),
+            acknowledged_systems=len(subscriptions.acknowledged.systems),
+            acknowledged_characters=len(subscriptions.acknowledged.characters),
             max_systems=self._max_systems,
             max_characters=self._max_characters,
         )
@@ -745,14 +613,14 @@ class PhoenixClient:
             handler = self._handlers.get(message.event)
             if handler is not None:
                 return handler(message, frame, received_at_ns)
-            detail = f"unknown event {_quote(message.event)} on {self._topic!r}"
+            detail = f"unknown event {quote(message.event)} on {self._topic!r}"
             return self._reject_frame(RejectReason.UNKNOWN_EVENT, detail, frame, received_at_ns)
         if message.topic == "phoenix":
             if message.event == "phx_reply":
                 return self._heartbeat_reply(message.ref, now)
-            detail = f"unknown event {_quote(message.event)} on topic 'phoenix'"
+            detail = f"unknown event {quote(message.event)} on topic 'phoenix'"
             return self._reject_frame(RejectReason.UNKNOWN_EVENT, detail, frame, received_at_ns)
-        detail = f"topic {_quote(message.topic)} is not {self._topic!r}"
+        detail = f"topic {quote(message.topic)} is not {self._topic!r}"
         return self._reject_frame(RejectReason.UNKNOWN_TOPIC, detail, frame, received_at_ns)
 
     def _parse(self, frame: str | bytes, received_at_ns: int) -> _Message | Received:
@@ -760,11 +628,11 @@ class PhoenixClient:
         binary = isinstance(frame, bytes)
         size = len(frame)
         if isinstance(frame, str) and size * 4 > self._max_frame_bytes:
-            size = len(self._encode(frame))
+            size = len(encode_text(frame))
         if size > self._max_frame_bytes:
             detail = f"{size} bytes exceed max_frame_bytes {self._max_frame_bytes}"
             return self._reject_frame(RejectReason.FRAME_TOO_LARGE, detail, frame, received_at_ns)
-        if _nesting_exceeds(frame, self._max_depth):
+        if nesting_exceeds(frame, self._max_depth):
             detail = f"nested deeper than max_depth {self._max_depth}"
             return self._reject_frame(RejectReason.TOO_DEEP, detail, frame, received_at_ns)
         try:
@@ -773,7 +641,7 @@ class PhoenixClient:
             reason = RejectReason.BINARY_FRAME if binary else RejectReason.INVALID_JSON
             return self._reject_frame(reason, str(exc), frame, received_at_ns)
         if not isinstance(decoded, dict):
-            detail = f"the frame is {_describe(decoded)}, not a Phoenix V1 object"
+            detail = f"the frame is {describe(decoded)}, not a Phoenix V1 object"
             return self._reject_frame(RejectReason.NOT_AN_OBJECT, detail, frame, received_at_ns)
         message = _Message.of(decoded)
         if isinstance(message, str):
@@ -783,11 +651,16 @@ class PhoenixClient:
     # -- inbound: by kind ------------------------------------------------------------
 
     def _heartbeat_reply(self, ref: str | None, now: float) -> Received:
-        if ref is None or ref != self._heartbeat_ref or self._heartbeat_sent_at is None:
+        unanswered = self._unanswered
+        if ref is None or all(sent != ref for sent, _ in unanswered):
             self._count(self._ignored, "unmatched_reply")
             return _NOTHING
-        rtt_s = max(0.0, now - self._heartbeat_sent_at)
-        self._heartbeat_ref = None
+        while True:
+            sent, sent_r = unanswered.popleft()
+            if sent == ref:
+                break
+        self._unanswered_since_r = unanswered[0][1] if unanswered else None
+        rtt_s = max(0.0, self._reading(now) - sent_r)
         self._heartbeat_replies += 1
         self._last_rtt_s = rtt_s
         return Received(rtt_s=rtt_s)
@@ -803,100 +676,14 @@ class PhoenixClient:
     def _killmail_update(
         self, message: _Message, frame: str | bytes, received_at_ns: int
     ) -> Received:
-        payload = message.payload
-        killmails = payload.get("killmails")
-        if not isinstance(killmails, list):
-            detail = f"killmail_update payload.killmails is {_describe(killmails)}, not a list"
-            return self._reject_frame(RejectReason.INVALID_PAYLOAD, detail, frame, received_at_ns)
-        preload = payload.get("preload", False)
-        if not isinstance(preload, bool):
-            detail = f"killmail_update payload.preload is {_describe(preload)}, not a boolean"
-            return self._reject_frame(RejectReason.INVALID_PAYLOAD, detail, frame, received_at_ns)
-        events: list[Event] = []
-        rejects: list[Reject] = []
-        for index, killmail in enumerate(killmails):
-            result = self._killmail_event(killmail, index, preload, received_at_ns)
-            if isinstance(result, Event):
-                events.append(result)
-            else:
-                rejects.append(result)
-        self._events += len(events)
-        return Received(events=tuple(events), rejects=tuple(rejects))
-
-    def _killmail_event(
-        self, killmail: object, index: int, preload: bool, received_at_ns: int
-    ) -> Event | Reject:
-        where = f"killmails[{index}]"
-        if not isinstance(killmail, dict):
-            detail = f"{where} is {_describe(killmail)}, not an object"
-            return self._reject_value(
-                RejectReason.INVALID_KILLMAIL, detail, killmail, received_at_ns
-            )
-        killmail_id = killmail.get("killmail_id")
-        if not _is_int(killmail_id) or killmail_id <= 0:
-            detail = f"{where}.killmail_id is {_describe(killmail_id)}, not a positive integer"
-            return self._reject_value(
-                RejectReason.MISSING_KILLMAIL_ID, detail, killmail, received_at_ns
-            )
-        where = f"killmail {killmail_id}"
-        kill_time = killmail.get("kill_time")
-        try:
-            time = self._parse_time(kill_time)
-        except ValueError as exc:
-            detail = f"{where}: kill_time is {_describe(kill_time)}: {exc}"
-            return self._reject_value(
-                RejectReason.INVALID_KILL_TIME, detail, killmail, received_at_ns
-            )
-        id_ = str(killmail_id)
-        try:
-            key = event_key(KILLS_SOURCE, "killmail", id_, killmail, self._strategy)
-        except NoDomainKeyError as exc:
-            return self._reject_value(RejectReason.NO_DEDUP_KEY, str(exc), killmail, received_at_ns)
-        killmail["preload"] = preload
-        return Event(
-            id=id_,
-            source=KILLS_SOURCE,
-            type="killmail",
-            time=time,
-            received_at=received_at_ns,
-            key=key,
-            priority=Priority.NORMAL,
-            data=killmail,
-        )
+        events, rejects = self._kills.killmail_update(message.payload, frame, received_at_ns)
+        return Received(events=events, rejects=rejects)
 
     def _kill_count_update(
         self, message: _Message, frame: str | bytes, received_at_ns: int
     ) -> Received:
-        payload = message.payload
-        for name in ("system_id", "count"):
-            value = payload.get(name)
-            if not _is_int(value):
-                detail = f"kill_count_update payload.{name} is {_describe(value)}, not an integer"
-                return self._reject_frame(
-                    RejectReason.INVALID_PAYLOAD, detail, frame, received_at_ns
-                )
-        timestamp = payload.get("timestamp")
-        try:
-            time = self._parse_time(timestamp)
-        except ValueError as exc:
-            detail = f"kill_count_update timestamp is {_describe(timestamp)}: {exc}"
-            return self._reject_frame(RejectReason.INVALID_TIMESTAMP, detail, frame, received_at_ns)
-        try:
-            key = event_key(KILLS_SOURCE, "kill_count_update", "", payload, self._strategy)
-        except NoDomainKeyError as exc:
-            return self._reject_frame(RejectReason.NO_DEDUP_KEY, str(exc), frame, received_at_ns)
-        event = Event(
-            id="",
-            source=KILLS_SOURCE,
-            type="kill_count_update",
-            time=time,
-            received_at=received_at_ns,
-            key=key,
-            priority=Priority.NORMAL,
-            data=payload,
-        )
-        self._events += 1
-        return Received(events=(event,))
+        events, rejects = self._kills.kill_count_update(message.payload, frame, received_at_ns)
+        return Received(events=events, rejects=rejects)
 
     def _channel_reply(
         self, message: _Message, frame: str | bytes, received_at_ns: int
@@ -906,19 +693,18 @@ class PhoenixClient:
         response = payload.get("response", {})
         if not isinstance(status, str) or not isinstance(response, dict):
             detail = (
-                f"phx_reply payload has status {_describe(status)} and "
-                f"response {_describe(response)}; expected a string and an object"
+                f"phx_reply payload has status {describe(status)} and "
+                f"response {describe(response)}; expected a string and an object"
             )
             return self._reject_frame(RejectReason.INVALID_PAYLOAD, detail, frame, received_at_ns)
         ok = status == "ok"
         if ref is not None and ref == self._join_ref and self._state is ChannelState.JOINING:
             return self._join_reply(ok, response)
-        for kind, pending in self._in_flight.items():
-            if pending.ref == ref:
-                del self._in_flight[kind]
-                return self._update_reply(kind, pending.ids, ok, response)
-        self._count(self._ignored, "unmatched_reply")
-        return _NOTHING
+        ack = self._subscriptions.reply(ref, ok, "" if ok else self._reason(response))
+        if ack is None:
+            self._count(self._ignored, "unmatched_reply")
+            return _NOTHING
+        return Received(control=ack)
 
     def _join_reply(self, ok: bool, response: dict[str, Any]) -> Received:
         if not ok:
@@ -926,29 +712,11 @@ class PhoenixClient:
             self._join_failures += 1
             return Received(control=JoinFailed(self._reason(response)))
         self._state = ChannelState.JOINED
-        self._acknowledged = self._join_subscription
+        acknowledged = self._subscriptions.joined()
         subscription_id = response.get("subscription_id")
         if not isinstance(subscription_id, str):
             subscription_id = None
-        return Received(control=Joined(self._acknowledged, subscription_id))
-
-    def _update_reply(
-        self, kind: UpdateKind, ids: frozenset[int], ok: bool, response: dict[str, Any]
-    ) -> Received:
-        if not ok:
-            self._updates_failed += 1
-            return Received(
-                control=SubscriptionAck(kind, ids, ok=False, reason=self._reason(response))
-            )
-        self._updates_confirmed += 1
-        systems = self._acknowledged.systems
-        characters = self._acknowledged.characters
-        if kind.systems:
-            systems = systems | ids if kind.adds else systems - ids
-        else:
-            characters = characters | ids if kind.adds else characters - ids
-        self._acknowledged = Subscription(systems, characters)
-        return Received(control=SubscriptionAck(kind, ids, ok=True))
+        return Received(control=Joined(acknowledged, subscription_id))
 
     def _channel_ended(
         self, message: _Message, _frame: str | bytes, _received_at_ns: int
@@ -959,8 +727,7 @@ class PhoenixClient:
             return _NOTHING
         self._previous_join_ref = self._join_ref
         self._join_ref = None
-        self._acknowledged = Subscription()
-        self._in_flight.clear()
+        self._subscriptions.channel_ended()
         if message.event == "phx_close":
             self._state = ChannelState.CLOSED
             return Received(control=ChannelClosed())
@@ -973,7 +740,15 @@ class PhoenixClient:
         """The time this connection was first seen, which is ``now`` on the first call."""
         if self._epoch is None:
             self._epoch = now
+            self._epoch_r = self._reading(now)
         return self._epoch
+
+    def _reading(self, now: float) -> float:
+        """The reading clock at ``now``: real time minus the time reading was paused."""
+        paused_s = self._paused_total_s
+        if self._paused_at is not None:
+            paused_s += max(0.0, now - self._paused_at)
+        return now - paused_s
 
     def _new_ref(self) -> str:
         # Refs keep counting across connections, so a ref never means two things.
@@ -986,80 +761,16 @@ class PhoenixClient:
         return orjson.dumps(message).decode()
 
     @staticmethod
-    def _parse_time(value: object) -> float:
-        if not isinstance(value, str):
-            msg = "not an ISO 8601 string"
-            raise ValueError(msg)
-        try:
-            return parse_time(value)
-        except OverflowError as exc:
-            raise ValueError(str(exc)) from exc
-
-    @staticmethod
     def _reason(response: Mapping[str, Any]) -> str:
         reason = response.get("reason")
         text = reason if isinstance(reason, str) else orjson.dumps(response).decode()
-        return text[: _DETAIL_CHARS * 4]
-
-    @staticmethod
-    def _encode(frame: str) -> bytes:
-        # surrogatepass: a text frame may hold lone surrogates; keep them as bytes.
-        return frame.encode("utf-8", "surrogatepass")
-
-    def _raw(self, frame: str | bytes) -> bytes:
-        if isinstance(frame, str):
-            frame = self._encode(frame[: self._max_reject_bytes])
-        return frame[: self._max_reject_bytes]
+        return text[: DETAIL_CHARS * 4]
 
     def _reject_frame(
         self, reason: RejectReason, detail: str, frame: str | bytes, received_at_ns: int
     ) -> Received:
-        reject = Reject(KILLS_SOURCE, reason.value, detail, self._raw(frame), received_at_ns)
-        self._count(self._rejects, reason.value)
-        return Received(rejects=(reject,))
-
-    def _reject_value(
-        self, reason: RejectReason, detail: str, value: object, received_at_ns: int
-    ) -> Reject:
-        """A reject for one killmail of a batch; ``raw`` is that killmail alone."""
-        self._count(self._rejects, reason.value)
-        raw = orjson.dumps(value)[: self._max_reject_bytes]
-        return Reject(KILLS_SOURCE, reason.value, detail, raw, received_at_ns)
+        return Received(rejects=(self._kills.reject_frame(reason, detail, frame, received_at_ns),))
 
     @staticmethod
     def _count(counters: dict[str, int], name: str, amount: int = 1) -> None:
         counters[name] = counters.get(name, 0) + amount
-
-    def _valid_subscription(
-        self, systems: Iterable[object], characters: Iterable[object]
-    ) -> Subscription:
-        return Subscription(
-            self._valid_ids(systems, 1, MAX_SYSTEM_ID, self._max_systems, "system"),
-            self._valid_ids(
-                characters, MIN_CHARACTER_ID, MAX_CHARACTER_ID, self._max_characters, "character"
-            ),
-        )
-
-    def _valid_ids(
-        self, ids: Iterable[object], low: int, high: int, limit: int, kind: str
-    ) -> frozenset[int]:
-        valid: set[int] = set()
-        invalid = 0
-        for value in ids:
-            if _is_int(value) and low <= value <= high:
-                valid.add(value)
-            else:
-                invalid += 1
-        if invalid:
-            self._count(self._dropped_ids, f"invalid_{kind}_ids", invalid)
-        if len(valid) <= limit:
-            return frozenset(valid)
-        self._count(self._dropped_ids, f"excess_{kind}_ids", len(valid) - limit)
-        return frozenset(sorted(valid)[:limit])
-
-    def _difference(self, kind: UpdateKind) -> frozenset[int]:
-        if kind.systems:
-            desired, acknowledged = self._desired.systems, self._acknowledged.systems
-        else:
-            desired, acknowledged = self._desired.characters, self._acknowledged.characters
-        return desired - acknowledged if kind.adds else acknowledged - desired

@@ -75,6 +75,12 @@ class Wait:
     cause: WaitCause
 
 
+MAX_WAIT_S = 3600.0
+"""The longest wait an answer can impose (``retry_after``, ``Reset-After``): Discord's
+own waits are seconds (an hour for the harshest bans); a larger, broken or
+hostile value is cut to this, and counted (``waits_capped``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RateLimitStats:
     """A snapshot of :class:`RateLimits` (counts since creation unless noted)."""
@@ -94,6 +100,7 @@ class RateLimitStats:
     rate_limited: int
     rate_limited_global: int
     rate_limited_shared: int
+    waits_capped: int
 
 
 @dataclass(slots=True)
@@ -166,6 +173,7 @@ class RateLimits:
         self._rate_limited = 0
         self._rate_limited_global = 0
         self._rate_limited_shared = 0
+        self._waits_capped = 0
 
     def check(self, route: Route, now: float) -> Wait | None:
         """Why and how long to wait before sending on ``route``; ``None``: send now."""
@@ -277,6 +285,7 @@ class RateLimits:
             rate_limited=self._rate_limited,
             rate_limited_global=self._rate_limited_global,
             rate_limited_shared=self._rate_limited_shared,
+            waits_capped=self._waits_capped,
         )
 
     def _answered(self, route: Route) -> None:
@@ -358,6 +367,9 @@ class RateLimits:
             bucket.window = window
             bucket.assumed = False
         if reset_after is not None:
+            if reset_after > MAX_WAIT_S:
+                self._waits_capped += 1
+                reset_after = MAX_WAIT_S
             bucket.reset_at = now + max(0.0, reset_after)
             bucket.period = max(bucket.period or 0.0, reset_after)
         elif window is not None and wall is not None:
@@ -373,6 +385,8 @@ class RateLimits:
     ) -> None:
         self._rate_limited += 1
         retry_after = retry_after_s(headers, body)
+        if retry_after >= MAX_WAIT_S:
+            self._waits_capped += 1
         if is_global_429(headers, body):
             self._rate_limited_global += 1
             self._global_until = max(self._global_until, now + retry_after)
@@ -410,15 +424,15 @@ class RateLimits:
 def retry_after_s(headers: Mapping[str, str], body: Mapping[str, Any] | None) -> float:
     """A 429's wait: the body's ``retry_after`` (float seconds), else the
     ``Retry-After`` header (whole seconds), else ``X-RateLimit-Reset-After``,
-    else one second. ``headers`` have lower-case names.
+    else one second; within ``[0, MAX_WAIT_S]``. ``headers`` have lower-case names.
     """
     value = (body or {}).get("retry_after")
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return max(0.0, float(value))
+        return min(MAX_WAIT_S, max(0.0, float(value)))
     for name in ("retry-after", "x-ratelimit-reset-after"):
         parsed = _float(headers.get(name))
         if parsed is not None:
-            return max(0.0, parsed)
+            return min(MAX_WAIT_S, max(0.0, parsed))
     return 1.0
 
 

@@ -16,22 +16,27 @@ What the spec asks, and this parser does:
   invalid sequence).
 - A blank line dispatches the event being built. ``data`` lines are joined
   with LF; a block without any ``data`` line dispatches nothing, but its
-  ``id`` and ``retry`` still take effect (``data`` with an empty value *does*
-  dispatch an event whose data is ``""``).
-- ``id`` sets the last event id, which persists across events until another
-  ``id`` line changes it; an ``id`` whose value contains NUL is ignored.
+  ``id`` still takes effect (``data`` with an empty value *does* dispatch an
+  event whose data is ``""``).
+- ``id`` sets the last event id *buffer*; the last event id becomes the
+  buffer's value only when a blank line ends the block (the resume point
+  never moves past an event that was not dispatched). The buffer persists
+  across events until another ``id`` line changes it; an ``id`` whose value
+  contains NUL is ignored. ``retry`` takes effect at once.
 - ``retry`` is honoured only when its value is ASCII digits (not empty).
 - ``event`` sets the type, ``message`` when absent or empty. Unknown fields
   are ignored; field names are case-sensitive; one space after the colon is
   removed from the value.
-- An event not terminated by a blank line when the stream ends is discarded.
+- An event not terminated by a blank line when the stream ends is discarded,
+  its ``id`` with it: the next stream starts from the last dispatched id.
 
 Beyond the spec, to bound memory: a line longer than ``max_line_bytes``
 (terminator excluded) is dropped as soon as it grows past the bound, together
 with the event it belongs to, and counted; an event whose ``data`` lines add up
 to more than ``max_event_bytes`` is dropped likewise. Parsing resumes at the
-next line. ``id`` and ``retry`` lines of a dropped event still take effect, so
-the resume point moves past an event that would only be dropped again.
+next line. The ``retry`` of a dropped event takes effect, and its ``id`` does
+at its blank line, so the resume point moves past an event that would only be
+dropped again.
 
 Comments (lines starting with ``:``) come back as :class:`SseComment`: servers
 send them as keepalives, and a watchdog needs to see them.
@@ -136,6 +141,7 @@ class SseParser:
         "_event_dropped",
         "_event_type",
         "_events",
+        "_id_buffer",
         "_last_event_id",
         "_max_event_bytes",
         "_max_line_bytes",
@@ -163,6 +169,7 @@ class SseParser:
         self._max_line_bytes = max_line_bytes
         self._max_event_bytes = max_event_bytes
         self._last_event_id = last_event_id
+        self._id_buffer = last_event_id
         self._retry_ms: int | None = None
         # Per-stream state.
         self._at_stream_start = True
@@ -188,7 +195,9 @@ class SseParser:
     def last_event_id(self) -> str:
         """The resume point: send it as ``Last-Event-ID`` when reconnecting.
 
-        Also changed by blocks that dispatch nothing (an ``id`` line alone).
+        The id of the last block a blank line ended, including blocks that
+        dispatch nothing (an ``id`` line alone); never that of a block still
+        being read.
         """
         return self._last_event_id
 
@@ -231,12 +240,15 @@ class SseParser:
 
         Per the spec, the end of a stream completes nothing: an event not yet
         terminated by a blank line, and an unterminated last line, are
-        discarded (and counted as ``unterminated_events``). The returned list
+        discarded (and counted as ``unterminated_events``), and so is an
+        ``id`` they set: the next stream resumes from :attr:`last_event_id`.
+        The returned list
         is therefore always empty; it exists so that a caller handles the end
         of a stream exactly like any other input.
         """
         if self._data or self._pending or self._event_type:
             self._unterminated_events += 1
+        self._id_buffer = self._last_event_id
         self._at_stream_start = True
         self._bom_prefix = b""
         self._skip_lf = False
@@ -342,7 +354,7 @@ class SseParser:
                 self._event_type = value.decode("utf-8", "replace")
         elif name == b"id":
             if b"\0" not in value:
-                self._last_event_id = value.decode("utf-8", "replace")
+                self._id_buffer = value.decode("utf-8", "replace")
         elif name == b"retry" and value.isdigit():
             digits = value.lstrip(b"0")
             self._retry_ms = (
@@ -350,6 +362,7 @@ class SseParser:
             )
 
     def _dispatch(self, out: list[SseEvent | SseComment]) -> None:
+        self._last_event_id = self._id_buffer
         # A dropped event has no data: dropping clears it and stops gathering it.
         if self._data:
             self._events += 1

@@ -35,7 +35,7 @@ from pykka.messages import _ActorStop
 
 from supervision._mailbox import BoundedMailbox, Control, MailboxSpec
 from supervision._registry import Registry
-from supervision._timers import Timers
+from supervision._timers import TimerMessage, Timers
 
 if TYPE_CHECKING:
     from supervision._tree import TreeNode
@@ -215,6 +215,8 @@ class SupervisedActor(pykka.ThreadingActor):
     def _handle_receive(self, message: Any) -> Any:
         if self._starting:
             self._starting = False
+        if isinstance(message, TimerMessage):
+            message = message.take()
         if isinstance(message, Ping):
             return True
         if isinstance(message, GetStatus):
@@ -262,7 +264,7 @@ class SupervisedActor(pykka.ThreadingActor):
                 else:
                     error = pykka.ActorDeadError(f"{self.name} stopped before handling the message")
                     envelope.reply_to.set_exception(exc_info=(pykka.ActorDeadError, error, None))
-            elif not isinstance(message, Control):
+            elif not isinstance(message, Control | TimerMessage):
                 self.on_undelivered(message)
 
     def on_undelivered(self, message: Any) -> None:

@@ -6,6 +6,13 @@ capacity with an overflow policy, while *control* messages (pykka's stop,
 supervision, status, fault injection) travel in a separate unbounded lane that
 is always served first. A full mailbox therefore never blocks ``stop()`` or a
 supervisor, and a drop policy can never drop a stop request.
+
+Timer messages (:meth:`BoundedMailbox.put_timer`) have a lane of their own:
+never refused, never dropped, and served in order with the user messages (a
+timer message waits for the user messages queued before it, no longer), so a
+full mailbox delays a timer without losing it and a busy timer cannot starve
+the user lane. Their number is bounded by the timers themselves (see
+:mod:`supervision._timers`).
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ class MailboxStats:
         capacity: the bound on user messages.
         high_water: the largest ``size`` ever seen.
         control: control messages queued now.
+        timers: timer messages queued now.
         dropped: messages discarded by a drop policy (or by a closed mailbox).
         rejected: ``put`` calls refused by the ``reject`` policy.
         blocked_puts: ``put`` calls that had to wait for room.
@@ -81,6 +89,7 @@ class MailboxStats:
     capacity: int
     high_water: int
     control: int
+    timers: int
     dropped: int
     rejected: int
     blocked_puts: int
@@ -116,6 +125,11 @@ class BoundedMailbox:
         self._blocked = 0
         self._user: collections.deque[Envelope[Any]] = collections.deque()
         self._control: collections.deque[Envelope[Any]] = collections.deque()
+        # Each timer envelope with the count of user messages put before it: it
+        # is served once that many have left the user lane (taken or dropped).
+        self._timers: collections.deque[tuple[int, Envelope[Any]]] = collections.deque()
+        self._user_added = 0
+        self._user_removed = 0
         self._spec = spec or MailboxSpec(capacity=2**31 - 1)
         self._high_water = 0
         self._dropped = 0
@@ -147,9 +161,25 @@ class BoundedMailbox:
                 return
             if len(self._user) >= self._spec.capacity and not self._make_room(envelope):
                 return
-            self._user.append(envelope)
-            self._high_water = max(self._high_water, len(self._user))
+            self._append_user(envelope)
             self._cond.notify()
+
+    def _append_user(self, envelope: Envelope[Any]) -> None:
+        self._user.append(envelope)
+        self._user_added += 1
+        self._high_water = max(self._high_water, len(self._user))
+
+    def put_timer(self, envelope: Envelope[Any]) -> bool:
+        """Queue a timer's message behind the user messages queued now, whatever the bound.
+
+        Returns ``False`` only when the owner has stopped.
+        """
+        with self._cond:
+            if self._closed:
+                return False
+            self._timers.append((self._user_added, envelope))
+            self._cond.notify()
+            return True
 
     def offer(self, envelope: Envelope[Any]) -> bool:
         """Queue ``envelope`` only if there is room now; never blocks, never drops another."""
@@ -158,9 +188,10 @@ class BoundedMailbox:
                 not is_control(envelope.message) and len(self._user) >= self._spec.capacity
             ):
                 return False
-            lane = self._control if is_control(envelope.message) else self._user
-            lane.append(envelope)
-            self._high_water = max(self._high_water, len(self._user))
+            if is_control(envelope.message):
+                self._control.append(envelope)
+            else:
+                self._append_user(envelope)
             self._cond.notify()
             return True
 
@@ -182,6 +213,7 @@ class BoundedMailbox:
                 raise pykka.ActorDeadError("actor stopped while a sender waited for room")
             return True
         if policy is OverflowPolicy.DROP_OLDEST:
+            self._user_removed += 1
             self._refuse(self._user.popleft(), "dropped as the oldest message of a full mailbox")
             self._dropped += 1
             return True
@@ -200,13 +232,19 @@ class BoundedMailbox:
             envelope.reply_to.set_exception(exc_info=(MailboxFullError, error, None))
 
     def get(self) -> Envelope[Any]:
-        """The next envelope, control lane first; blocks until there is one."""
+        """The next envelope, control lane first, then user and timer messages in order.
+
+        Blocks until there is one.
+        """
         with self._cond:
-            while not self._control and not self._user:
+            while not self._control and not self._user and not self._timers:
                 self._cond.wait()
             if self._control:
                 return self._control.popleft()
+            if self._timers and self._timers[0][0] <= self._user_removed:
+                return self._timers.popleft()[1]
             envelope = self._user.popleft()
+            self._user_removed += 1
             if self._blocked and len(self._user) <= self.resume_size():
                 self._room.notify_all()
             return envelope
@@ -225,6 +263,7 @@ class BoundedMailbox:
         with self._cond:
             envelopes = list(self._user)
             self._user.clear()
+            self._user_removed += len(envelopes)
             self._room.notify_all()
         messages = []
         for envelope in envelopes:
@@ -237,7 +276,7 @@ class BoundedMailbox:
 
     def empty(self) -> bool:
         with self._cond:
-            return not self._control and not self._user
+            return not self._control and not self._user and not self._timers
 
     def close(self) -> None:
         """Mark the owner as stopped: blocked and future senders stop waiting."""
@@ -253,6 +292,7 @@ class BoundedMailbox:
                 capacity=self._spec.capacity,
                 high_water=self._high_water,
                 control=len(self._control),
+                timers=len(self._timers),
                 dropped=self._dropped,
                 rejected=self._rejected,
                 blocked_puts=self._blocked_puts,

@@ -1,15 +1,22 @@
 """Timers: one-shot and periodic messages to an actor, cancelled when it stops.
 
 One scheduler thread (a daemon: it holds no state worth a clean exit) serves
-every timer in the process from a heap. A timer never blocks that thread: a
-message that finds the target's mailbox full is counted as missed, and a
-periodic timer simply fires again at its next tick.
+every timer in the process from a heap. A timer always reaches its actor and
+never blocks that thread: its message goes to the mailbox's timer lane, which
+ignores the bound and is served in order with the user messages (see
+:mod:`supervision._mailbox`). A full mailbox delays a timer; it never loses one.
+
+A periodic timer has at most one message in the mailbox: a tick that falls
+due while the previous one is still queued is coalesced into it (and
+counted), so an actor that is stuck or slow finds one tick when it comes
+back, not a pile of them. A one-shot timer fires once, always.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +25,8 @@ from typing import Any
 from pykka._envelope import Envelope
 
 from supervision._mailbox import BoundedMailbox
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(eq=False, slots=True)
@@ -30,11 +39,26 @@ class TimerHandle:
     owner: Timers
     cancelled: bool = False
     fired: int = 0
-    missed: int = 0
+    coalesced: int = 0
+    queued: bool = False
 
     def cancel(self) -> None:
         self.cancelled = True
         self.owner.forget(self)
+
+
+class TimerMessage:
+    """What a timer puts in the mailbox: the actor unwraps it with :meth:`take`."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: TimerHandle) -> None:
+        self.handle = handle
+
+    def take(self) -> Any:
+        """The timer's message; the timer may queue its next tick from now on."""
+        self.handle.queued = False
+        return self.handle.message
 
 
 @dataclass(order=True, slots=True)
@@ -68,16 +92,26 @@ class _Scheduler:
                     timeout = self._heap[0].due - time.monotonic() if self._heap else None
                     self._cond.wait(timeout)
                 entry = heapq.heappop(self._heap)
-            self._fire(entry)
+            try:
+                self._fire(entry)
+            except Exception:
+                # This thread serves every timer of the process: it must not end.
+                # The failing timer is reported and dropped; the others go on.
+                logger.exception("timers: a timer failed to fire (%r)", entry.handle.message)
 
     def _fire(self, entry: _Entry) -> None:
         handle = entry.handle
         if handle.cancelled:
             return
-        if handle.mailbox.offer(Envelope(handle.message)):
-            handle.fired += 1
+        if handle.queued and handle.interval_s is not None:
+            handle.coalesced += 1
         else:
-            handle.missed += 1
+            # Marked before the put: the actor may take (and unmark) it at once.
+            handle.queued = True
+            if handle.mailbox.put_timer(Envelope(TimerMessage(handle))):
+                handle.fired += 1
+            else:
+                handle.queued = False  # the actor stopped; its timers are cancelled
         if handle.interval_s is None:
             handle.owner.forget(handle)
             return

@@ -217,6 +217,8 @@ class FaultWorld:
     http_port: int
     seed: int
     heartbeat_s: float = 0.4
+    config_extra: str = ""
+    """TOML appended to the configuration (tables the template does not have)."""
     generator: TrafficGenerator = field(init=False)
     rand: random.Random = field(init=False)
     expected: collections.Counter[Identity] = field(default_factory=collections.Counter)
@@ -256,7 +258,8 @@ class FaultWorld:
                 max_kill_age_s=MAX_KILL_AGE_S,
                 heartbeat_s=self.heartbeat_s,
                 heartbeat_timeout_s=3 * self.heartbeat_s,
-            ),
+            )
+            + self.config_extra,
             encoding="utf-8",
         )
 
@@ -634,6 +637,7 @@ def fault_world(
     discord_options: Mapping[str, Any] | None = None,
     map_options: Mapping[str, Any] | None = None,
     heartbeat_s: float = 0.4,
+    config_extra: str = "",
     start: bool = True,
 ) -> Iterator[FaultWorld]:
     """Servers up, config written, the program running and connected (unless ``start=False``).
@@ -642,6 +646,7 @@ def fault_world(
     :class:`MapServer` (by default Discord's rate limits are generous, so that
     only the faults a test injects slow the program down). ``heartbeat_s`` is
     the kills feed's heartbeat interval (a socket is dead after three).
+    ``config_extra`` is TOML appended to the program's configuration.
     """
     discord_settings: dict[str, Any] = {
         "bucket_limit": 10_000,
@@ -667,7 +672,14 @@ def fault_world(
             discord.start()
             try:
                 world = FaultWorld(
-                    directory, kills, map_server, discord, free_port(), seed, heartbeat_s
+                    directory,
+                    kills,
+                    map_server,
+                    discord,
+                    free_port(),
+                    seed,
+                    heartbeat_s,
+                    config_extra,
                 )
                 world.write_config()
                 if start:

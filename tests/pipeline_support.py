@@ -14,7 +14,7 @@ import pykka
 
 from actors import dedup, flow_control, journal, router
 from actors.base import ReportingActor
-from actors.protocol import Handle, Ingest, Names
+from actors.protocol import Handle, Ingest, Names, Refused
 from app.system import supervisor
 from realtime.config import Config, parse
 from realtime.event import KILLS_SOURCE, Event, Priority
@@ -30,6 +30,8 @@ class Handled:
     lock: threading.Lock = field(default_factory=threading.Lock)
     events: dict[str, list[Event]] = field(default_factory=dict)
     failures_left: dict[str, int] = field(default_factory=dict)
+    refusals_left: dict[str, int] = field(default_factory=dict)
+    poison: set[int] = field(default_factory=set)
     gate: threading.Event = field(default_factory=threading.Event)
     gated: set[str] = field(default_factory=set)
 
@@ -42,11 +44,21 @@ class Handled:
             return list(self.events.get(name, []))
 
     def should_fail(self, name: str) -> bool:
+        return self._take(self.failures_left, name)
+
+    def should_refuse(self, name: str) -> bool:
+        return self._take(self.refusals_left, name)
+
+    def _take(self, budget: dict[str, int], name: str) -> bool:
         with self.lock:
-            left = self.failures_left.get(name, 0)
+            left = budget.get(name, 0)
             if left:
-                self.failures_left[name] = left - 1
+                budget[name] = left - 1
             return left > 0
+
+    def poisoned(self, events: tuple[Event, ...]) -> bool:
+        """Whether a batch holds a killmail the handler raises on, every time."""
+        return any(event.data.get("killmail_id") in self.poison for event in events)
 
 
 class RecordingHandler(ReportingActor):
@@ -60,7 +72,9 @@ class RecordingHandler(ReportingActor):
         if isinstance(message, Handle):
             if self.name in self.handled.gated:
                 self.handled.gate.wait(30)
-            if self.handled.should_fail(self.name):
+            if self.handled.should_refuse(self.name):
+                return Refused(f"{self.name} refused on purpose")
+            if self.handled.should_fail(self.name) or self.handled.poisoned(message.events):
                 msg = f"{self.name} failed on purpose"
                 raise RuntimeError(msg)
             self.handled.record(self.name, message.events)
@@ -178,4 +192,4 @@ def journal_status(tree: SupervisionTree) -> Mapping[str, Any]:
 
 
 def checkpoint_reaches(tree: SupervisionTree, seq: int) -> Callable[[], bool]:
-    return lambda: journal_status(tree)["checkpoint"] >= seq
+    return lambda: journal_status(tree).get("checkpoint", 0) >= seq

@@ -5,9 +5,11 @@ to the source under test by name with the messages of ``actors.protocol``:
 
 - :class:`RecordingJournal` records every :class:`Ingest` (and, while told
   to, refuses them with :class:`IngestRefused` sent to the source's actor, as
-  the journal does when its disk is full), keeps the last cursor per source,
-  and answers :class:`GetCursor` from what it recorded (or, while told to,
-  fails the ask, which crashes it and makes its supervisor restart it);
+  the journal does when its disk is full, or stalls, as a journal that falls
+  behind does, its mailbox refusing puts once full like the real one's),
+  keeps the last cursor per source, and answers :class:`GetCursor` from what
+  it recorded (or, while told to, fails the ask, which crashes it and makes
+  its supervisor restart it);
 - :class:`StaticTracking` answers :class:`GetTracking` with the sets a test
   gave it and records every :class:`Bootstrap` it receives.
 """
@@ -36,6 +38,7 @@ from supervision import (
     Backoff,
     ChildSpec,
     MailboxSpec,
+    OverflowPolicy,
     SupervisedActor,
     SupervisionTree,
     SupervisorSpec,
@@ -54,6 +57,9 @@ class JournalLog:
         self._cursors: dict[str, str] = {}
         self.refusing = threading.Event()
         self.cursor_unavailable = threading.Event()
+        self.flowing = threading.Event()
+        """Cleared, the journal stalls on the next ingest until it is set again."""
+        self.flowing.set()
 
     def record(self, ingest: Ingest) -> None:
         with self._lock:
@@ -98,6 +104,7 @@ class RecordingJournal(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Ingest):
+            self.log.flowing.wait()
             if self.log.refusing.is_set():
                 self.log.refuse(message)
                 self.registry.tell(
@@ -180,11 +187,12 @@ class StaticTracking(SupervisedActor):
         return None
 
 
-def journal_spec(log: JournalLog) -> ChildSpec:
+def journal_spec(log: JournalLog, capacity: int = 10_000) -> ChildSpec:
+    """The recording journal; its mailbox refuses puts beyond ``capacity``, as the real one's."""
     return ChildSpec(
         name=Names.JOURNAL,
         start=lambda ctx: RecordingJournal.start(ctx, log),
-        mailbox=MailboxSpec(10_000),
+        mailbox=MailboxSpec(capacity, OverflowPolicy.REJECT),
     )
 
 

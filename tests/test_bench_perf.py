@@ -79,19 +79,20 @@ def test_a_tree_with_metrics_disabled_has_no_metrics_actor(tmp_path: Path) -> No
 
 
 def test_the_console_control_table_is_exactly_unicode_category_cc() -> None:
-    from realtime.render.console import _CONTROL_CHARACTERS
+    from realtime.controls import CONTROL_CHARACTERS
 
     every_cc = [code for code in range(0x110000) if unicodedata.category(chr(code)) == "Cc"]
-    assert sorted(_CONTROL_CHARACTERS) == every_cc
+    assert sorted(CONTROL_CHARACTERS) == every_cc
 
 
 @given(st.text())
 def test_a_console_part_is_cleaned_as_by_the_per_character_rule(text: str) -> None:
-    from realtime.render.console import _BIDI_CONTROLS, _CONSOLE_TEXT_LIMIT, _plain
+    from realtime.controls import BIDI_CONTROLS
+    from realtime.render.console import _CONSOLE_TEXT_LIMIT, _plain
     from realtime.render.limits import clean, truncate
 
     per_character = "".join(
-        " " if unicodedata.category(ch) == "Cc" or ord(ch) in _BIDI_CONTROLS else ch
+        " " if unicodedata.category(ch) == "Cc" or ord(ch) in BIDI_CONTROLS else ch
         for ch in clean(text)
     )
     expected = truncate(" ".join(per_character.split()), _CONSOLE_TEXT_LIMIT)
@@ -108,23 +109,23 @@ def _peek(socket: Any) -> bytes:
 
 
 def test_the_kills_socket_reads_frames_that_arrived_together_in_one_read() -> None:
-    from actors.kills_source import _ReadAheadWebSocket
+    from actors.bounded_websocket import BoundedWebSocket
     from simulator.kills_server import KillsServer
     from tests.support import wait_for
 
     with KillsServer() as server:
-        socket = _ReadAheadWebSocket(skip_utf8_validation=True)
+        socket = BoundedWebSocket(1 << 20, 1024)
         socket.connect(server.url, suppress_origin=True)  # type: ignore[no-untyped-call]
         try:
             wait_for(lambda: server.stats().connections_current == 1, timeout_s=5)
             assert server.send_raw('{"first": 1}') == 1
             assert server.send_raw('{"second": 2}') == 1
             wait_for(lambda: b"second" in _peek(socket), timeout_s=5)
-            first = socket.recv_data_frame()[1].data
+            first = socket.receive().data
             assert first == b'{"first": 1}'
             # websocket-client keeps the surplus of a read in its frame buffer.
             assert any(socket.frame_buffer.recv_buffer), "the second frame came with the first"
-            assert socket.recv_data_frame()[1].data == b'{"second": 2}'
+            assert socket.receive().data == b'{"second": 2}'
             assert not any(socket.frame_buffer.recv_buffer)
         finally:
             socket.close()

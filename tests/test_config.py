@@ -82,3 +82,28 @@ def test_unreadable_and_invalid_files_are_clear_errors(tmp_path: Path) -> None:
 def test_dedup_window_defaults_to_twice_the_max_kill_age() -> None:
     loaded = parse({"filters": {"max_kill_age_s": 7200}}, {})
     assert loaded.dedup_window_s == 14400
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"sources": {"max_json_depth": 255}}, "sources.max_json_depth: 255 is not within 1-254"),
+        ({"sources": {"max_json_depth": 0}}, "sources.max_json_depth"),
+        ({"sources": {"resend_min_s": 5.0, "resend_max_s": 1.0}}, "sources.resend_min_s"),
+        ({"sources": {"journal_wait_max_s": 0.0}}, "sources.journal_wait_max_s"),
+        ({"sources": {"kills": {"max_frame_bytes": 0}}}, "sources.kills.max_frame_bytes"),
+        ({"maps": [{"slug": "a", "max_rest_bytes": 0}]}, r"maps\[0\]\.max_rest_bytes"),
+    ],
+)
+def test_source_bounds_out_of_range_are_errors_naming_the_key(
+    table: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(table, {})
+
+
+def test_source_bounds_have_their_defaults() -> None:
+    config = parse({"maps": [{"slug": "a"}]}, {})
+    assert config.sources.max_json_depth == 64
+    assert config.sources.kills.max_frame_bytes == 1_048_576
+    assert config.maps[0].max_rest_bytes == 16_777_216

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from actors.base import ReportingActor
 from actors.protocol import IngestRefused, Names
 from realtime.event import Event
-from supervision import ActorContext, ChildSpec, MailboxSpec
+from supervision import ActorContext, ChildSpec, MailboxSpec, SupervisionTree
 from tests.pipeline_support import (
     Handled,
+    checkpoint_reaches,
     config_for,
     ingest,
     journal_status,
     kill_event,
+    map_event,
     pipeline,
 )
 from tests.process import ROOT
 from tests.support import wait_for
+
+
+def killmail_ids(events: Sequence[Event]) -> list[int]:
+    return [int(e.data["killmail_id"]) for e in events]
 
 
 def big_kill(killmail_id: int) -> Event:
@@ -50,6 +58,84 @@ def test_a_full_disk_is_reported_holds_ingest_and_recovers_when_space_returns(
         wait_for(lambda: journal_status(tree)["error"] is None, timeout_s=30)
         wait_for(lambda: journal_status(tree)["last_seq"] == killmail_id, timeout_s=10)
         wait_for(lambda: len(handled.seen(Names.NOTIFIER)) == killmail_id, timeout_s=10)
+
+
+def journal_restarts(tree: SupervisionTree) -> int:
+    return next(node.restarts for node in tree.snapshot().walk() if node.name == Names.JOURNAL)
+
+
+def test_a_locked_database_holds_everything_without_a_restart_and_resumes_when_released(
+    tmp_path: Path,
+) -> None:
+    config = config_for(
+        tmp_path, {"journal": {"busy_timeout_s": 0.02, "retry_min_s": 0.02, "retry_max_s": 0.1}}
+    )
+    handled = Handled()
+    handled.gated.add(Names.NOTIFIER)
+    with pipeline(config, handled) as tree:
+        # An ignored event is settled (and its outcome written) after its batch's kill.
+        ingest(tree, kill_event(1), map_event("signature_added", "01JB", {}))
+        wait_for(lambda: journal_status(tree)["last_seq"] == 2)
+        holder = sqlite3.connect(tmp_path / "data" / "journal.sqlite3", isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            handled.gate.set()
+            ingest(tree, kill_event(2))
+            wait_for(lambda: journal_status(tree)["unwritten_outcomes"] == 1)
+            status = journal_status(tree)
+            assert "database is locked" in status["error"]
+            assert status["pending"] == 1
+            assert journal_restarts(tree) == 0
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        wait_for(checkpoint_reaches(tree, 3), timeout_s=10)
+        wait_for(lambda: journal_status(tree)["error"] is None)
+        status = journal_status(tree)
+        assert status["outcomes"]["ignored"] == 1
+        assert status["unwritten_outcomes"] == 0
+        assert killmail_ids(handled.seen(Names.NOTIFIER)) == [1, 2]
+        assert journal_restarts(tree) == 0
+
+
+def test_a_journal_that_cannot_open_its_database_retries_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    config = config_for(
+        tmp_path, {"journal": {"busy_timeout_s": 0.02, "retry_min_s": 0.02, "retry_max_s": 0.1}}
+    )
+    database = tmp_path / "data" / "journal.sqlite3"
+    database.parent.mkdir(parents=True)
+    holder = sqlite3.connect(database, isolation_level=None)
+    handled = Handled()
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # a new file: creating its tables must wait
+        with pipeline(config, handled) as tree:
+            ingest(tree, kill_event(1))
+            wait_for(lambda: journal_status(tree)["error"] is not None)
+            assert journal_status(tree)["pending"] == 1
+            holder.execute("ROLLBACK")
+            wait_for(checkpoint_reaches(tree, 1), timeout_s=10)
+            assert killmail_ids(handled.seen(Names.NOTIFIER)) == [1]
+            assert journal_restarts(tree) == 0
+    finally:
+        holder.close()
+
+
+def test_an_event_whose_data_cannot_be_stored_becomes_a_reject_and_the_rest_goes_on(
+    tmp_path: Path,
+) -> None:
+    data: dict[str, Any] = {"leaf": 1}
+    for _ in range(1100):  # deeper than msgpack packs
+        data = {"inner": data}
+    unstorable = dataclasses.replace(kill_event(1), data=data)
+    handled = Handled()
+    with pipeline(config_for(tmp_path), handled) as tree:
+        ingest(tree, unstorable, kill_event(2))
+        wait_for(checkpoint_reaches(tree, 1))
+        assert killmail_ids(handled.seen(Names.NOTIFIER)) == [2]
+        assert journal_status(tree)["rejects"] == {"unstorable_event": 1}
+        assert journal_restarts(tree) == 0
 
 
 class _RefusalRecorder(ReportingActor):

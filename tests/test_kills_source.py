@@ -60,14 +60,13 @@ def config_for(server: KillsServer, **overrides: Any) -> Config:
         circuit_open_s=1.0,
     )
     settings = dataclasses.replace(settings, **overrides)
-    return dataclasses.replace(Config(), sources=SourcesConfig(kills=settings))
+    sources = SourcesConfig(kills=settings, resend_min_s=0.05, resend_max_s=0.2)
+    return dataclasses.replace(Config(), sources=sources)
 
 
 def kills(config: Config, **options: Any) -> ChildSpec:
     options.setdefault("rand", random.Random(7).random)
     options.setdefault("tracking_retry_s", 0.05)
-    options.setdefault("resend_min_s", 0.05)
-    options.setdefault("resend_max_s", 0.2)
     return child_spec(config, **options)
 
 
@@ -360,29 +359,69 @@ def test_refused_batches_are_held_and_resent_once_the_journal_takes_them(
         lambda: {event.id for event in journal.events} == {"31", "32"},
         what="held and new batches journaled",
     )
-    report = status_when(tree, lambda r: r["journal"]["paused"] is False, "the gate reopened")
+    report = status_when(tree, lambda r: r["journal"]["gate"]["open"] is True, "the gate reopened")
     assert report["journal"]["size"] == 0
     assert report["journal"]["refused_total"] >= 1
     assert server.stats().connections_accepted == 1
 
 
-def test_a_full_held_buffer_pauses_reading_until_the_journal_recovers(
+def test_a_journal_that_falls_behind_slows_the_feed_and_nothing_is_dropped_or_reconnected(
     server: KillsServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal, TrackingLog([SYSTEM]), held_capacity=2)
-    joined_port(tree, server)
-    journal.refusing.set()
-    server.publish_many([recent_kill(40 + n) for n in range(4)])
-    wait_for(lambda: state(tree) != "connected", what="reading paused")
+    tree = trees.start(
+        [
+            journal_spec(journal, capacity=4),
+            tracking_spec(TrackingLog([SYSTEM])),
+            kills(config_for(server)),
+        ]
+    )
+    port = joined_port(tree, server)
+    journal.flowing.clear()
+    try:
+        published = [recent_kill(60_000 + n) for n in range(300)]
+        server.publish_many(published)
+        status_when(
+            tree,
+            lambda r: r["journal"]["reading_paused_s"] > 3 * TIMEOUT_S,
+            "the reader paused for longer than the heartbeat timeout",
+        )
+        # The pause the program chose is not a dead peer: its heartbeats go on.
+        heartbeats = server.stats().connection(port).heartbeats
+        wait_for(
+            lambda: server.stats().connection(port).heartbeats >= heartbeats + 2,
+            what="heartbeats while paused",
+        )
+        assert status(tree)["reconnect"]["failures"] == 0
+    finally:
+        journal.flowing.set()
+    expected = [str(kill["killmail_id"]) for kill in published for _twice in range(2)]
+    wait_for(lambda: len(journal.events) >= len(expected), what="every frame journaled")
+    assert [event.id for event in journal.events] == expected
     report = status(tree)
-    assert report["journal"]["size"] <= 2
-    assert report["socket"]["phase"] == "holding"
+    assert report["reconnect"]["failures"] == 0
+    assert report["journal"]["gate"]["waits_total"] >= 1
+    assert report["journal"]["held_total"] == 0
+    assert server.stats().connections_accepted == 1
+    assert server.stats().connection(port).joins == 1
+
+
+def test_a_refusing_journal_pauses_reading_on_the_same_connection_until_it_takes_again(
+    server: KillsServer, trees: Trees
+) -> None:
+    journal = JournalLog()
+    tree = start(trees, server, journal, TrackingLog([SYSTEM]))
+    port = joined_port(tree, server)
+    journal.refusing.set()
+    server.publish(recent_kill(40))
+    status_when(tree, lambda r: r["journal"]["gate"]["open"] is False, "the gate closed")
+    server.publish_many([recent_kill(41 + n) for n in range(3)])
+    status_when(tree, lambda r: r["journal"]["gate"]["waiting"] == 1, "the reader waits")
     journal.refusing.clear()
-    joined_port(tree, server)
-    assert server.stats().connections_accepted == 2
-    # The preload of the new connection brings back what the bound dropped.
-    wait_for(lambda: {f"{40 + n}" for n in range(4)} <= {e.id for e in journal.events})
+    expected = [str(40 + n) for n in range(4) for _twice in range(2)]
+    wait_for(lambda: [e.id for e in journal.events] == expected, what="everything, in order")
+    assert server.stats().connections_accepted == 1
+    assert server.stats().connection(port).joins == 1
 
 
 def test_stopping_closes_the_socket_and_ends_the_reader_thread(

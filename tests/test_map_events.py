@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -523,17 +524,22 @@ def test_an_event_type_that_would_break_the_events_list_is_refused(name: str) ->
         stream_url("http://h", "demo", ["add_system", name], None)
 
 
-def test_stream_headers_send_the_key_the_resume_point_and_no_cache() -> None:
+def test_stream_headers_send_the_key_the_resume_point_no_cache_and_no_compression() -> None:
     assert stream_headers("secret", ULID) == {
         "Authorization": "Bearer secret",
         "Accept": "text/event-stream",
+        "Accept-Encoding": "identity",
         "Last-Event-ID": ULID,
         "Cache-Control": "no-cache",
     }
 
 
 def test_stream_headers_without_key_or_resume_point_omit_them() -> None:
-    assert stream_headers("", None) == {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    assert stream_headers("", None) == {
+        "Accept": "text/event-stream",
+        "Accept-Encoding": "identity",
+        "Cache-Control": "no-cache",
+    }
     assert "Last-Event-ID" not in stream_headers("k", "")
 
 
@@ -545,3 +551,29 @@ def test_stream_headers_refuse_values_that_would_split_a_header(
 ) -> None:
     with pytest.raises(ValueError, match="CR, LF or NUL"):
         stream_headers(key, last_id)
+
+
+def test_a_coordinate_too_large_for_a_float_is_no_coordinate() -> None:
+    document = {"data": {"systems": [{"solar_system_id": 31000005, "position_x": 10**400}]}}
+    (system,) = parse_systems(document)
+    assert system.position_x is None
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_an_event_nested_deeper_than_the_bound_is_rejected_before_it_is_parsed() -> None:
+    # 300 deep decoded fine and then broke the msgpack export of the journal
+    deep = envelope("add_system", {"solar_system_id": 5, "labels": nested(300)})
+    reject = rejected(sse("add_system", json.dumps(deep)))  # orjson cannot write it
+    assert reject.reason == "too_deep"
+    assert "max_depth 64" in reject.detail
+
+
+def test_an_event_within_the_nesting_bound_decodes() -> None:
+    event = decoded_event(sse("add_system", envelope("add_system", {"a": nested(60)})))
+    assert event.data["a"] == nested(60)

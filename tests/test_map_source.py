@@ -16,7 +16,7 @@ import pytest
 
 from actors.map_source import child_spec
 from actors.protocol import Ingest, Names
-from realtime.config import Config, MapConfig, Secret
+from realtime.config import Config, MapConfig, Secret, SourcesConfig
 from realtime.event import Cursor
 from realtime.map_events import DEFAULT_MAP_EVENTS
 from simulator.map_server import Framing, MapCharacter, MapServer, MapSystem
@@ -31,6 +31,7 @@ SOURCE = f"map:{SLUG}"
 KEEPALIVE_TIMEOUT_S = 0.5
 SYSTEMS = (MapSystem(31000005, "J123450"), MapSystem(30000142, "Jita"))
 CHARACTERS = (MapCharacter(2117000001, "Example Pilot"),)
+CONFIG = Config(sources=SourcesConfig(resend_min_s=0.05, resend_max_s=0.2))
 
 
 @pytest.fixture
@@ -70,10 +71,8 @@ def start(
 ) -> SupervisionTree:
     options = overrides.pop("options", {})
     options.setdefault("rand", random.Random(11).random)
-    options.setdefault("resend_min_s", 0.05)
-    options.setdefault("resend_max_s", 0.2)
     options.setdefault("circuit_failures", 100)
-    spec: ChildSpec = child_spec(Config(), map_config(server, **overrides), **options)
+    spec: ChildSpec = child_spec(CONFIG, map_config(server, **overrides), **options)
     return trees.start(
         [journal_spec(journal or JournalLog()), tracking_spec(tracking or TrackingLog()), spec]
     )
@@ -356,7 +355,7 @@ def test_garbage_events_are_rejected_with_reasons_and_the_stream_goes_on(
     server: MapServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal, options={"max_line_bytes": 4096})
+    tree = start(trees, server, journal, max_line_bytes=4096)
     live(tree)
     for data, _reason in GARBAGE:
         assert server.send_raw(data) == 1
@@ -372,22 +371,49 @@ def test_garbage_events_are_rejected_with_reasons_and_the_stream_goes_on(
     assert journal.cursor(SOURCE) == published
 
 
-def test_a_full_held_buffer_closes_the_stream_and_resumes_from_the_committed_cursor(
+def test_a_refusing_journal_pauses_the_stream_without_closing_it_and_loses_nothing(
     server: MapServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal, options={"held_capacity": 1})
+    tree = start(trees, server, journal)
     live(tree)
     first = publish_systems(server, 31000700, 1)
     wait_for(lambda: journaled_ids(journal) == first, what="a first event")
     journal.refusing.set()
     refused = publish_systems(server, 31000800, 5)
-    wait_for(lambda: status(tree)["sse"]["phase"] == "holding", what="reading paused")
+    status_when(tree, lambda r: r["journal"]["gate"]["open"] is False, "the gate closed")
     journal.refusing.clear()
     wait_for(lambda: len(journal.events) == 6, what="everything journaled")
     assert journaled_ids(journal) == first + refused
-    assert server.stats().connect_attempts[-1].last_event_id in refused
+    assert journal.cursor(SOURCE) == refused[-1]
+    assert server.stats().connect_attempts_total == 1
+
+
+def test_a_journal_that_falls_behind_pauses_the_stream_past_the_keepalive_timeout(
+    server: MapServer, trees: Trees
+) -> None:
+    journal = JournalLog()
+    spec = child_spec(
+        CONFIG, map_config(server), rand=random.Random(11).random, circuit_failures=100
+    )
+    tree = trees.start([journal_spec(journal, capacity=2), tracking_spec(TrackingLog()), spec])
     live(tree)
+    journal.flowing.clear()
+    try:
+        published = publish_systems(server, 31002000, 200)
+        status_when(
+            tree,
+            lambda r: r["journal"]["reading_paused_s"] > 2 * KEEPALIVE_TIMEOUT_S,
+            "the reader paused for longer than the keepalive timeout",
+        )
+        assert status(tree)["sse"]["phase"] == "live"
+    finally:
+        journal.flowing.set()
+    wait_for(lambda: len(journal.events) >= len(published), what="every event journaled")
+    assert journaled_ids(journal) == published
+    assert journal.cursor(SOURCE) == published[-1]
+    assert server.stats().connect_attempts_total == 1
+    assert status(tree)["reconnect"]["failures"] == 0
 
 
 def test_an_unanswered_cursor_ask_is_retried_and_the_committed_cursor_resumes_the_stream(

@@ -217,6 +217,21 @@ def test_backpressure_shedding_journal_and_discord_auth_raise_and_resolve_alerts
     assert "flow:shedding" not in active_keys(actor)
 
 
+def test_a_stall_an_actor_reports_is_alerted_until_its_work_resumes() -> None:
+    clock = FakeClock()
+    actor = make_actor(clock, down_grace_s=1e9)
+    stalled = {"severity": "critical", "message": "delivery to the handlers failing for 3 s"}
+    actor.record_status(Names.ROUTER, {"stalled": stalled})
+    actor.evaluate(clock())
+    assert active_keys(actor) == {"stalled:router": "critical"}
+    (alert,) = actor.alerts.active()
+    assert alert.message == "router: delivery to the handlers failing for 3 s"
+    actor.record_status(Names.ROUTER, {"stalled": None})
+    actor.evaluate(clock())
+    assert active_keys(actor) == {}
+    assert [n.kind for n in actor.notices] == ["raised", "resolved"]
+
+
 def test_an_actor_that_is_not_running_raises_an_alert_after_some_ticks() -> None:
     clock = FakeClock()
     actor = make_actor(clock, silent_ticks=3, down_grace_s=1000.0)

@@ -12,8 +12,8 @@ from realtime.phoenix import (
     JoinFailed,
     PhoenixClient,
     Preload,
-    Subscription,
 )
+from realtime.subscriptions import Subscription
 from tests.phoenix_support import (
     CHARACTER,
     LOBBY,
@@ -288,14 +288,23 @@ def test_an_answered_heartbeat_keeps_the_connection_alive() -> None:
     assert client.is_dead(90.0) is None
 
 
-def test_sending_a_heartbeat_while_one_is_unanswered_is_a_dead_connection() -> None:
+def test_heartbeats_sent_since_do_not_hide_the_oldest_unanswered_one() -> None:
     client = joined_client(now=0.0)
     client.heartbeat_frame(30.0)
     client.receive(message("kill_count_update", {}), 0, 40.0)
     client.heartbeat_frame(45.0)
-    reason = client.is_dead(45.0)
+    assert client.is_dead(59.9) is None
+    reason = client.is_dead(60.0)
     assert reason is not None
     assert reason.startswith("heartbeat_timeout:")
+
+
+def test_a_reply_answers_its_heartbeat_and_every_earlier_one() -> None:
+    client = joined_client(now=0.0)
+    client.heartbeat_frame(30.0)
+    ref = sent(client.heartbeat_frame(45.0))["ref"]
+    assert client.receive(reply(ref, topic="phoenix"), 0, 46.0).rtt_s == 1.0
+    assert client.is_dead(74.9) is None
 
 
 def test_silence_for_the_heartbeat_timeout_is_a_dead_connection() -> None:
@@ -336,6 +345,38 @@ def test_a_join_unanswered_for_the_push_timeout_is_a_dead_connection() -> None:
     reason = client.is_dead(10.0)
     assert reason is not None
     assert reason.startswith("join_timeout:")
+
+
+def test_while_reading_is_paused_unanswered_heartbeats_and_silence_are_not_death() -> None:
+    client = joined_client(now=0.0)
+    client.heartbeat_frame(30.0)
+    client.reading_paused(40.0)
+    client.heartbeat_frame(60.0)  # the previous answer waits unread in the socket
+    client.heartbeat_frame(90.0)
+    assert client.is_dead(500.0) is None
+
+
+def test_after_a_pause_the_peer_owes_only_what_it_owed_when_reading_stopped() -> None:
+    client = joined_client(now=0.0)
+    client.receive(message("kill_count_update", {}), 0, 25.0)
+    client.heartbeat_frame(30.0)
+    client.reading_paused(40.0)
+    client.reading_resumed(140.0)
+    # 10 s of the heartbeat's 30 s had passed when reading stopped
+    assert client.is_dead(159.9) is None
+    reason = client.is_dead(160.0)
+    assert reason is not None
+    assert reason.startswith("heartbeat_timeout:")
+
+
+def test_a_heartbeat_sent_during_a_pause_is_owed_from_when_reading_resumed() -> None:
+    client = joined_client(now=0.0)
+    client.reading_paused(10.0)
+    ref = sent(client.heartbeat_frame(30.0))["ref"]
+    client.reading_resumed(100.0)
+    client.receive(reply(ref, topic="phoenix"), 0, 100.5)
+    assert client.statistics().last_rtt_s == 0.5
+    assert client.is_dead(129.9) is None
 
 
 # -- reset -------------------------------------------------------------------------------

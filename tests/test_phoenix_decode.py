@@ -5,10 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-import realtime.phoenix
+import realtime.kill_events
 from realtime.event import KILLS_SOURCE, Priority, parse_time
 from realtime.keys import content_key, killmail_key
-from realtime.phoenix import PhoenixClient, PreloadComplete, Received, RejectReason
+from realtime.kill_events import RejectReason
+from realtime.phoenix import PhoenixClient, PreloadComplete, Received
 from tests.phoenix_support import (
     SYSTEM,
     killmail,
@@ -287,7 +288,7 @@ def test_a_bug_in_the_decoder_becomes_a_reject_instead_of_an_exception(
     def broken(_text: str) -> float:
         raise RuntimeError("decoder bug")
 
-    monkeypatch.setattr(realtime.phoenix, "parse_time", broken)
+    monkeypatch.setattr(realtime.kill_events, "parse_time", broken)
     client = make_client()
     frame = killmail_update(killmail(1))
     reason, detail, raw = only_reject(receive(client, frame))

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.phoenix import (
-    ChannelState,
-    PhoenixClient,
-    Subscription,
-    SubscriptionAck,
-    UpdateKind,
-)
+from realtime.phoenix import ChannelState, PhoenixClient
+from realtime.subscriptions import Subscription, SubscriptionAck, UpdateKind
 from tests.phoenix_support import (
     CHARACTER,
     OTHER_SYSTEM,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from actors.protocol import Names
 from realtime.event import Event, Outcome
 from realtime.journal_store import JournalStore
-from supervision import Crash
+from supervision import Crash, GetStatus, SupervisionTree
 from tests.pipeline_support import (
     Handled,
     checkpoint_reaches,
@@ -25,6 +26,10 @@ from tests.support import wait_for
 
 def killmail_ids(events: Sequence[Event]) -> list[int]:
     return [int(e.data["killmail_id"]) for e in events]
+
+
+def router_status(tree: SupervisionTree) -> dict[str, Any]:
+    return dict(tree.registry.ask(Names.ROUTER, GetStatus(), 5))
 
 
 def test_events_reach_their_handlers_once_and_the_checkpoint_advances(tmp_path: Path) -> None:
@@ -108,6 +113,36 @@ def test_a_failing_handler_is_retried_and_then_dead_lettered_in_the_journal(
         assert journal_status(tree)["outcomes"].get("dead_letter") == 1
     with JournalStore.open(tmp_path / "data" / "journal.sqlite3") as store:
         assert store.outcomes_count()[Outcome.DEAD_LETTER] == 1
+
+
+def test_a_handler_that_cannot_take_events_is_retried_until_it_can_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    handled = Handled()
+    handled.refusals_left[Names.NOTIFIER] = 25
+    config = config_for(tmp_path, {"routing": {"max_attempts": 2}})
+    with pipeline(config, handled) as tree:
+        ingest(tree, *(kill_event(killmail_id) for killmail_id in range(1, 11)))
+        wait_for(lambda: router_status(tree)["stalled"] is not None)
+        stalled = router_status(tree)["stalled"]
+        assert stalled["severity"] == "critical"
+        assert "notifier refused on purpose" in stalled["message"]
+        wait_for(checkpoint_reaches(tree, 10), timeout_s=20)
+        assert sorted(killmail_ids(handled.seen(Names.NOTIFIER))) == list(range(1, 11))
+        assert journal_status(tree)["outcomes"]["dead_letter"] == 0
+        assert router_status(tree)["stalled"] is None
+        assert router_status(tree)["handler_failures"] == 25
+
+
+def test_only_the_event_a_handler_keeps_raising_on_is_dead_lettered(tmp_path: Path) -> None:
+    handled = Handled()
+    handled.poison.add(3)
+    config = config_for(tmp_path, {"routing": {"max_attempts": 2}})
+    with pipeline(config, handled) as tree:
+        ingest(tree, *(kill_event(killmail_id) for killmail_id in range(1, 6)))
+        wait_for(checkpoint_reaches(tree, 5), timeout_s=20)
+        assert sorted(killmail_ids(handled.seen(Names.NOTIFIER))) == [1, 2, 4, 5]
+        assert journal_status(tree)["outcomes"]["dead_letter"] == 1
 
 
 def test_kills_older_than_the_max_age_are_dropped_as_stale(tmp_path: Path) -> None:

@@ -57,3 +57,14 @@ def test_reject_log_bounds_the_reasons_it_tracks(caplog: pytest.LogCaptureFixtur
             log.note(reject(reason))
     assert len(lines(caplog)) == 3  # "a", "b", then one line for all others
     assert log.suppressed() == {"other": 2}
+
+
+def test_reject_log_escapes_what_came_from_outside(caplog: pytest.LogCaptureFixture) -> None:
+    log = RejectLog(logging.getLogger(LOGGER), "map:demo", clock=Clock())
+    hostile = Reject("map:demo", "invalid_json", "add\x1b[2J\r\nFORGED LINE", b"raw", 0)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        log.note(hostile)
+    (line,) = lines(caplog)
+    assert "add\\x1b[2J\\x0d\\x0aFORGED LINE" in line
+    assert "\x1b" not in line
+    assert "\n" not in line

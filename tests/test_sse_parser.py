@@ -316,6 +316,38 @@ def test_a_resume_point_with_nul_is_refused() -> None:
         SseParser(last_event_id="a\0b")
 
 
+def test_an_id_takes_effect_only_when_its_block_is_dispatched() -> None:
+    parser = SseParser(last_event_id="0")
+    assert parser.feed(b"id: 1\ndata: a\n") == []
+    assert parser.last_event_id == "0"
+    assert parser.feed(b"\n") == [message("a", "1")]
+    assert parser.last_event_id == "1"
+
+
+def test_wpt_format_data_before_final_empty_line() -> None:
+    # web-platform-tests eventsource/format-data-before-final-empty-line: the
+    # second block has no final empty line, so "test2" is never dispatched and
+    # its id never becomes the resume point, on this stream or the next.
+    stream = b"retry:1000\ndata:test1\n\nid:test\ndata:test2"
+    parser = SseParser()
+    first = parser.feed(stream) + parser.close()
+    assert first == [SseEvent("message", "test1", "", 1000)]
+    assert parser.last_event_id == ""
+    again = parser.feed(stream) + parser.close()
+    assert again == [SseEvent("message", "test1", "", 1000)]
+    assert parser.last_event_id == ""
+
+
+def test_id_event_data_then_eof_without_a_blank_line_dispatches_nothing_and_keeps_the_id() -> None:
+    parser = SseParser(last_event_id="01JDZ3J9Q5V8K2M4N6P8R0T2W4")
+    assert parser.feed(b"id: 01JDZ3J9Q5V8K2M4N6P8R0T2W5\nevent: add_system\ndata: {}") == []
+    assert parser.close() == []
+    assert parser.last_event_id == "01JDZ3J9Q5V8K2M4N6P8R0T2W4"
+    assert parser.statistics().unterminated_events == 1
+    # a reused parser does not carry the undispatched id into the next stream
+    assert parser.feed(b"data: next\n\n") == [message("next", "01JDZ3J9Q5V8K2M4N6P8R0T2W4")]
+
+
 # --- retry --------------------------------------------------------------------
 
 
@@ -538,9 +570,10 @@ def spec_reference(stream: bytes) -> tuple[list[Item], str, int | None]:
     text = stream.decode("utf-8-sig", "replace")
     lines = re.split("\r\n|\r|\n", text)[:-1]  # the unterminated remainder is not a line
     out: list[Item] = []
-    data_buffer, event_type, last_event_id, retry = "", "", "", None
+    data_buffer, event_type, last_event_id, id_buffer, retry = "", "", "", "", None
     for line in lines:
         if line == "":
+            last_event_id = id_buffer
             if data_buffer == "":
                 event_type = ""
                 continue
@@ -560,7 +593,7 @@ def spec_reference(stream: bytes) -> tuple[list[Item], str, int | None]:
             data_buffer += value + "\n"
         elif name == "id":
             if "\0" not in value:
-                last_event_id = value
+                id_buffer = value
         elif name == "retry" and value and all("0" <= c <= "9" for c in value):
             retry = int(value)
     return out, last_event_id, retry

@@ -15,6 +15,7 @@ from supervision import (
     ActorContext,
     ActorUnavailableError,
     Backoff,
+    BoundedMailbox,
     ChildSpec,
     Crash,
     GetStatus,
@@ -26,6 +27,7 @@ from supervision import (
     SupervisedActor,
     SupervisionTree,
     SupervisorSpec,
+    Timers,
     TreeStartError,
     render_tree,
 )
@@ -72,7 +74,7 @@ class Worker(SupervisedActor):
     def on_stop(self) -> None:
         self.journal.add(f"stop:{self.name}")
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> Any:  # noqa: PLR0911 -- one dispatch table
         if message == "boom":
             msg = "a bug"
             raise ValueError(msg)
@@ -87,6 +89,8 @@ class Worker(SupervisedActor):
             return self.timers.send_interval(0.01, "tick")
         if message == "probe_later":
             return self.timers.send_after(0.05, "probe")
+        if message == "arm":
+            return self.timers.send_after(0.05, "once"), self.timers.send_interval(0.01, "tick")
         if message == "hang":
             self.journal.gate.wait(30)
             return None
@@ -465,6 +469,31 @@ def test_timers_deliver_once_and_periodically_and_stop_with_the_actor(
     assert journal.count("a:tick") == ticks
 
 
+def test_a_timer_firing_into_a_full_mailbox_still_reaches_its_actor_after_what_was_queued(
+    journal: Journal, trees: list[SupervisionTree]
+) -> None:
+    tree = run(
+        trees, tree_of([worker("a", journal, mailbox=MailboxSpec(2, OverflowPolicy.REJECT))])
+    )
+    once, tick = tree.registry.ask("a", "arm")
+    inbox = tree.registry.require("a").actor_inbox
+    tree.registry.tell("a", "block")
+    wait_for(lambda: inbox.statistics().size == 0)  # type: ignore[attr-defined]
+    tree.registry.tell("a", "m1")
+    tree.registry.tell("a", "m2")
+    with pytest.raises(MailboxFullError):
+        tree.registry.tell("a", "m3")
+    # Stuck with a full mailbox: the one-shot is queued, the ticks coalesce into one.
+    wait_for(lambda: once.fired == 1 and tick.coalesced >= 5)
+    assert inbox.statistics().timers == 2  # type: ignore[attr-defined]
+    assert inbox.statistics().size == 2  # type: ignore[attr-defined]
+    journal.gate.set()
+    wait_for(lambda: journal.count("a:once") == 1 and journal.count("a:tick") >= 2)
+    entries = journal.snapshot()
+    assert entries.index("a:m2") < entries.index("a:once")
+    assert entries.count("a:m3") == 0
+
+
 def test_snapshot_shows_state_restarts_failure_and_mailbox(
     journal: Journal, trees: list[SupervisionTree]
 ) -> None:
@@ -484,3 +513,20 @@ def test_snapshot_shows_state_restarts_failure_and_mailbox(
     assert "└── inner" in text
     assert "restarts=1" in text
     assert "ValueError: a bug" in text
+
+
+class _BrokenMailbox(BoundedMailbox):
+    def put_timer(self, envelope: Any) -> bool:
+        msg = "a broken mailbox"
+        raise RuntimeError(msg)
+
+
+def test_a_timer_that_fails_to_fire_does_not_stop_the_others() -> None:
+    broken = Timers(_BrokenMailbox())
+    working_mailbox = BoundedMailbox()
+    working = Timers(working_mailbox)
+    broken.send_after(0.0, "lost")
+    handle = working.send_after(0.02, "kept")
+    wait_for(lambda: handle.fired == 1)
+    assert working_mailbox.statistics().timers == 1
+    working.cancel_all()

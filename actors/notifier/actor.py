@@ -289,7 +289,10 @@ class NotifierActor(ReportingActor):
         The database being busy or full refuses the batch (nothing of it was
         claimed): the router asks again later.
         """
-        view = self._require_view()
+        try:
+            view = self._require_view()
+        except TrackingUnavailableError as error:
+            return Refused(f"notifier: {error}")
         now = self._clock()
         candidates: list[Candidate] = []
         for event in events:
@@ -301,9 +304,9 @@ class NotifierActor(ReportingActor):
         try:
             return self._claim(candidates, membership, now)
         except StorageUnavailableError as error:
-            self.counters["refused"] += 1
+            self.counters["ledger_errors"] += 1
             logger.warning("notifier: refused %d events for now: %s", len(events), error)
-            return Refused(str(error))
+            return Refused(f"notifier: the ledger cannot be written: {error}")
 
     def _claim(self, candidates: Sequence[Candidate], membership: MapMembership, now: float) -> int:
         """Claim ``candidates`` on every sink and route, then deliver; how many were new.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from realtime.controls import blank_controls
 from realtime.notifications import (
     AlertDetails,
     AlertState,
@@ -57,16 +58,11 @@ _ANSI = {
 }
 _ANSI_RESET = "\x1b[0m"
 _CONSOLE_TEXT_LIMIT = 200
-_BIDI_CONTROLS = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
-# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F: with the bidi
-# controls, what a console line must not carry, mapped to spaces for str.translate.
-_CONTROL_CHARACTERS = (*range(0x20), *range(0x7F, 0xA0))
-_UNPRINTABLE_TO_SPACE = dict.fromkeys((*_CONTROL_CHARACTERS, *_BIDI_CONTROLS), " ")
 
 
 def _plain(text: str) -> str:
     """``text`` safe for one terminal line: no control or bidi characters, bounded."""
-    cleaned = clean(text).translate(_UNPRINTABLE_TO_SPACE)
+    cleaned = blank_controls(clean(text))
     return truncate(" ".join(cleaned.split()), _CONSOLE_TEXT_LIMIT)
 
 

@@ -1,0 +1,207 @@
+"""The reader thread of a ``kills`` connection: one WebSocket, from connect to its end.
+
+It opens the WebSocket (:class:`~actors.bounded_websocket.BoundedWebSocket`:
+messages bounded by ``max_frame_bytes`` before they are read, read-ahead),
+then only receives: it stamps each message with ``time.monotonic_ns()``,
+decodes it with the connection's shared :class:`~realtime.phoenix.PhoenixClient`
+(CPU only, under the lock it shares with the actor), hands the events and
+rejects of each message to the journal as one :class:`~actors.protocol.Ingest`
+(waiting, reading nothing, while the journal cannot take it), and tells the
+actor what changes the connection: :class:`Opened`, :class:`ChannelEvent`,
+:class:`RoundTrip`. How it ended goes to the actor last, as for every
+:class:`~actors.connection.ReaderThread`.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pykka
+import websocket
+from websocket import ABNF
+
+from actors.bounded_websocket import BoundedWebSocket, Message
+from actors.connection import SUPERSEDED, ConnectionMessage, Ended, ReaderThread, describe
+from actors.protocol import Ingest
+from actors.source_support import IngestGate, RejectLog
+from realtime.event import KILLS_SOURCE
+from realtime.phoenix import Control, PhoenixClient, Received
+
+PING_PAYLOAD: Final = struct.Struct("!Q")
+"""A WebSocket ping carries its send time (``time.monotonic_ns()``): the pong gives the RTT."""
+_MAX_PLAUSIBLE_RTT_S: Final = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Opened(ConnectionMessage):
+    """The WebSocket is open; ``local_port`` names it on the server's side."""
+
+    local_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEvent(ConnectionMessage):
+    """The channel or the subscription changed (a join's answer, a close...)."""
+
+    control: Control
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip(ConnectionMessage):
+    """A heartbeat's reply or a ping's pong arrived after ``rtt_s``; ``kind`` says which."""
+
+    rtt_s: float
+    kind: str
+
+
+@dataclass(slots=True)
+class Shared:
+    """What a kills actor and its reader threads share; guarded by ``lock``."""
+
+    lock: threading.Lock
+    client: PhoenixClient
+    last_frame_at: float = 0.0
+
+
+class KillsReader(ReaderThread):
+    """Connects one WebSocket, then receives until it ends; see the module docstring.
+
+    Args:
+        owner, generation, gate: as :class:`~actors.connection.ReaderThread`.
+        name: the actor's name, for the thread's.
+        url: the WebSocket URL.
+        connect_timeout_s: TCP connect plus handshake.
+        read_timeout_s: a read this long without a byte wakes the thread
+            (to see whether it was retired; the actor's watchdog decides death).
+        shared: the actor's Phoenix client.
+        rejects: the actor's reject log.
+        max_message_bytes: larger messages are rejected unread.
+        keep_bytes: what a reject keeps of an oversized message.
+    """
+
+    def __init__(
+        self,
+        owner: pykka.ActorRef[Any],
+        generation: int,
+        gate: IngestGate,
+        *,
+        name: str,
+        url: str,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        shared: Shared,
+        rejects: RejectLog,
+        max_message_bytes: int,
+        keep_bytes: int,
+    ) -> None:
+        super().__init__(owner, generation, f"{name}-reader-{generation}", gate)
+        self.socket = BoundedWebSocket(max_message_bytes, keep_bytes)
+        self._url = url
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._shared = shared
+        self._rejects = rejects
+
+    def run(self) -> Ended:
+        try:
+            try:
+                # websocket-client leaves connect() and shutdown() unannotated.
+                self.socket.connect(  # type: ignore[no-untyped-call]
+                    self._url, timeout=self._connect_timeout_s, suppress_origin=True
+                )
+            except (OSError, websocket.WebSocketException) as error:
+                return Ended("connect_failed", describe(error))
+            if not self.hold_socket(self.socket.sock):
+                return SUPERSEDED
+            self.socket.settimeout(self._read_timeout_s)
+            sock = self.socket.sock
+            local_port = int(sock.getsockname()[1]) if sock is not None else 0
+            if not self.post(Opened(self.generation, local_port)):
+                return SUPERSEDED
+            return Ended("connection_lost", self._receive())
+        finally:
+            self.socket.shutdown()  # type: ignore[no-untyped-call]
+
+    def reading_paused(self, now: float) -> None:
+        with self._shared.lock:
+            self._shared.client.reading_paused(now)
+
+    def reading_resumed(self, paused_at: float, now: float) -> None:
+        with self._shared.lock:
+            self._shared.client.reading_resumed(now)
+
+    def _receive(self) -> str:
+        while True:
+            try:
+                message = self.socket.receive()
+            except websocket.WebSocketTimeoutException:
+                if self.aborted:
+                    return "superseded"
+                continue
+            except websocket.WebSocketConnectionClosedException:
+                return "connection closed by the server"
+            except (OSError, websocket.WebSocketException) as error:
+                return describe(error)
+            received_ns = time.monotonic_ns()
+            now = received_ns / 1e9
+            opcode = message.opcode
+            if opcode == ABNF.OPCODE_CLOSE:
+                return f"server closed the connection ({_close_reason(message.data)})"
+            if opcode == ABNF.OPCODE_PONG:
+                self._shared.last_frame_at = now
+                self._pong(message.data, received_ns)
+            elif opcode == ABNF.OPCODE_PING:  # answered by the socket
+                self._shared.last_frame_at = now
+            elif not self._decoded(message, received_ns, now):
+                return "superseded"
+
+    def _decoded(self, message: Message, received_ns: int, now: float) -> bool:
+        shared = self._shared
+        with shared.lock:
+            # Checked under the lock: the actor retires a reader before it
+            # resets the client, so a retired reader never feeds the next one's.
+            if self.aborted:
+                return False
+            client = shared.client
+            if message.oversized:
+                received = client.receive_oversized(message.data, message.size, received_ns, now)
+            elif message.opcode == ABNF.OPCODE_TEXT:
+                text = message.data.decode("utf-8", "surrogateescape")
+                received = client.receive(text, received_ns, now)
+            else:
+                received = client.receive(message.data, received_ns, now)
+            shared.last_frame_at = now
+        return self._hand_off(received)
+
+    def _hand_off(self, received: Received) -> bool:
+        for reject in received.rejects:
+            self._rejects.note(reject)
+        if (received.events or received.rejects) and not self.deliver(
+            Ingest(KILLS_SOURCE, received.events, received.rejects)
+        ):
+            return False
+        if received.rtt_s is not None:
+            self.post(RoundTrip(self.generation, received.rtt_s, "heartbeat"))
+        if received.control is not None:
+            return self.post(ChannelEvent(self.generation, received.control))
+        return True
+
+    def _pong(self, payload: bytes, received_ns: int) -> None:
+        if len(payload) != PING_PAYLOAD.size:
+            return
+        (sent_ns,) = PING_PAYLOAD.unpack(payload)
+        rtt_s = (received_ns - sent_ns) / 1e9
+        if 0 <= rtt_s < _MAX_PLAUSIBLE_RTT_S:
+            self.post(RoundTrip(self.generation, rtt_s, "ping"))
+
+
+def _close_reason(payload: bytes) -> str:
+    if len(payload) < 2:
+        return "no status"
+    code = int.from_bytes(payload[:2], "big")
+    reason = payload[2:].decode("utf-8", "replace")
+    return f"{code} {reason}".strip()
