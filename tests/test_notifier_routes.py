@@ -185,7 +185,10 @@ def test_a_mention_pings_the_first_rally_and_not_again_within_the_cooldown_even_
     with pipeline(config) as tree:  # a restart: the cooldown is read back from the ledger
         handle(tree, [rally(3, "rp-3")])
         settled(database(config), 6)
-    first, second, third = sorted(fake.messages(CHANNEL), key=lambda m: int(m["id"]))
+    # workers send concurrently: find each rally by its id, not by its place in the channel
+    first, second, third = sorted(
+        fake.messages(CHANNEL), key=lambda m: m["embeds"][0]["footer"]["text"]
+    )
     assert first["content"] == "<@&4242>"
     assert pinged(first) == (False, ["4242"])
     for quiet in (second, third, *fake.messages(BIG)):
