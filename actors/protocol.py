@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from realtime.event import Cursor, Event, Outcome, Reject
 from realtime.flow import TrackedView
+from realtime.notifications import Notification
 from supervision import Control
 
 
@@ -185,6 +186,35 @@ class Refused:
     """
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Announce(Control):
+    """Notifications that come from no journal event (alerts), told to the notifier.
+
+    It claims and delivers them like any other: once per route they match. On
+    the control lane, so that the teller (the metrics actor) never waits for a
+    busy notifier; their rate is bounded by the alert rules' cooldown.
+    """
+
+    notifications: tuple[Notification, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRecovered(Control):
+    """A source connection is live again after an outage (its connection alert resolved).
+
+    On the control lane, like :class:`Announce`.
+
+    Attributes:
+        source: the connection's name (``kills``, ``map:{slug}``...).
+        began: when it stopped being live (Unix seconds).
+        ended: when it was live again (Unix seconds).
+    """
+
+    source: str
+    began: float
+    ended: float
 
 
 @dataclass(frozen=True, slots=True)

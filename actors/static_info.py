@@ -368,6 +368,11 @@ class StaticInfoClient:
     def update(self, message: StaticInfoChanged) -> None:
         self._view = message.view
 
+    @property
+    def known(self) -> int:
+        """Systems in the view held now (never asks)."""
+        return 0 if self._view is None else len(self._view.systems)
+
     def view(self) -> StaticInfoView:
         """The latest view (asked for once, briefly, when none was published yet)."""
         if self._view is None:

@@ -152,12 +152,17 @@ def supervisor(config: Config, name: str, children: Sequence[ChildSpec]) -> Supe
     )
 
 
-def handler_children(config: Config, *, ledger_database: Path | None = None) -> list[ChildSpec]:
+def handler_children(
+    config: Config, *, ledger_database: Path | None = None, announce: bool = True
+) -> list[ChildSpec]:
     """``tracking`` then ``notifier``: the router's handlers; between them
-    ``static_info`` (when enabled and a map is configured), which the notifier asks."""
+    ``static_info`` (when enabled and a map is configured), which the notifier asks.
+
+    ``announce``: the notifier says when the program started (not in a replay).
+    """
     children = [
         tracking.child_spec(config),
-        notifier.child_spec(config, ledger_database=ledger_database),
+        notifier.child_spec(config, ledger_database=ledger_database, announce=announce),
     ]
     if config.static_info.enabled and config.maps:
         children.insert(1, static_info.child_spec(config))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -20,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+
+from realtime.route_checks import routes_problem
 
 ENV_PREFIX = "env:"
 MASK = "***"
@@ -209,6 +212,79 @@ class NotifyConfig:
     map: MapNotifyConfig = field(default_factory=MapNotifyConfig)
 
 
+RouteKind = Literal[
+    "kill",
+    "system_added",
+    "character_added",
+    "character_removed",
+    "rally_point",
+    "alert",
+    "status",
+]
+ROUTE_KINDS: tuple[RouteKind, ...] = typing.get_args(RouteKind)
+"""Every kind of notification a route can carry."""
+
+Involving = Literal["system", "character"]
+
+DEFAULT_ROUTE = "discord"
+"""The route every kind goes to when the configuration has no ``[[routes]]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """One ``[[routes]]`` table: which notifications go where, and whom they ping.
+
+    Attributes:
+        name: unique, ``[a-z0-9_-]+``; shown in ``/api/status`` and kept in
+            the ledger (renaming a route makes its notifications new to it).
+        kinds: the kinds it carries (at least one, each once).
+        channel_id: bot mode: its channel ("" = ``[notify.discord] channel_id``).
+        webhook_url: webhook mode: its webhook ("" = ``[notify.discord] webhook_url``).
+        maps: only notifications concerning these map slugs ("" = all);
+            alerts and status messages concern no map and ignore it.
+        involving: kills only: why a kill matters to this route: its system
+            is tracked, or a tracked character is the victim or an attacker.
+        min_value_isk: kills only: at or above this total value.
+        wormhole_only: kills only: J-space only (31000000-31999999).
+        mention: put in the message content, and the only mention allowed to
+            ping: ``@here``, ``@everyone`` or ``<@&ROLE_ID>`` ("" = no ping).
+        mention_min_value_isk: kills only: ping only at or above this value.
+        mention_cooldown_s: at most one ping per route in this many seconds
+            (the message is still sent, without the ping).
+    """
+
+    name: str
+    kinds: tuple[RouteKind, ...]
+    channel_id: str = ""
+    webhook_url: Secret = NO_SECRET
+    maps: tuple[str, ...] = ()
+    involving: tuple[Involving, ...] = ("system", "character")
+    min_value_isk: float = 0.0
+    wormhole_only: bool = False
+    mention: str = ""
+    mention_min_value_isk: float = 0.0
+    mention_cooldown_s: float = 300.0
+
+
+def default_route() -> RouteConfig:
+    """The route of a configuration without ``[[routes]]``: every kind, the default channel."""
+    return RouteConfig(name=DEFAULT_ROUTE, kinds=ROUTE_KINDS)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusConfig:
+    """Status messages (kind ``status``): at a start, and after an outage.
+
+    ``catch_up_s``: how long after a start, or after a feed came back, kills
+    are counted as caught up before the status message goes out.
+    ``heartbeat_s``: how often the notifier records that the program is alive
+    (a start measures the time away from the last record).
+    """
+
+    catch_up_s: float = 30.0
+    heartbeat_s: float = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class StaticInfoConfig:
     """A system's static data (class, statics, effect, region) from the map's
@@ -345,7 +421,12 @@ class MetricsConfig:
 
 @dataclass(frozen=True, slots=True)
 class AlertsConfig:
-    discord_channel_id: str = ""
+    """Alerts (see the metrics actor); they reach Discord through routes of kind ``alert``.
+
+    ``cooldown_s``: an alert raised again within this long of its resolution
+    is revived silently (no second announcement).
+    """
+
     cooldown_s: float = 300.0
 
 
@@ -364,6 +445,8 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     static_info: StaticInfoConfig = field(default_factory=StaticInfoConfig)
     filters: FiltersConfig = field(default_factory=FiltersConfig)
+    routes: tuple[RouteConfig, ...] = ()
+    status: StatusConfig = field(default_factory=StatusConfig)
     mailbox: MailboxConfig = field(default_factory=MailboxConfig)
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
@@ -379,6 +462,11 @@ class Config:
     @property
     def data_path(self) -> Path:
         return Path(self.app.data_dir)
+
+    @property
+    def effective_routes(self) -> tuple[RouteConfig, ...]:
+        """``[[routes]]``, or the one default route when there is none."""
+        return self.routes or (default_route(),)
 
     @property
     def dedup_window_s(self) -> float:
@@ -408,7 +496,7 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
 
 def parse(table: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     """Build a :class:`Config` from a parsed TOML table and validate it."""
-    config: Config = _build(Config, table, "", environ)
+    config: Config = _build(Config, _without_retired_keys(table), "", environ)
     _validate(config)
     return config
 
@@ -573,12 +661,14 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
             )
     discord = config.notify.discord
     if "discord" in config.notify.sinks and not config.simulator.enabled:
-        if discord.mode == "bot" and not (discord.bot_token and discord.channel_id):
+        if discord.mode == "bot" and not discord.bot_token:
             raise ConfigError(
-                "notify.discord.bot_token: bot mode needs bot_token and channel_id "
-                f"(bot_token from {discord.bot_token.origin})"
+                f"notify.discord.bot_token: bot mode needs a bot token "
+                f"(from {discord.bot_token.origin})"
             )
-        if discord.mode == "webhook" and not discord.webhook_url:
+        if discord.mode == "bot" and not config.routes and not discord.channel_id:
+            raise ConfigError("notify.discord.channel_id: bot mode needs a channel id")
+        if discord.mode == "webhook" and not config.routes and not discord.webhook_url:
             raise ConfigError(
                 f"notify.discord.webhook_url: webhook mode needs a webhook URL "
                 f"(from {discord.webhook_url.origin})"
@@ -601,6 +691,7 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
     if config.dedup.max_entries < 1:
         raise ConfigError("dedup.max_entries: must be at least 1")
     _validate_journal(config.journal)
+    _fail_on(routes_problem(config))
 
 
 def _validate_journal(journal: JournalConfig) -> None:
@@ -640,6 +731,33 @@ def _validate_sources(sources: SourcesConfig) -> None:
             "sources.resend_min_s: need 0 < resend_min_s <= resend_max_s "
             f"({sources.resend_min_s}, {sources.resend_max_s})"
         )
+
+
+def _fail_on(problem: str | None) -> None:
+    if problem is not None:
+        raise ConfigError(problem)
+
+
+def _without_retired_keys(table: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``table`` without keys that once existed and mean nothing now (the input is not changed).
+
+    Raises:
+        ConfigError: ``[alerts] discord_channel_id`` is set: routes of kind
+            ``alert`` replaced it, and the message says what to write instead.
+            (Empty, it never did anything, and is let pass.)
+    """
+    alerts = table.get("alerts")
+    if not isinstance(alerts, Mapping) or "discord_channel_id" not in alerts:
+        return table
+    channel = alerts["discord_channel_id"]
+    if channel != "":
+        raise ConfigError(
+            'alerts.discord_channel_id: replaced by routes of kind "alert"; remove it and add\n'
+            '[[routes]]\nname = "alerts"\nkinds = ["alert"]\n'
+            f"channel_id = {json.dumps(str(channel))}"
+        )
+    kept = {key: value for key, value in alerts.items() if key != "discord_channel_id"}
+    return {**table, "alerts": kept}
 
 
 def _is_loopback(host: str) -> bool:

@@ -113,6 +113,12 @@ retry_max_s = 0.4
 [filters]
 max_kill_age_s = {max_kill_age_s}
 
+# every kind but the program's own (alerts and status messages would be
+# "unexpected" here: this world counts what the outside world caused)
+[[routes]]
+name = "world"
+kinds = ["kill", "system_added", "character_added", "character_removed", "rally_point"]
+
 [supervision]
 max_restarts = 100
 max_seconds = 30.0
@@ -146,8 +152,9 @@ def identity(message: Mapping[str, Any]) -> Identity:
     if about is not None:
         added = "is now tracked" in description
         return ("character_added" if added else "character_removed", about.group(2))
-    if footer.startswith(f"Map {SLUG} \u2022 rally point "):
-        return ("rally", description.rpartition("\n> ")[2])
+    if footer.startswith(f"Map {SLUG} \u2022 rally point"):
+        # the rally's message is quoted on the description's last line
+        return ("rally", description.rsplit("\n> ", 1)[-1])
     return ("unknown", repr(message)[:200])
 
 

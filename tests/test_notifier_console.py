@@ -73,7 +73,7 @@ def test_a_line_claimed_but_not_printed_before_a_crash_is_printed_at_the_next_st
     )
     assert isinstance(lost, Notification)
     with Ledger.open(database(config)) as ledger:
-        ledger.claim("kill:3005@console", 2, "console", notifier.ConsoleSink.payload(lost))
+        ledger.claim("console", "kill:3005", 2, notifier.ConsoleSink.payload(lost))
     stream = io.StringIO()
     with pipeline(config, stdout=stream) as tree:
         # the journal redelivers both after the crash: neither is claimed again

@@ -10,7 +10,7 @@ import pytest
 
 from actors import notifier
 from actors.protocol import Names
-from realtime.ledger import nonce_for
+from realtime.ledger import LedgerKey, nonce_for
 from simulator.discord_fake import DiscordFake
 from supervision import Crash, GetStatus
 from tests.notifier_support import (
@@ -55,7 +55,7 @@ def test_a_kill_handled_four_times_with_new_seqs_is_posted_once(
     assert posted_kills(fake) == [5001]
     assert ledger_states(database(config)) == {"sent": 1}
     [message] = fake.messages(CHANNEL)
-    assert message["nonce"] == nonce_for("kill:5001@discord", "discord")
+    assert message["nonce"] == nonce_for("discord", "kill:5001")
 
 
 def test_a_kill_in_an_untracked_system_without_tracked_characters_is_not_posted(
@@ -173,7 +173,7 @@ def test_a_failing_worker_crashes_the_notifier_whose_restart_delivers_the_entry(
 ) -> None:
     config = app_config(tmp_path, discord=bot_config(fake))
     attempt = notifier.DiscordSink._attempt
-    calls: list[str] = []
+    calls: list[LedgerKey] = []
 
     def bug_once(sink: notifier.DiscordSink, delivery: notifier.Delivery, rand: Random) -> None:
         calls.append(delivery.key)

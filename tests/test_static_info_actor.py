@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +24,12 @@ from actors.static_info import (
     StaticInfoClient,
     http_fetcher,
 )
-from realtime.config import AppConfig, Config, MapConfig, Secret, StaticInfoConfig
+from realtime.config import AppConfig, Config, MapConfig, NotifyConfig, Secret, StaticInfoConfig
 from realtime.tracking import TrackedSnapshot
 from simulator.map_server import MapServer
 from supervision import Registry, SupervisionTree
 from tests.notifier_support import Recorded, map_event, tree_spec
+from tests.notifier_support import running_tree as running_children
 from tests.support import wait_for
 
 A, B, C = 31000054, 31000174, 30000142
@@ -155,3 +158,32 @@ def test_without_the_actor_the_client_degrades_at_once() -> None:
     started = time.monotonic()
     assert client.prepare([added]).static_info(A) is None
     assert time.monotonic() - started < 1.0
+
+
+def test_a_new_systems_card_and_the_kills_in_it_carry_the_fetched_static_info(
+    tmp_path: Path, server: MapServer
+) -> None:
+    from actors import tracking
+    from simulator import static_info as universe
+    from tests.notifier_support import handle, kill_event, killmail, notifier_spec
+
+    cfg = dataclasses.replace(config(tmp_path, server), notify=NotifyConfig(sinks=("console",)))
+    stream = io.StringIO()
+    system = next(universe.wormholes(4, effect=True))
+    children = [
+        tracking.child_spec(cfg),
+        static_info.child_spec(cfg),
+        notifier_spec(cfg, stdout=stream),
+    ]
+    cfg.data_path.mkdir(parents=True, exist_ok=True)
+    with running_children(children) as tree:
+        added = map_event("add_system", {"solar_system_id": system, "name": "Home Hole"}, 1)
+        handle(tree, [added], name=Names.TRACKING)  # as the router does: tracking first
+        assert handle(tree, [added]) == 1
+        kill = kill_event(killmail(9001, system_id=system), 2)
+        assert handle(tree, [kill]) == 1
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("SYSTEM    New system Home Hole (C4) on home | C4 | Magnetar")
+    assert "statics C247\u2192C3 16 h" in lines[0]
+    assert "(C4, D-R00015)" in lines[1]
+    assert requests_for(server, system) == [1]
