@@ -321,10 +321,25 @@ class FaultWorld:
             msg = f"run.py exited with {program.process.returncode}:\n{program.log_text()}"
             raise AssertionError(msg)
         joined = [c for c in self.kills.stats().connections if c.joined]
-        # kills joins with the systems, kills:characters with the characters
+        # kills joins with the systems, kills:characters with the characters; the
+        # server may still count an abandoned socket as joined, so the program
+        # must say both of its connections are joined (connected) now
         systems = set().union(*(c.systems for c in joined))
         characters = set().union(*(c.characters for c in joined))
-        return set(TRACKED_SYSTEMS) <= systems and TRACKED_CHARACTER in characters
+        if not (set(TRACKED_SYSTEMS) <= systems and TRACKED_CHARACTER in characters):
+            return False
+        return program is None or self._kills_connected(program)
+
+    @staticmethod
+    def _kills_connected(program: Program) -> bool:
+        try:
+            health = requests.get(f"{program.url}/api/health", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            return False
+        states = {c["name"]: c["state"] for c in health.get("connections", [])}
+        return all(
+            states.get(name) in ("connected", "degraded") for name in ("kills", "kills:characters")
+        )
 
     def map_streaming(self) -> bool:
         return self.map.stats().open_streams > 0
