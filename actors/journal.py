@@ -76,7 +76,7 @@ from actors.stall import Stall, storage_backoff
 from realtime.checkpoint import Checkpoint, HeldOutcome
 from realtime.config import Config
 from realtime.event import KILLS_SOURCE, Event, Outcome, Reject
-from realtime.journal_store import JournalStore
+from realtime.journal_store import EventRow, JournalStore, event_from_row, event_row
 from realtime.metrics import series_key
 from realtime.storage import DATABASE_FILE, StorageSettings, StorageUnavailableError
 from supervision import (
@@ -149,7 +149,12 @@ class JournalActor(ReportingActor):
         self._in_flight: Commit | None = None
         self._pending: collections.deque[Ingest] = collections.deque()
         self._pending_events = 0
-        self._tail: collections.deque[Event] = collections.deque(maxlen=config.journal.tail_events)
+        # Committed events not delivered yet, compact (as stored: a fifth of a decoded event).
+        self._tail: collections.deque[EventRow] = collections.deque(
+            maxlen=config.journal.tail_events
+        )
+        # The decoded events of the commit being delivered (see _committed).
+        self._fresh: list[Event] = []
         self._credit = 0
         self._delivered_upto = 0
         self._last_seq = 0
@@ -286,10 +291,9 @@ class JournalActor(ReportingActor):
     def _write_now(self, commit: Commit) -> Committed:
         """Run ``commit`` on this thread (the writer is stopped)."""
         try:
-            events, rejects = write(self._store, commit)
+            return write(self._store, commit)
         except StorageUnavailableError as error:
-            return Committed(commit, [], [], error)
-        return Committed(commit, events, rejects, None)
+            return Committed(commit, [], [], [], error)
 
     # -- messages ------------------------------------------------------------
 
@@ -455,12 +459,21 @@ class JournalActor(ReportingActor):
                 self._cursors[ingest.cursor.source] = ingest.cursor.value
         self.counters["commits"] += 1
         self._count(committed, rejects)
-        if committed:
-            self._last_seq = committed[-1].committed_seq
-            self.observe_many("journal", committed)
-            self._tail.extend(committed)
+        if not committed:
+            return
+        self._last_seq = committed[-1].committed_seq
+        self.observe_many("journal", committed)
+        # What demand allows goes on decoded, as it came; the rest waits compact.
+        self._fresh = committed
         if deliver:
             self._deliver()
+        self._fresh = []
+        delivered = self._delivered_upto
+        self._tail.extend(
+            event_row(event, payload)
+            for event, payload in zip(committed, result.payloads, strict=True)
+            if event.committed_seq > delivered
+        )
 
     def _count(self, committed: list[Event], rejects: list[Reject]) -> None:
         counters = self.counters
@@ -500,19 +513,29 @@ class JournalActor(ReportingActor):
             self._forget_delivered()
 
     def _forget_delivered(self) -> None:
-        """Drop delivered events from the tail: a decoded killmail holds ~15 KB."""
+        """Drop delivered events from the tail (a redelivery reads the database)."""
         tail, delivered = self._tail, self._delivered_upto
-        while tail and tail[0].committed_seq <= delivered:
+        while tail and tail[0][0] <= delivered:
             tail.popleft()
 
     def _next(self, limit: int) -> list[Event]:
         if self._delivered_upto >= self._last_seq:
             return []
         start = self._delivered_upto + 1
+        fresh = self._fresh
+        if fresh and fresh[0].committed_seq <= start <= fresh[-1].committed_seq:
+            offset = start - fresh[0].committed_seq
+            return fresh[offset : offset + limit]
         tail = self._tail
-        if tail and tail[0].committed_seq <= start:
-            offset = start - tail[0].committed_seq
-            return [tail[i] for i in range(offset, min(offset + limit, len(tail)))]
+        if tail and tail[0][0] <= start:
+            offset = start - tail[0][0]
+            try:
+                return [
+                    event_from_row(tail[i]) for i in range(offset, min(offset + limit, len(tail)))
+                ]
+            except ValueError as error:  # a bug: what was stored a moment ago reads back
+                msg = f"journal: a committed event does not decode: {error}"
+                raise RuntimeError(msg) from error
         self.counters["backlog_reads"] += 1
         return self._store.read(self._delivered_upto, limit, until_seq=self._last_seq)
 
@@ -545,7 +568,7 @@ class JournalActor(ReportingActor):
         # Delivery never restarts at or before the checkpoint: what the tail
         # holds there is history, and a killmail weighs kilobytes in memory.
         tail = self._tail
-        while tail and tail[0].committed_seq <= checkpoint:
+        while tail and tail[0][0] <= checkpoint:
             tail.popleft()
 
     def _tick(self) -> None:

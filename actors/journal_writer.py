@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from actors.protocol import Ingest
 from realtime.checkpoint import HeldOutcome
 from realtime.event import Cursor, Event, Reject
-from realtime.journal_store import JournalStore, split_storable
+from realtime.journal_store import JournalStore, split_storable, stored_payload
 from realtime.storage import StorageUnavailableError
 from supervision import Control
 
@@ -64,6 +64,7 @@ class Committed:
     Attributes:
         commit: the commit.
         events: its events as committed, each with its seq (empty on error).
+        payloads: the stored payload of each of ``events``.
         rejects: the rejects written (those of the ingest, and an
             ``unstorable_event`` one for each event whose data cannot be stored).
         error: the passing failure that wrote nothing (retry later), or ``None``.
@@ -71,6 +72,7 @@ class Committed:
 
     commit: Commit
     events: list[Event]
+    payloads: list[bytes]
     rejects: list[Reject]
     error: StorageUnavailableError | None
 
@@ -84,45 +86,48 @@ class WriterDied(Control):
         self.error = error
 
 
-def write(store: JournalStore, commit: Commit) -> tuple[list[Event], list[Reject]]:
-    """Commit ``commit`` to ``store`` in one transaction; the events with seqs and the rejects.
+def write(store: JournalStore, commit: Commit) -> Committed:
+    """Commit ``commit`` to ``store`` in one transaction.
 
     An event whose data cannot be stored becomes a reject (``unstorable_event``)
     instead of failing every retry; the rest goes in.
+
+    Returns:
+        the events with their seqs, their payloads, the rejects written
+        (``error`` is always ``None``).
 
     Raises:
         StorageUnavailableError: nothing was written; retry later.
     """
     events: list[Event] = []
-    payloads: list[bytes | None] = []
+    given: list[bytes | None] = []
     rejects: list[Reject] = []
     cursors: dict[str, Cursor] = {}
     for ingest in commit.ingests:
         events += ingest.events
-        payloads += ingest.payloads or (None,) * len(ingest.events)
+        given += ingest.payloads or (None,) * len(ingest.events)
         rejects += ingest.rejects
         if ingest.cursor is not None:
             cursors[ingest.cursor.source] = ingest.cursor
-    try:
-        committed = store.append(
-            events,
-            rejects,
-            list(cursors.values()),
-            payloads=payloads,
-            outcomes=commit.outcomes,
-            checkpoint=commit.checkpoint,
-        )
-    except (TypeError, ValueError):
+    payloads = [
+        stored_payload(event.data) if payload is None else payload
+        for event, payload in zip(events, given, strict=True)
+    ]
+    if None in payloads:
+        # Data that cannot be stored would fail every retry: it becomes a reject.
         storable, unstorable = split_storable(events)
         rejects += unstorable
-        committed = store.append(
-            storable,
-            rejects,
-            list(cursors.values()),
-            outcomes=commit.outcomes,
-            checkpoint=commit.checkpoint,
-        )
-    return committed, rejects
+        events = storable
+    stored = [p for p in payloads if p is not None]
+    committed = store.append(
+        events,
+        rejects,
+        list(cursors.values()),
+        payloads=stored,
+        outcomes=commit.outcomes,
+        checkpoint=commit.checkpoint,
+    )
+    return Committed(commit, committed, stored, rejects, None)
 
 
 class JournalWriter:
@@ -204,10 +209,9 @@ class JournalWriter:
 
     def _run(self, commit: Commit) -> None:
         try:
-            events, rejects = write(self._store, commit)
-            result = Committed(commit, events, rejects, None)
+            result = write(self._store, commit)
         except StorageUnavailableError as error:
-            result = Committed(commit, [], [], error)
+            result = Committed(commit, [], [], [], error)
         with self._cond:
             self._result = result
             self._busy = False

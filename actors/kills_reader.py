@@ -197,7 +197,8 @@ class KillsReader(ReaderThread):
         for reject in received.rejects:
             self._reject_log.note(reject)
         self._events += received.events
-        self._payloads += [stored_payload(event.data) for event in received.events]
+        # Decoded from JSON text just now: stored as that JSON, unchecked.
+        self._payloads += [stored_payload(e.data, from_json=True) for e in received.events]
         self._rejects += received.rejects
         if received.rtt_s is None and received.control is None:
             return True

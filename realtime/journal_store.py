@@ -77,18 +77,26 @@ _PRIORITY_BY_VALUE: Mapping[int, Priority] = MappingProxyType({p.value: p for p 
 _dumps = orjson.dumps
 
 
-def encode_payload(data: Mapping[str, Any]) -> bytes:
+def encode_payload(data: Mapping[str, Any], *, from_json: bool = False) -> bytes:
     """The bytes the journal stores for an event's ``data`` (see the module doc).
+
+    orjson writes a float that is not finite as ``null``: data that may hold
+    one is checked (when its JSON has a ``null``) and stored as msgpack if so.
+    ``from_json`` skips the check for data decoded from JSON text by orjson,
+    which refuses such numbers.
 
     Raises:
         TypeError, ValueError: neither JSON nor msgpack can hold ``data``.
     """
     try:
-        return _dumps(data)
+        encoded = _dumps(data)
     except TypeError:
         # orjson.JSONEncodeError is a TypeError: a non-string key, bytes, an
         # integer beyond 64 bits, or a mapping that is not a dict.
         pass
+    else:
+        if from_json or b"null" not in encoded or orjson.loads(encoded) == data:
+            return encoded
     try:
         packed: bytes = msgpack.packb(data if type(data) is dict else dict(data))
     except OverflowError as error:  # an integer beyond 64 bits
@@ -96,11 +104,11 @@ def encode_payload(data: Mapping[str, Any]) -> bytes:
     return packed
 
 
-def stored_payload(data: Mapping[str, Any]) -> bytes | None:
+def stored_payload(data: Mapping[str, Any], *, from_json: bool = False) -> bytes | None:
     """:func:`encode_payload`, or ``None`` when ``data`` cannot be stored (the journal then
     makes the event an ``unstorable_event`` reject, see :func:`split_storable`)."""
     try:
-        return encode_payload(data)
+        return encode_payload(data, from_json=from_json)
     except (TypeError, ValueError):
         return None
 
@@ -416,27 +424,11 @@ class JournalStore:
         return [self._event_from_row(row) for row in rows]
 
     def _event_from_row(self, row: tuple[Any, ...]) -> Event:
-        seq, id_, source, type_, time_, received_at, key, priority, schema, payload = row
         try:
-            data = decode_payload(payload)
+            return event_from_row(row)
         except (msgpack.UnpackException, ValueError) as error:
-            msg = f"journal {self._database.path}: the payload of seq {seq} is damaged ({error})"
+            msg = f"journal {self._database.path}: the payload of seq {row[0]} is damaged ({error})"
             raise StorageCorruptError(msg) from error
-        if not isinstance(data, dict):
-            msg = f"journal {self._database.path}: the payload of seq {seq} is not a map"
-            raise StorageCorruptError(msg)
-        return Event(
-            id_,
-            source,
-            type_,
-            time_,
-            received_at,
-            key,
-            _PRIORITY_BY_VALUE.get(priority, Priority.LOW),
-            data,
-            seq,
-            schema,
-        )
 
     def last_seq(self) -> int:
         """The highest seq ever assigned (0 before the first event)."""
@@ -620,6 +612,52 @@ class JournalStore:
             rejects=self._rejects_by_reason.total(),
             rejects_by_reason=MappingProxyType(dict(self._rejects_by_reason)),
         )
+
+
+EventRow = tuple[int, str, str, str, float, int, str, int, int, bytes]
+"""An event as the journal stores it: ``(seq, id, source, type, time, received_at, key,
+priority, schema, payload)``: about the size of its payload, a fifth of the decoded event."""
+
+
+def event_row(event: Event, payload: bytes) -> EventRow:
+    """The compact form of a committed ``event`` whose data is stored as ``payload``."""
+    return (
+        event.committed_seq,
+        event.id,
+        event.source,
+        event.type,
+        event.time,
+        event.received_at,
+        event.key,
+        int(event.priority),
+        event.schema,
+        payload,
+    )
+
+
+def event_from_row(row: tuple[Any, ...]) -> Event:
+    """The event of a stored row (see :data:`EventRow`), its payload decoded.
+
+    Raises:
+        ValueError: the payload is damaged or not a map (msgpack's errors too).
+    """
+    seq, id_, source, type_, time_, received_at, key, priority, schema, payload = row
+    data = decode_payload(payload)
+    if not isinstance(data, dict):
+        msg = "the payload is not a map"
+        raise ValueError(msg)
+    return Event(
+        id_,
+        source,
+        type_,
+        time_,
+        received_at,
+        key,
+        _PRIORITY_BY_VALUE.get(priority, Priority.LOW),
+        data,
+        seq,
+        schema,
+    )
 
 
 def split_storable(events: Sequence[Event]) -> tuple[list[Event], list[Reject]]:

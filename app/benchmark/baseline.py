@@ -47,7 +47,7 @@ from realtime.checkpoint import HeldOutcome
 from realtime.config import Config, KillNotifyConfig
 from realtime.event import Event, Outcome
 from realtime.flow import PriorityRules
-from realtime.journal_store import JournalStore
+from realtime.journal_store import JournalStore, stored_payload
 from realtime.ledger import Claim, Ledger
 from realtime.notifications import Notification, kill_notification
 from realtime.phoenix import Joined, PhoenixClient, PreloadComplete
@@ -175,7 +175,13 @@ class BareLoop:
     def _flush(self, events: list[Event]) -> None:
         if not events:
             return
-        committed = self.store.append(events, outcomes=self._outcomes, checkpoint=self._checkpoint)
+        committed = self.store.append(
+            events,
+            # Encoded as the kills reader does: data decoded from the feed's JSON.
+            payloads=[stored_payload(e.data, from_json=True) for e in events],
+            outcomes=self._outcomes,
+            checkpoint=self._checkpoint,
+        )
         duplicates: list[int] = []
         notifications: list[tuple[Notification, Event]] = []
         now = time.time()
