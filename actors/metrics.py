@@ -63,6 +63,7 @@ from realtime.metrics import (
     OTHER,
     AlertManager,
     BoundedTotals,
+    BucketCounts,
     LatencySummary,
     Notice,
     RegressionDetector,
@@ -125,6 +126,14 @@ class MetricsQuery(Control):
 
     history_s: int = 60
     histograms: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExpositionQuery(Control):
+    """Ask ``metrics`` for :meth:`MetricsActor.exposition`: what ``/metrics`` shows.
+
+    A control message, like :class:`MetricsQuery`.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +255,7 @@ class MetricsActor(ReportingActor):
         self.rejects = ThroughputHistory(s.history_s, s.max_series)
         self.errors = ThroughputHistory(s.history_s, s.max_series)
         self.latency: dict[str, RollingHistogram] = {}
+        self.exported: dict[str, BucketCounts] = {}
         self.actor_counters: dict[str, BoundedTotals] = {}
         self.actor_gauges: dict[str, BoundedTotals] = {}
         self.last_report: dict[str, float] = {}
@@ -284,6 +294,8 @@ class MetricsActor(ReportingActor):
             return None
         if isinstance(message, MetricsQuery):
             return self.summary(message)
+        if isinstance(message, ExpositionQuery):
+            return self.exposition()
         return super().on_receive(message)
 
     # --- reports ---------------------------------------------------------------------
@@ -310,9 +322,16 @@ class MetricsActor(ReportingActor):
         gauges = self._table(self.actor_gauges, actor)
         for key, value in report.gauges.items():
             gauges.set(key, value)
-        limit = self.settings.max_samples_per_report
-        for stage, samples in report.latencies.items():
-            self._histogram(stage).record_many(samples, now, limit=limit)
+        s = self.settings
+        limit = s.max_samples_per_report
+        for reported, samples in report.latencies.items():
+            stage = self._stage_key(reported)
+            histogram = self.latency.get(stage)
+            if histogram is None:
+                histogram = self.latency[stage] = RollingHistogram(s.slice_s, s.slices)
+                self.exported[stage] = BucketCounts(PROMETHEUS_BUCKETS_S)
+            histogram.record_many(samples, now, limit=limit)
+            self.exported[stage].record_many(samples, limit=limit)
 
     def _actor_key(self, table: Mapping[str, Any], actor: str) -> str:
         if actor in table or len(table) < self.settings.max_actors - 1:
@@ -326,17 +345,11 @@ class MetricsActor(ReportingActor):
             table = tables[actor] = BoundedTotals(self.settings.max_keys_per_actor)
         return table
 
-    def _histogram(self, stage: str) -> RollingHistogram:
-        histogram = self.latency.get(stage)
-        if histogram is None:
-            if len(self.latency) >= self.settings.max_stages - 1:
-                stage = OTHER
-                histogram = self.latency.get(stage)
-            if histogram is None:
-                histogram = self.latency[stage] = RollingHistogram(
-                    self.settings.slice_s, self.settings.slices
-                )
-        return histogram
+    def _stage_key(self, stage: str) -> str:
+        """``stage``, or :data:`OTHER` once ``max_stages`` are held."""
+        if stage in self.latency or len(self.latency) < self.settings.max_stages - 1:
+            return stage
+        return OTHER
 
     # --- the tick: statuses, regression, alerts --------------------------------------
 
@@ -638,6 +651,31 @@ class MetricsActor(ReportingActor):
             result["histograms"] = self._histograms()
         return result
 
+    def exposition(self) -> dict[str, Any]:
+        """What ``/metrics`` exports, as cheaply as it can be had (no percentile, no copy of
+        a status): running totals, cumulative latency histograms, the last status each
+        actor answered (``statuses``; ``errors`` for those that did not), whether it
+        answered the last poll (``answered``), active alerts by severity and alarms."""
+        polls = sorted(self.polls.items())
+        alarms = {f"latency:{stage}": d.alarm for stage, d in self.latency_detectors.items()}
+        severities: dict[str, int] = {}
+        for alert in self.alerts.active():
+            severities[alert.severity] = severities.get(alert.severity, 0) + 1
+        return {
+            "series": [(s, kind, n) for (s, kind), n in sorted(self.throughput.totals().items())],
+            "histograms": self._histograms(),
+            "counters": {actor: t.items() for actor, t in sorted(self.actor_counters.items())},
+            "gauges": {actor: t.items() for actor, t in sorted(self.actor_gauges.items())},
+            "statuses": {name: poll.status for name, poll in polls if poll.status is not None},
+            "errors": {name: poll.error for name, poll in polls if poll.status is None},
+            "answered": {
+                name: poll.missed == 0 and poll.status is not None for name, poll in polls
+            },
+            "alerts": severities,
+            "regression": {**alarms, "throughput": self.throughput_detector.alarm},
+            "reports_total": self.reports_total,
+        }
+
     def _throughput_summary(self, query: MetricsQuery, now: float) -> dict[str, Any]:
         history = self.throughput
         totals = history.totals()
@@ -673,19 +711,14 @@ class MetricsActor(ReportingActor):
         return {"rate_60s": self.rejects.rate(None, 60, now), "by_source": by_source}
 
     def _histograms(self) -> dict[str, Any]:
-        histograms = {}
-        for stage, rolling in sorted(self.latency.items()):
-            total = rolling.total()
-            counts = total.cumulative(PROMETHEUS_BUCKETS_S)
-            histograms[stage] = {
-                "buckets": [
-                    [bound, count]
-                    for bound, count in zip(PROMETHEUS_BUCKETS_S, counts, strict=True)
-                ],
-                "count": total.count,
-                "sum": total.sum,
+        return {
+            stage: {
+                "buckets": [list(bucket) for bucket in counts.cumulative()],
+                "count": counts.count,
+                "sum": counts.sum,
             }
-        return histograms
+            for stage, counts in sorted(self.exported.items())
+        }
 
     def statistics(self) -> dict[str, Any]:
         """How full every bounded structure is."""

@@ -1,6 +1,7 @@
-"""The operator's routes: readiness, health, status, Prometheus metrics and the dashboard.
+"""The operator's routes: liveness, readiness, health, status, the tree, the dashboard, faults.
 
-Registered by :func:`actors.web.default_routes`. Every route that needs other
+Registered by :func:`actors.web_app.default_routes` (``/metrics`` is
+:mod:`actors.web_metrics`). Every route that needs other
 actors asks them all at once (non-blocking pykka asks of control messages,
 which never wait for room in a mailbox) and waits for the answers against one
 deadline of :data:`STATUS_TIMEOUT_S`, so one busy actor costs a page at most
@@ -14,12 +15,17 @@ configuration's secret values and of string values under secret-looking keys
 (``token``, ``api_key``, ``password``, ``secret``, ``authorization``,
 ``webhook_url``).
 
-Shapes (CONTRACT.md):
+Shapes:
 
+- ``GET /livez``: 200 ``{"status": "pass"}`` while the root runs and every
+  running actor answers a ping within :data:`PROBE_TIMEOUT_S`; otherwise 503
+  ``{"status": "fail", "reasons": [...]}``.
 - ``GET /readyz``: 200 ``{"status": "pass", "ready": true}`` when every
   enabled source is ``connected`` or ``degraded``, the journal and every
   actor of the pipeline run, and the journal reports no error; otherwise 503
   ``{"status": "fail", "ready": false, "reasons": [...]}``.
+- The probes answer anyone, but when ``[http] token`` is set they show
+  ``reasons`` only to a caller with the token: to others, nothing but status.
 - ``GET /api/health``: ``{"status": pass|warn|fail, "connections": [...]}``,
   one entry per enabled source from its status' ``connection`` (a source that
   is not running is ``disconnected``; one that does not answer is
@@ -30,48 +36,45 @@ Shapes (CONTRACT.md):
   (the metrics actor's summary), ``alerts``, ``tree``, ``rejects`` (by
   reason, summed over the sources and the journal), ``rejects_by_source``,
   ``actors`` (who answered) and ``statuses`` (every other actor's status).
-- ``GET /metrics``: Prometheus text exposition (see :class:`StatusCollector`).
+- ``GET /api/tree``: the supervision tree (``run.py tree --json``).
 - ``GET /``: the dashboard (``actors/static/dashboard.html``).
+- ``POST /debug/crash/{actor}``: only with ``[debug] allow_fault_injection``
+  (404 otherwise): that actor raises inside its message handling.
+
+Shapes may grow: a client reads the keys it knows and ignores the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import json
-import math
+import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast, get_args
+from typing import Any, Final, cast, get_args
 
 import pykka
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.process_collector import ProcessCollector
 
-from actors.metrics import EVENTS_COUNTER, MetricsQuery, enabled_sources
+from actors.metrics import MetricsQuery, enabled_sources
 from actors.protocol import Names
-from actors.web import Request, Response, Routes, WebApp
+from actors.web_app import Access, Request, Response, Routes, WebApp, static_page
 from realtime.config import Config, Secret
 from realtime.health import LIVE_STATES, HealthSnapshot, State, Status, overall
-from realtime.metrics import parse_series_key
-from supervision import GetStatus, TreeNode
+from supervision import Crash, GetStatus, Ping, TreeNode
+
+logger = logging.getLogger(__name__)
 
 STATUS_TIMEOUT_S = 0.5
 """How long a page waits for all the actors it asks, together."""
 
+PROBE_TIMEOUT_S = 2.0
+"""How long ``/livez`` waits for every running actor to answer a ping."""
+
 NOT_RUNNING = "not running"
 MASK = "***"
-MAX_LABEL_VALUES = 64
-"""Reject reasons (and other free label values) exported per source at most."""
 
 _SECRET_KEY = re.compile(
     r"(^|_)(token|api_key|password|secret|authorization|webhook_url)$", re.IGNORECASE
@@ -167,7 +170,9 @@ class Api:
         answers = self.ask_all(app, dict.fromkeys([*sources, Names.JOURNAL], GetStatus()))
         reasons = readiness_reasons(tree, sources, answers)
         if reasons:
-            body = {"status": "fail", "ready": False, "reasons": reasons}
+            body: dict[str, Any] = {"status": "fail", "ready": False}
+            if request.authorised:  # the reasons name actors and errors: not for everyone
+                body["reasons"] = reasons
             return json_response(app.config, 503, body)
         return json_response(app.config, 200, {"status": "pass", "ready": True})
 
@@ -221,13 +226,6 @@ class Api:
         }
         return body
 
-    def metrics(self, request: Request) -> Response:
-        app = request.app
-        document = self.gather(app, MetricsQuery(history_s=0, histograms=True))
-        collector = StatusCollector(document, app.snapshot())
-        body = generate_latest(collector)
-        return Response(200, redact_text(body.decode(), app.config).encode(), CONTENT_TYPE_LATEST)
-
     def dashboard(self, request: Request) -> Response:
         return static_page(200, "dashboard.html")
 
@@ -242,23 +240,69 @@ def _question_key(message: object) -> str:
 def register(routes: Routes, api: Api | None = None) -> Api:
     """Add this module's routes to ``routes``; the :class:`Api` that serves them."""
     api = api or Api()
-    routes.add("GET", "/readyz", api.readyz)
+    routes.add("GET", "/livez", livez, Access.PROBE)
+    routes.add("GET", "/readyz", api.readyz, Access.PROBE)
     routes.add("GET", "/api/health", api.health)
     routes.add("GET", "/api/status", api.status)
-    routes.add("GET", "/metrics", api.metrics)
+    routes.add("GET", "/api/tree", api_tree)
     routes.add("GET", "/", api.dashboard)
+    routes.add("POST", "/debug/crash/{actor}", debug_crash, Access.ACTION)
     return api
 
 
-def static_page(status: int, name: str) -> Response:
-    """An HTML page shipped in ``actors/static``."""
-    page = importlib.resources.files("actors").joinpath("static", name).read_bytes()
-    return Response(status, page, "text/html; charset=utf-8")
+def livez(request: Request) -> Response:
+    """200 while the root runs and every running actor answers a ping; 503 otherwise.
+
+    The reasons (who did not answer) are shown only to a caller with the token.
+    """
+    tree = request.app.snapshot()
+    if tree.state != "running":
+        return _probe_failure(request, [f"root is {tree.state}"])
+    # Every running worker is pinged at once; all answers share one deadline.
+    pings = []
+    for node in tree.walk()[1:]:
+        if node.state == "running" and node.kind == "worker":
+            ref = request.app.registry.lookup(node.name)
+            pings.append((node.name, ref.ask(Ping(), block=False) if ref else None))
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    unanswered = []
+    for name, future in pings:
+        if future is None:
+            unanswered.append(f"{name}: not running")
+            continue
+        try:
+            future.get(timeout=max(0.0, deadline - time.monotonic()))
+        except Exception as error:  # noqa: BLE001 -- any failure is an answer
+            unanswered.append(f"{name}: {type(error).__name__}")
+    if unanswered:
+        return _probe_failure(request, unanswered)
+    return Response.json(200, {"status": "pass"})
 
 
-def login_page() -> Response:
-    """The 401 answer to ``GET /`` without a token: a page that asks for it."""
-    return static_page(401, "login.html")
+def _probe_failure(request: Request, reasons: list[str]) -> Response:
+    body: dict[str, Any] = {"status": "fail"}
+    if request.authorised:
+        body["reasons"] = reasons
+    return json_response(request.app.config, 503, body)
+
+
+def api_tree(request: Request) -> Response:
+    return json_response(request.app.config, 200, request.app.snapshot().as_dict())
+
+
+def debug_crash(request: Request) -> Response:
+    """Fault injection: the named actor raises inside its message handling."""
+    if not request.app.config.debug.allow_fault_injection:
+        return Response.json(404, {"error": "not found"})
+    name = request.params["actor"]
+    if request.app.snapshot().find(name) is None:
+        return Response.json(404, {"error": f"no actor named {name!r}"})
+    try:
+        request.app.registry.tell(name, Crash())
+    except Exception as error:  # noqa: BLE001 -- reported to the caller, not raised
+        return Response.json(409, {"error": f"{name} is not running: {error}"})
+    logger.warning("fault injected into %s on request", name)
+    return Response.json(202, {"crashed": name})
 
 
 # --- building the documents ------------------------------------------------------------
@@ -301,7 +345,7 @@ def _snapshot(entry: Mapping[str, Any]) -> HealthSnapshot:
     return HealthSnapshot(
         name=str(entry.get("name")),
         kind=cast("Any", entry.get("kind")),
-        state=cast("Any", state if state in _STATES else "disconnected"),
+        state=cast("Any", state if state in STATES else "disconnected"),
         score=int(quality.get("score") or 0),
         band=cast("Any", quality.get("band") or "critical"),
         rtt_ms=None,
@@ -317,7 +361,7 @@ def _snapshot(entry: Mapping[str, Any]) -> HealthSnapshot:
     )
 
 
-_STATES = frozenset(get_args(State))
+STATES: Final = frozenset(get_args(State))
 
 
 def readiness_reasons(
@@ -435,300 +479,7 @@ def redact(value: Any, secrets: Iterable[str]) -> Any:
     return scrub(value)
 
 
-def redact_text(text: str, config: Config) -> str:
-    for secret in secret_values(config):
-        text = text.replace(secret, MASK)
-    return text
-
-
 def json_response(config: Config, status: int, value: Any) -> Response:
     """A JSON response with every secret scrubbed."""
     body = redact(value, secret_values(config))
     return Response(status, json.dumps(body, default=str).encode())
-
-
-# --- Prometheus --------------------------------------------------------------------------
-
-_RESERVED_PREFIXES = (
-    "wanderer_actor_",
-    "wanderer_mailbox_",
-    "wanderer_connection_",
-    "wanderer_stage_",
-    "wanderer_alerts_",
-    "wanderer_regression_",
-    "wanderer_journal_",
-    "wanderer_flow_",
-    "wanderer_notifications_",
-    "wanderer_metrics_",
-    "wanderer_status_",
-)
-_RESERVED_NAMES = frozenset({"wanderer_up", "wanderer_events", "wanderer_rejects"})
-
-
-class StatusCollector:
-    """A ``prometheus_client`` collector over one ``/api/status`` document and tree.
-
-    Conventions: one ``wanderer_`` prefix, base units (``_seconds``,
-    ``_ratio``, ``_bytes``), counters end in ``_total``, labels have low
-    cardinality (actor and source names, event types, stages, reasons capped
-    at :data:`MAX_LABEL_VALUES` per source). Counters come from running totals
-    that reset when their actor restarts, which Prometheus' ``rate()`` handles.
-
-    Families: ``wanderer_up``; per actor ``wanderer_actor_up``,
-    ``wanderer_actor_restarts_total``, ``wanderer_status_answered``,
-    ``wanderer_mailbox_messages``, ``wanderer_mailbox_capacity_messages``,
-    ``wanderer_mailbox_high_water_messages``,
-    ``wanderer_mailbox_dropped_messages_total``; per connection
-    ``wanderer_connection_up``, ``wanderer_connection_state`` (1 for the
-    current state), ``wanderer_connection_quality_ratio``,
-    ``wanderer_connection_rtt_seconds``, ``wanderer_connection_uptime_ratio``,
-    ``wanderer_connection_reconnects_total``,
-    ``wanderer_connection_last_message_age_seconds``;
-    ``wanderer_events_total{source,type}``,
-    ``wanderer_stage_latency_seconds{stage}`` (histogram),
-    ``wanderer_rejects_total{source,reason}``, ``wanderer_alerts_active{severity}``,
-    ``wanderer_regression_alarm{signal}``, ``wanderer_metrics_reports_total``;
-    numeric journal, flow control and notifier figures; every other counter
-    and gauge the actors report, as ``wanderer_<name>{actor,...}``; and the
-    standard ``process_*`` metrics.
-    """
-
-    def __init__(self, document: Mapping[str, Any], tree: TreeNode) -> None:
-        self.document = document
-        self.tree = tree
-
-    def collect(self) -> Iterator[Metric]:
-        emitted: set[str] = set()
-        for family in self._families():
-            if family.name not in emitted:
-                emitted.add(family.name)
-                yield family
-        yield from ProcessCollector(registry=None).collect()
-
-    def _families(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("wanderer_up", "1 while the instance answers.")
-        up.add_metric([], 1.0)
-        yield up
-        yield from self._actors()
-        yield from self._connections()
-        metrics = self.document.get("metrics") or {}
-        yield from self._throughput(metrics)
-        yield from self._latency(metrics)
-        yield from self._rejects()
-        yield from self._alerts(metrics)
-        yield from self._components()
-        yield from self._reported(metrics)
-
-    def _actors(self) -> Iterator[Metric]:
-        running = GaugeMetricFamily(
-            "wanderer_actor_up", "1 while the actor runs.", labels=["actor", "kind"]
-        )
-        restarts = CounterMetricFamily(
-            "wanderer_actor_restarts_total", "Restarts by its supervisor.", labels=["actor"]
-        )
-        size = GaugeMetricFamily(
-            "wanderer_mailbox_messages", "Messages queued in the mailbox.", labels=["actor"]
-        )
-        capacity = GaugeMetricFamily(
-            "wanderer_mailbox_capacity_messages", "Mailbox bound.", labels=["actor"]
-        )
-        high = GaugeMetricFamily(
-            "wanderer_mailbox_high_water_messages", "Largest mailbox size seen.", labels=["actor"]
-        )
-        dropped = CounterMetricFamily(
-            "wanderer_mailbox_dropped_messages_total",
-            "Messages dropped by a full mailbox's policy.",
-            labels=["actor"],
-        )
-        for node in self.tree.walk():
-            running.add_metric([node.name, node.kind], float(node.state == "running"))
-            restarts.add_metric([node.name], float(node.restarts))
-            if node.mailbox is not None:
-                size.add_metric([node.name], float(node.mailbox.size))
-                capacity.add_metric([node.name], float(node.mailbox.capacity))
-                high.add_metric([node.name], float(node.mailbox.high_water))
-                dropped.add_metric([node.name], float(node.mailbox.dropped))
-        answered = GaugeMetricFamily(
-            "wanderer_status_answered",
-            "1 if the actor answered its status within the deadline.",
-            labels=["actor"],
-        )
-        for name, actor in sorted((self.document.get("actors") or {}).items()):
-            answered.add_metric([name], float(bool(actor.get("answered"))))
-        yield from (running, restarts, size, capacity, high, dropped, answered)
-
-    def _connections(self) -> Iterator[Metric]:
-        labels = ["name"]
-        up = GaugeMetricFamily(
-            "wanderer_connection_up", "1 while connected or degraded.", labels=labels
-        )
-        state = GaugeMetricFamily(
-            "wanderer_connection_state", "1 for the current state.", labels=["name", "state"]
-        )
-        quality = GaugeMetricFamily(
-            "wanderer_connection_quality_ratio", "Quality score, 0 to 1.", labels=labels
-        )
-        rtt = GaugeMetricFamily("wanderer_connection_rtt_seconds", "Median RTT.", labels=labels)
-        uptime = GaugeMetricFamily(
-            "wanderer_connection_uptime_ratio", "Uptime over the health window.", labels=labels
-        )
-        reconnects = CounterMetricFamily(
-            "wanderer_connection_reconnects_total", "Reconnections scheduled.", labels=labels
-        )
-        age = GaugeMetricFamily(
-            "wanderer_connection_last_message_age_seconds",
-            "Seconds since anything arrived.",
-            labels=labels,
-        )
-        for entry in self.document.get("connections") or []:
-            name = str(entry.get("name"))
-            current = str(entry.get("state"))
-            up.add_metric([name], float(current in LIVE_STATES))
-            for known in sorted(_STATES):
-                state.add_metric([name, known], float(known == current))
-            score = _num((entry.get("quality") or {}).get("score"))
-            if score is not None:
-                quality.add_metric([name], score / 100)
-            if (value := _num(entry.get("rtt_ms"))) is not None:
-                rtt.add_metric([name], value / 1000)
-            if (value := _num(entry.get("uptime_pct"))) is not None:
-                uptime.add_metric([name], value / 100)
-            if (value := _num(entry.get("reconnects"))) is not None:
-                reconnects.add_metric([name], value)
-            if (value := _num(entry.get("last_message_age_s"))) is not None:
-                age.add_metric([name], value)
-        yield from (up, state, quality, rtt, uptime, reconnects, age)
-
-    def _throughput(self, metrics: Mapping[str, Any]) -> Iterator[Metric]:
-        events = CounterMetricFamily(
-            "wanderer_events_total", "Events committed to the journal.", labels=["source", "type"]
-        )
-        for series in (metrics.get("throughput") or {}).get("series") or []:
-            events.add_metric([str(series["source"]), str(series["type"])], float(series["total"]))
-        yield events
-
-    def _latency(self, metrics: Mapping[str, Any]) -> Iterator[Metric]:
-        family = HistogramMetricFamily(
-            "wanderer_stage_latency_seconds",
-            "Seconds from the socket read to the end of each stage.",
-            labels=["stage"],
-        )
-        for stage, histogram in sorted((metrics.get("histograms") or {}).items()):
-            buckets = [(_le(le), float(count)) for le, count in histogram["buckets"]]
-            family.add_metric([stage], buckets, float(histogram["sum"]))
-        yield family
-
-    def _rejects(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "wanderer_rejects_total", "Input rejected, by reason.", labels=["source", "reason"]
-        )
-        for source, rejects in sorted((self.document.get("rejects_by_source") or {}).items()):
-            for reason, count in sorted(rejects.items())[:MAX_LABEL_VALUES]:
-                family.add_metric([source, reason], float(count))
-        yield family
-
-    def _alerts(self, metrics: Mapping[str, Any]) -> Iterator[Metric]:
-        active = GaugeMetricFamily(
-            "wanderer_alerts_active", "Active alerts by severity.", labels=["severity"]
-        )
-        alerts = self.document.get("alerts") or {}
-        counts = dict.fromkeys(("info", "warning", "critical"), 0.0)
-        for alert in alerts.get("active") or []:
-            counts[str(alert.get("severity"))] = counts.get(str(alert.get("severity")), 0.0) + 1
-        for severity, count in counts.items():
-            active.add_metric([severity], count)
-        alarm = GaugeMetricFamily(
-            "wanderer_regression_alarm", "1 while a regression is flagged.", labels=["signal"]
-        )
-        for signal, state in sorted((metrics.get("regression") or {}).items()):
-            alarm.add_metric([signal], float(bool(state.get("alarm"))))
-        reports = CounterMetricFamily(
-            "wanderer_metrics_reports_total", "Stats reports received by metrics."
-        )
-        reports.add_metric([], float((metrics.get("reports") or {}).get("total") or 0))
-        yield from (active, alarm, reports)
-
-    def _components(self) -> Iterator[Metric]:
-        journal = self.document.get("journal") or {}
-        flow = self.document.get("flow") or {}
-        notifier = self.document.get("notifier") or {}
-        gauges = [
-            ("wanderer_journal_last_seq", "Last committed sequence number.", journal, "last_seq"),
-            ("wanderer_journal_checkpoint_seq", "Last fully handled seq.", journal, "checkpoint"),
-            ("wanderer_journal_backlog_events", "Committed, not yet settled.", journal, "backlog"),
-            ("wanderer_journal_rows", "Events in the journal.", journal, "rows"),
-            ("wanderer_journal_db_bytes", "Size of the journal database.", journal, "db_bytes"),
-            ("wanderer_flow_buffered_events", "Events buffered by flow control.", flow, "size"),
-            ("wanderer_flow_capacity_events", "Flow control's bound.", flow, "capacity"),
-            ("wanderer_notifications_pending", "Notifications not yet sent.", notifier, "pending"),
-        ]
-        for name, documentation, source, key in gauges:
-            if (value := _num(source.get(key))) is not None:
-                family = GaugeMetricFamily(name, documentation)
-                family.add_metric([], value)
-                yield family
-        if isinstance(flow.get("backpressure"), bool):
-            family = GaugeMetricFamily("wanderer_flow_backpressure", "1 while backpressure is on.")
-            family.add_metric([], float(flow["backpressure"]))
-            yield family
-        for name, documentation, key in (
-            ("wanderer_flow_shed_events_total", "Events shed under load.", "shed"),
-            ("wanderer_flow_stale_events_total", "Events dropped as too old.", "stale"),
-        ):
-            counts = flow.get(key)
-            if isinstance(counts, Mapping):
-                by_class = CounterMetricFamily(name, documentation, labels=["class"])
-                for label, count in sorted(counts.items())[:MAX_LABEL_VALUES]:
-                    if (value := _num(count)) is not None:
-                        by_class.add_metric([str(label)], value)
-                yield by_class
-        for name, documentation, key in (
-            ("wanderer_notifications_sent_total", "Notifications sent.", "sent"),
-            ("wanderer_notifications_failed_total", "Notifications given up on.", "failed"),
-        ):
-            if (value := _num(notifier.get(key))) is not None:
-                counter = CounterMetricFamily(name, documentation)
-                counter.add_metric([], value)
-                yield counter
-
-    def _reported(self, metrics: Mapping[str, Any]) -> Iterator[Metric]:
-        """Every other counter and gauge of the stats reports, named after itself."""
-        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
-        label_names: dict[str, tuple[str, ...]] = {}
-        for kind, table in (("counter", "counters"), ("gauge", "gauges")):
-            for actor, values in sorted((metrics.get(table) or {}).items()):
-                for key, value in sorted(values.items()):
-                    parsed = parse_series_key(key)
-                    if parsed is None or parsed[0] == EVENTS_COUNTER or _num(value) is None:
-                        continue
-                    name, labels = parsed
-                    base = "wanderer_" + re.sub(r"[^a-zA-Z0-9_]", "_", name.removesuffix("_total"))
-                    full = f"{base}_total" if kind == "counter" else base
-                    if base in _RESERVED_NAMES or full.startswith(_RESERVED_PREFIXES):
-                        continue
-                    names = ("actor", *sorted(labels))
-                    family = families.get(full)
-                    if family is None:
-                        family = (
-                            CounterMetricFamily(full, f"Reported counter {name}.", labels=names)
-                            if kind == "counter"
-                            else GaugeMetricFamily(full, f"Reported gauge {name}.", labels=names)
-                        )
-                        families[full] = family
-                        label_names[full] = names
-                    if label_names[full] != names or family.type != kind:
-                        continue  # one family, one label set
-                    label_values = [actor, *(labels[n] for n in names[1:])]
-                    family.add_metric(label_values, float(value))
-        yield from families.values()
-
-
-def _le(bound: float) -> str:
-    """A histogram bound as the exposition format writes it."""
-    return "+Inf" if bound == math.inf else repr(float(bound))
-
-
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)

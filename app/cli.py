@@ -1,8 +1,10 @@
-"""The ``run.py`` command line: run, tree, check-config, events, replay, bench.
+"""The ``run.py`` command line: run, tree, check-config, events, replay, bench, doctor,
+import-env.
 
 Exit codes: 0 success; 1 the command failed (no instance answers, no journal,
 the journal cannot be read or is damaged, an event cannot be written out,
-the tree gave up); 2 the configuration or the arguments are wrong, or the
+the tree gave up, a doctor check failed); 2 the configuration or the
+arguments are wrong (an ``.env`` that import-env cannot carry over), or the
 data dir is held by another instance (``run``, ``replay --notify``). A
 failure is one line on stderr, never a traceback.
 """
@@ -96,6 +98,21 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", default="config.toml")
     check.set_defaults(handler=cmd_check_config)
+
+    doctor = sub.add_parser(
+        "doctor", help="check the outside world with the effective config (posts nothing)"
+    )
+    doctor.add_argument("--config", default="config.toml")
+    doctor.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds for each network step (default 5)"
+    )
+    doctor.set_defaults(handler=cmd_doctor)
+
+    import_env = sub.add_parser(
+        "import-env", help="print a config.toml equivalent to a WandererNotifier (Elixir) .env"
+    )
+    import_env.add_argument("file", help="the .env file")
+    import_env.set_defaults(handler=cmd_import_env)
     return parser
 
 
@@ -142,6 +159,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_BAD_CONFIG
     print(json.dumps(config_module.masked(loaded), indent=2))
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from app import doctor
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_BAD_CONFIG
+    if not args.timeout > 0:
+        print("doctor: --timeout must be a positive number of seconds", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    return doctor.run_cli(loaded, timeout_s=args.timeout)
+
+
+def cmd_import_env(args: argparse.Namespace) -> int:
+    from app import import_env
+
+    return import_env.run_cli(args.file)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

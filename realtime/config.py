@@ -62,9 +62,34 @@ class AppConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
+    """``[http]``: where the API and dashboard listen, who may use them, and the server's bounds.
+
+    Attributes:
+        token: when set, the API, the dashboard, ``/debug/*`` and ``/metrics``
+            need it (``Authorization: Bearer``, or the dashboard's login cookie).
+        allowed_hosts: host names the server answers to besides loopback
+            names and IP addresses (``Host`` header, port ignored; against
+            DNS rebinding).
+        metrics_public: ``/metrics`` answers without the token.
+        threads: worker threads that run requests (the whole pool).
+        max_connections: open connections at most; a new one beyond it closes
+            the one that has waited longest without a request in progress.
+        request_timeout_s: how long a connection may take to send a complete
+            request (headers and body), counted from its opening or from its
+            previous response; slower or idle connections are closed.
+        max_header_bytes, max_body_bytes: larger requests are refused (431, 413).
+    """
+
     bind: str = "127.0.0.1"
     port: int = 8765
     token: Secret = NO_SECRET
+    allowed_hosts: tuple[str, ...] = ()
+    metrics_public: bool = False
+    threads: int = 4
+    max_connections: int = 100
+    request_timeout_s: float = 10.0
+    max_header_bytes: int = 16384
+    max_body_bytes: int = 16384
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,18 +485,41 @@ def _type_name(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+)
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
-def _validate(config: Config) -> None:  # noqa: PLR0912
-    http = config.http
+def _validate_http(http: HttpConfig) -> None:
     if not 0 <= http.port < 65536:
         raise ConfigError(f"http.port: {http.port} is not a TCP port (0-65535; 0 picks a free one)")
+    if http.token.origin.startswith(ENV_PREFIX) and not http.token:
+        raise ConfigError(
+            f"http.token: {http.token.origin[len(ENV_PREFIX) :]} is not set in the environment "
+            f'(from {http.token.origin}); set it, or write token = "" for no token on loopback'
+        )
+    for index, host in enumerate(http.allowed_hosts):
+        if not _HOST_NAME.match(host):
+            raise ConfigError(f"http.allowed_hosts[{index}]: {host!r} is not a host name")
+    for name in ("threads", "max_connections", "max_header_bytes", "max_body_bytes"):
+        if getattr(http, name) < 1:
+            raise ConfigError(f"http.{name}: must be at least 1")
+    if http.threads > http.max_connections:
+        raise ConfigError(
+            f"http.threads: more threads than connections ({http.threads} > {http.max_connections})"
+        )
+    if http.request_timeout_s <= 0:
+        raise ConfigError("http.request_timeout_s: must be positive")
     if not _is_loopback(http.bind) and not http.token:
         raise ConfigError(
             f"http.token: binding {http.bind} (not loopback) without a token is refused; "
             "set http.token or bind 127.0.0.1"
         )
+
+
+def _validate(config: Config) -> None:  # noqa: PLR0912
+    _validate_http(config.http)
     kills = config.sources.kills
     if kills.heartbeat_interval_s <= 0:
         raise ConfigError("sources.kills.heartbeat_interval_s: must be positive")

@@ -12,6 +12,11 @@ that answers the two ways to post a message the way Discord does
   message when ``?wait=true``, else 204. No idempotency. An unknown or deleted
   webhook is 404 ``Unknown Webhook`` (10015); a wrong token is 401 (50027).
 
+Reading, as a setup check does without posting: ``GET /api/v10/channels/{id}``
+(bot token; 403 ``Missing Access`` 50001 or 404 ``Unknown Channel`` 10003 for a
+channel set so with :meth:`DiscordFake.set_channel_access`, which posting there
+answers too) and ``GET`` of a webhook URL (its object; 404/401 as above).
+
 Bodies are checked against Discord's size limits (400, code 50035 with the
 nested ``errors`` object Discord gives; 50006 for an empty message). Every
 answer past authentication carries rate-limit headers of a per-route,
@@ -47,7 +52,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType, TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -70,6 +75,11 @@ CHANNEL_ROUTE = "POST /channels/{channel_id}/messages"
 WEBHOOK_ROUTE = "POST /webhooks/{webhook_id}/{webhook_token}"
 
 _CHANNEL_PATH = re.compile(r"^/api/v10/channels/(\d+)/messages$")
+_CHANNEL_INFO_PATH = re.compile(r"^/api/v10/channels/(\d+)$")
+_MISSING_ACCESS = {"message": "Missing Access", "code": 50001}
+_UNKNOWN_CHANNEL = {"message": "Unknown Channel", "code": 10003}
+
+ChannelAccess = Literal["ok", "forbidden", "missing"]
 _WEBHOOK_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)$")
 
 
@@ -290,6 +300,7 @@ class DiscordFake:
         self._thread: threading.Thread | None = None
         self._faults = _Faults()
         self._webhooks: dict[str, _Webhook] = {}
+        self._channel_access: dict[str, ChannelAccess] = {}
         self._messages: deque[dict[str, Any]] = deque(maxlen=max_messages)
         self._dropped = 0
         self._nonces: OrderedDict[tuple[str, str], tuple[dict[str, Any], float]] = OrderedDict()
@@ -379,6 +390,13 @@ class DiscordFake:
             for key, webhook in self._webhooks.items():
                 if webhook_id is None or key == webhook_id:
                     webhook.deleted = True
+
+    def set_channel_access(self, channel_id: str, access: ChannelAccess) -> None:
+        """What the bot may do in a channel: everything (``ok``, every channel's
+        default), nothing (``forbidden``: 403 Missing Access), or the channel is
+        gone (``missing``: 404 Unknown Channel)."""
+        with self._lock:
+            self._channel_access[channel_id] = access
 
     # -- faults ------------------------------------------------------------
 
@@ -485,11 +503,16 @@ class DiscordFake:
         """The answer, the fault that shaped it, and the path as it may be logged."""
         channel = _CHANNEL_PATH.match(path)
         webhook = _WEBHOOK_PATH.match(path)
+        info = _CHANNEL_INFO_PATH.match(path)
         if webhook is not None:
             path = path.replace(webhook.group(2), "***")
-        if channel is None and webhook is None:
+        if channel is None and webhook is None and info is None:
             return _json(404, {"message": "404: Not Found", "code": 0}), "", path
-        if method != "POST":
+        if method == "GET" and info is not None:
+            return self._get_channel(info.group(1), authorization), "", path
+        if method == "GET" and webhook is not None:
+            return self._get_webhook(webhook.group(1), webhook.group(2)), "", path
+        if method != "POST" or info is not None:
             return _json(405, {"message": "405: Method Not Allowed", "code": 0}), "", path
         fault, answer = self._before_fault()
         if answer is None and channel is not None:
@@ -522,9 +545,9 @@ class DiscordFake:
         authorization: str | None,
         payload: Any,
     ) -> tuple[_Answer, str]:
-        expected = f"Bot {self._bot_token}"
-        if authorization is None or not secrets.compare_digest(authorization, expected):
-            return _json(401, {"message": "401: Unauthorized", "code": 0}), ""
+        refused_access = self._channel_refusal(channel_id, authorization)
+        if refused_access is not None:
+            return refused_access, ""
         refused, limited, storm = self._rate_limit(now, CHANNEL_ROUTE, channel_id)
         if refused is not None:
             return refused, storm
@@ -544,6 +567,33 @@ class DiscordFake:
             if len(self._nonces) > self._max_messages:
                 self._nonces.popitem(last=False)
         return self._after_create(_json(200, message, limited))
+
+    def _channel_refusal(self, channel_id: str, authorization: str | None) -> _Answer | None:
+        """401 for a wrong bot token, 403 or 404 for a channel set so, else ``None``."""
+        expected = f"Bot {self._bot_token}"
+        if authorization is None or not secrets.compare_digest(authorization, expected):
+            return _json(401, {"message": "401: Unauthorized", "code": 0})
+        access = self._channel_access.get(channel_id, "ok")
+        if access == "forbidden":
+            return _json(403, _MISSING_ACCESS)
+        if access == "missing":
+            return _json(404, _UNKNOWN_CHANNEL)
+        return None
+
+    def _get_channel(self, channel_id: str, authorization: str | None) -> _Answer:
+        refused = self._channel_refusal(channel_id, authorization)
+        if refused is not None:
+            return refused
+        return _json(200, {"id": channel_id, "type": 0, "name": f"channel-{channel_id}"})
+
+    def _get_webhook(self, webhook_id: str, token: str) -> _Answer:
+        webhook = self._webhooks.get(webhook_id)
+        if webhook is None or webhook.deleted:
+            return _json(404, {"message": "Unknown Webhook", "code": 10015})
+        if not secrets.compare_digest(webhook.token, token):
+            return _json(401, {"message": "Invalid Webhook Token", "code": 50027})
+        body = {"id": webhook_id, "type": 1, "channel_id": webhook.channel_id, "name": "wanderer"}
+        return _json(200, body)
 
     def _post_webhook(
         self,

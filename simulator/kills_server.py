@@ -22,6 +22,7 @@ clients get hurt:
 
 Fault switches for tests: :meth:`KillsServer.drop_all`,
 :meth:`KillsServer.set_half_open`, :meth:`KillsServer.send_raw`,
+:meth:`KillsServer.refuse_joins`,
 :meth:`KillsServer.restart`. The server runs an asyncio event loop in a thread
 it owns; every public method is thread-safe and must not be called from that
 thread. Every queue and history has a bound and :meth:`KillsServer.stats`
@@ -321,6 +322,13 @@ class KillsServer:
         """
         self._call(lambda world: world.set_half_open(half_open))
 
+    def refuse_joins(self, reason: str | None) -> None:
+        """Answer every ``phx_join`` with an error reply of ``reason`` (``None``: join again).
+
+        As the real server refuses a join it cannot take; counted as ``joins_error``.
+        """
+        self._call(lambda world: world.refuse_joins(reason))
+
     def send_raw(self, data: str | bytes) -> int:
         """Send ``data`` as is to every connected client: ``str`` as a text frame,
         ``bytes`` as a binary frame. Returns how many clients it was queued for."""
@@ -583,6 +591,7 @@ class _World:
         self._numbers = itertools.count(1)
         self._history: dict[int, _Kill] = {}
         self._counts: collections.Counter[str] = collections.Counter()
+        self._join_refusal: str | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -685,6 +694,9 @@ class _World:
             self._serving.clear()
         else:
             self._serving.set()
+
+    def refuse_joins(self, reason: str | None) -> None:
+        self._join_refusal = reason
 
     def send_raw(self, data: str | bytes) -> int:
         clients = list(self._clients.values())
@@ -828,6 +840,8 @@ class _World:
             self._send(client, _message(LOBBY, "phx_close", {}, client.join_ref))
             client.leave()
         try:
+            if self._join_refusal is not None:
+                raise _RequestError(self._join_refusal)
             systems, characters = _join_parameters(frame["payload"])
         except _RequestError as rejected:
             self._counts["joins_error"] += 1

@@ -193,7 +193,9 @@ class Program:
 
     def crash(self, actor: str) -> int:
         """``POST /debug/crash/{actor}``; the HTTP status."""
-        return requests.post(f"{self.url}/debug/crash/{actor}", timeout=5).status_code
+        return requests.post(
+            f"{self.url}/debug/crash/{actor}", headers={"X-Requested-With": "test"}, timeout=5
+        ).status_code
 
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")

@@ -1,7 +1,8 @@
-"""Helpers shared by the tests: waiting on conditions with a deadline."""
+"""Helpers shared by the tests: waiting on conditions with a deadline, socket states."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,3 +27,16 @@ def wait_for(
             raise AssertionError(msg)
         # A short pause between polls; the condition, not the pause, synchronises.
         time.sleep(interval_s)
+
+
+def closed_by_peer(client: socket.socket) -> bool:
+    """Whether the other end has closed ``client`` (EOF or reset); never blocks."""
+    client.setblocking(False)
+    try:
+        return client.recv(1024) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        client.setblocking(True)

@@ -6,12 +6,16 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import requests
 
 from tests.process import ROOT, free_port, running, write_config
 from tests.support import wait_for
+
+ACTION = {"X-Requested-With": "test"}
+"""What a state-changing request carries when no token is set (no cross-site form can)."""
 
 QUIET = """
 [simulator]
@@ -57,7 +61,7 @@ def test_crash_injection_restarts_the_actor_and_the_tree_shows_it(tmp_path: Path
     port = free_port()
     config = write_config(tmp_path, QUIET, port)
     with running(config, port) as instance:
-        answer = requests.post(f"{instance.url}/debug/crash/web", timeout=5)
+        answer = requests.post(f"{instance.url}/debug/crash/web", headers=ACTION, timeout=5)
         assert answer.status_code == 202
 
         def web_restarted() -> bool:
@@ -79,7 +83,10 @@ def test_fault_injection_is_404_unless_enabled(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path, QUIET.replace("true", "false"), port)
     with running(config, port) as instance:
-        assert requests.post(f"{instance.url}/debug/crash/web", timeout=5).status_code == 404
+        assert (
+            requests.post(f"{instance.url}/debug/crash/web", headers=ACTION, timeout=5).status_code
+            == 404
+        )
         assert instance.stop() == 0
 
 
@@ -170,18 +177,32 @@ def test_when_the_root_gives_up_the_process_exits_1_with_a_clear_line(tmp_path: 
     body = QUIET + "[supervision]\nmax_restarts = 2\nmax_seconds = 60\n"
     config = write_config(tmp_path, body, port)
     with running(config, port) as instance:
-        for _ in range(3):
-            # The web actor is restarted twice, then the root gives up.
-            wait_for(lambda: _answers(instance.url), timeout_s=10)
-            requests.post(f"{instance.url}/debug/crash/web", timeout=5)
+        for restarts in range(3):
+            # The web actor is restarted twice, then the root gives up. Each crash
+            # waits for the restart before it: a request that reached the dying
+            # incarnation would crash nothing.
+            wait_for(partial(_web_restarted, instance.url, restarts), timeout_s=10)
+            requests.post(f"{instance.url}/debug/crash/web", headers=ACTION, timeout=5)
         assert instance.process.wait(30) == 1
         log = instance.log_text()
         assert "gave up" in log
         assert "more than 2 restarts in 60s" in log
 
 
-def _answers(url: str) -> bool:
+def _web_restarted(url: str, times: int) -> bool:
+    return _web_restarts(url) == times
+
+
+def _web_restarts(url: str) -> int | None:
+    """How often the web actor was restarted, as the live tree says; None if no answer."""
     try:
-        return requests.get(f"{url}/livez", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+        tree = requests.get(f"{url}/api/tree", timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return None
+    nodes = [tree]
+    while nodes:
+        node = nodes.pop()
+        if node["name"] == "web":
+            return int(node["restarts"])
+        nodes.extend(node["children"])
+    return None

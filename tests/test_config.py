@@ -58,6 +58,40 @@ def test_non_loopback_bind_without_token_is_refused() -> None:
     parse({"http": {"bind": "0.0.0.0", "token": "t"}}, {})
 
 
+def test_an_http_token_from_an_unset_environment_variable_is_an_error_naming_it() -> None:
+    # Even on loopback: an unset variable must not silently turn the token off.
+    with pytest.raises(ConfigError, match=r"http\.token: WEB_TOKEN is not set"):
+        parse({"http": {"token": "env:WEB_TOKEN"}}, {})
+    with pytest.raises(ConfigError, match=r"http\.token: WEB_TOKEN is not set"):
+        parse({"http": {"token": "env:WEB_TOKEN"}}, {"WEB_TOKEN": ""})
+    assert parse({"http": {"token": "env:WEB_TOKEN"}}, {"WEB_TOKEN": "t"}).http.token.value == "t"
+    assert not parse({"http": {"token": ""}}, {}).http.token  # no token, said so plainly
+
+
+@pytest.mark.parametrize(
+    ("http", "message"),
+    [
+        (
+            {"allowed_hosts": ["dash.example.com:443"]},
+            r"http\.allowed_hosts\[0\]: .* not a host name",
+        ),
+        ({"allowed_hosts": ["http://dash.example.com"]}, r"http\.allowed_hosts\[0\]"),
+        ({"threads": 0}, r"http\.threads: must be at least 1"),
+        ({"max_connections": 2, "threads": 4}, r"http\.threads: more threads than connections"),
+        ({"request_timeout_s": 0}, r"http\.request_timeout_s: must be positive"),
+        ({"max_body_bytes": 0}, r"http\.max_body_bytes: must be at least 1"),
+    ],
+)
+def test_http_bounds_and_hosts_are_checked(http: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse({"http": http}, {})
+
+
+def test_allowed_hosts_take_host_names() -> None:
+    hosts = parse({"http": {"allowed_hosts": ["dash.example.com", "notifier"]}}, {}).http
+    assert hosts.allowed_hosts == ("dash.example.com", "notifier")
+
+
 def test_real_map_without_api_key_names_the_env_variable() -> None:
     table = {"simulator": {"enabled": False}, "maps": [{"slug": "a", "api_key": "env:NOPE"}]}
     with pytest.raises(ConfigError, match=r"maps\[0\]\.api_key: empty \(from env:NOPE\)"):

@@ -1,7 +1,9 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright.
 
 Runs a real tree (metrics, web, and the stand-ins of tests.metrics_support,
-``kills`` with a real ConnectionHealth). Without ``/usr/bin/chromium`` the
+``kills`` with a real ConnectionHealth). The page runs under the server's
+Content-Security-Policy: any violation (an inline script or style, a foreign
+request) is recorded and fails the test. Without ``/usr/bin/chromium`` the
 tests fail, saying what to install; they are never skipped.
 """
 
@@ -14,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from actors.protocol import Names
+from actors.web_app import SESSION_COOKIE
 from tests.metrics_support import TOKEN, Drop, Emit, Running, running_tree
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,13 +49,22 @@ def running() -> Iterator[Running]:
         yield tree
 
 
+RECORD_CSP_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__violations.push(event.violatedDirective + " " + (event.blockedURI || "inline"));
+});
+"""
+
+
 class Watched:
-    """A page whose console errors and off-host requests are recorded."""
+    """A page whose console errors, CSP violations and off-host requests are recorded."""
 
     def __init__(self, page: Page, origin: str) -> None:
         self.page = page
         self.errors: list[str] = []
         self.foreign: list[str] = []
+        page.add_init_script(RECORD_CSP_VIOLATIONS)
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
@@ -65,6 +77,21 @@ class Watched:
                 request_route.abort()
 
         page.route("**/*", route)
+
+    def violations(self) -> list[str]:
+        found: list[str] = self.page.evaluate("window.__violations || []")
+        return found
+
+    def log_in(self, url: str, token: str = TOKEN) -> None:
+        """Through the login page, as a user does."""
+        answer = self.page.goto(f"{url}/")
+        assert answer is not None
+        assert answer.status == 401
+        self.errors.remove(  # chromium logs the login page's own status; nothing else may fail
+            "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+        )
+        self.page.fill("#token", token)
+        self.page.click("button[type=submit]")
 
 
 @pytest.fixture
@@ -80,10 +107,9 @@ def test_the_dashboard_shows_connections_and_updates_as_events_flow(
     running: Running, watched: Watched
 ) -> None:
     page = watched.page
-    page.goto(f"{running.url}/?token={TOKEN}")
+    watched.log_in(running.url)
     state = page.locator('.conn[data-name="kills"] [data-field="state"]')
     expect(state).to_have_text("connected")
-    assert "token=" not in page.url, "the token leaves the address bar"
     expect(page.locator("#health")).to_have_text("pass")
     expect(page.locator('[data-actor="kills"]')).to_contain_text("running")
     expect(page.locator("#events-total")).to_have_text("0")
@@ -98,22 +124,37 @@ def test_the_dashboard_shows_connections_and_updates_as_events_flow(
     expect(page.locator("#ready")).to_have_text("no")
     expect(page.locator("#reasons")).to_contain_text("kills: connection disconnected")
 
+    assert watched.violations() == [], "the page runs under its Content-Security-Policy"
     assert watched.errors == []
     assert watched.foreign == [], "the page works offline: no request leaves the instance"
 
 
-def test_without_a_token_the_login_page_opens_the_dashboard_and_a_reload_keeps_it(
+def test_the_login_sets_a_cookie_the_page_cannot_read_and_a_reload_keeps_the_session(
     running: Running, watched: Watched
 ) -> None:
     page = watched.page
-    answer = page.goto(f"{running.url}/")
-    assert answer is not None
-    assert answer.status == 401
-    page.fill("#token", TOKEN)
-    page.click("button[type=submit]")
+    watched.log_in(running.url)
     state = page.locator('.conn[data-name="kills"] [data-field="state"]')
     expect(state).to_have_text("connected")
-    page.reload()  # "/" again: the login page finds the token in sessionStorage
+    assert page.url == f"{running.url}/", "no token in the address bar"
+    page.reload()  # the cookie, not the page, carries the session
     expect(state).to_have_text("connected")
-    assert "token=" not in page.url
+    (cookie,) = page.context.cookies()
+    assert cookie["name"] == SESSION_COOKIE
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["value"] != TOKEN
+    assert page.evaluate("document.cookie") == "", "HttpOnly: scripts cannot read it"
+    assert watched.violations() == []
+    assert watched.errors == []
     assert watched.foreign == []
+
+
+def test_a_wrong_token_keeps_the_login_page_with_an_error(
+    running: Running, watched: Watched
+) -> None:
+    page = watched.page
+    watched.log_in(running.url, "not-the-token")
+    expect(page.locator("#error")).to_have_text("That token was refused.")
+    assert page.context.cookies() == []
+    assert watched.violations() == []

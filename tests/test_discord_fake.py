@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from simulator.discord_fake import DiscordFake, bucket_hash, form_errors
+from simulator.discord_fake import ChannelAccess, DiscordFake, bucket_hash, form_errors
 from tests.discord_support import ManualClock
 
 CHANNEL = "424242"
@@ -398,3 +398,34 @@ def test_stored_messages_and_the_log_are_bounded(
 def test_base_url_needs_a_started_fake() -> None:
     with pytest.raises(RuntimeError, match="not started"):
         _ = DiscordFake().base_url
+
+
+def test_a_channel_set_forbidden_or_missing_refuses_reading_and_posting(
+    fake: DiscordFake, http: requests.Session
+) -> None:
+    bot = {"Authorization": f"Bot {fake.bot_token}"}
+    channel = http.get(f"{fake.base_url}/channels/{CHANNEL}", headers=bot, timeout=5)
+    assert (channel.status_code, channel.json()["id"]) == (200, CHANNEL)
+    assert http.get(f"{fake.base_url}/channels/{CHANNEL}", timeout=5).status_code == 401
+    cases: tuple[tuple[ChannelAccess, int, int], ...] = (
+        ("forbidden", 403, 50001),
+        ("missing", 404, 10003),
+    )
+    for access, status, code in cases:
+        fake.set_channel_access(CHANNEL, access)
+        read = http.get(f"{fake.base_url}/channels/{CHANNEL}", headers=bot, timeout=5)
+        posted = post_bot(http, fake, {"content": "hello"})
+        assert (read.status_code, read.json()["code"]) == (status, code)
+        assert (posted.status_code, posted.json()["code"]) == (status, code)
+    assert fake.messages(CHANNEL) == []
+
+
+def test_a_webhook_can_be_read_until_it_is_deleted(
+    fake: DiscordFake, http: requests.Session
+) -> None:
+    url = fake.add_webhook(CHANNEL)
+    read = http.get(url, timeout=5)
+    assert (read.status_code, read.json()["channel_id"]) == (200, CHANNEL)
+    assert http.get(url + "x", timeout=5).status_code == 401
+    fake.delete_webhook()
+    assert http.get(url, timeout=5).json()["code"] == 10015

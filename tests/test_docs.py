@@ -7,22 +7,34 @@
   lacks, a row for a key the code does not have, and a type or default that
   differs from the code's are failures, each naming the key and the row to
   write.
+- Every relative link in ``README.md`` and ``docs/*.md`` reaches a file of the
+  repository (and a heading of it, for ``file.md#anchor``).
+- Nothing in ``README.md`` and ``docs/`` refers to a path outside the
+  repository.
+- The README's test command is the set-up script that ``.ci/run`` also calls.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import dataclasses
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
+from app import cli
 from realtime.config import Config, Secret, load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -379,3 +391,288 @@ def test_keys_set_in_a_config_file_are_read_as_the_reference_writes_them() -> No
         "maps[].slug",
         "sources.kills.url",
     ]
+
+
+# -- links and references ------------------------------------------------------
+
+
+def documentation_files() -> list[Path]:
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to ``-``."""
+    text = heading.strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    found: set[str] = set()
+    in_code = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("#"):
+            found.add(github_anchor(line.lstrip("#")))
+    return found
+
+
+def broken_links(path: Path, root: Path) -> list[str]:
+    """Relative links of a markdown file that reach no file (or heading) of ``root``."""
+    broken: list[str] = []
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.DOTALL)
+    for target in _LINK.findall(text):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+            continue  # https:, mailto:
+        file_part, _, anchor = target.partition("#")
+        resolved = (path.parent / file_part).resolve() if file_part else path
+        where = f"{path.relative_to(root)}: ({target})"
+        if not resolved.is_relative_to(root.resolve()):
+            broken.append(f"{where} leaves the repository")
+        elif not resolved.exists():
+            broken.append(f"{where} reaches no file")
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+            broken.append(f"{where} names no heading of {resolved.relative_to(root.resolve())}")
+    return broken
+
+
+_OUTSIDE = re.compile(
+    r"\.\./shared|\bshared/referenc[e]|\b(?:DESIGN|CONTRACT|PROTOCOLS)\.md\b|/wor[k]/"
+)
+"""A path outside the repository: the team's shared folder and its documents."""
+
+
+def outside_references(root: Path, files: Iterable[Path]) -> list[str]:
+    """``path:line: text`` of every line of ``files`` that refers outside ``root``."""
+    found: list[str] = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, IsADirectoryError):
+            continue
+        found += [
+            f"{path.relative_to(root)}:{number}: {line.strip()}"
+            for number, line in enumerate(text.splitlines(), start=1)
+            if _OUTSIDE.search(line)
+        ]
+    return found
+
+
+def tracked_files(root: Path) -> list[Path]:
+    """The files git tracks under ``root``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True
+    ).stdout.decode()
+    return [root / name for name in listed.split("\0") if name and (root / name).is_file()]
+
+
+def test_every_relative_link_of_the_readme_and_the_docs_reaches_a_file() -> None:
+    assert [problem for path in documentation_files() for problem in broken_links(path, ROOT)] == []
+
+
+def test_a_link_to_a_missing_file_or_heading_or_outside_is_found(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "a.md"
+    (tmp_path / "docs" / "b.md").write_text("# Title\n\n## The `[app]` table\n")
+    page.write_text(
+        "[ok](b.md#the-app-table) [web](https://example.org) [self](#top)\n# Top\n"
+        "[gone](c.md) [bad anchor](b.md#nope) [out](../../elsewhere.md)\n"
+        "```\n[in code](ignored.md)\n```\n"
+    )
+    assert broken_links(page, tmp_path) == [
+        "docs/a.md: (c.md) reaches no file",
+        "docs/a.md: (b.md#nope) names no heading of docs/b.md",
+        "docs/a.md: (../../elsewhere.md) leaves the repository",
+    ]
+
+
+def test_the_readme_and_the_docs_refer_to_nothing_outside_the_repository() -> None:
+    assert outside_references(ROOT, documentation_files()) == []
+
+
+def test_references_outside_the_repository_are_found_in_tracked_files(tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.fail("this test needs git (apt-get install git)")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text('"""See the DESIGN' + '.md page."""\nx = 1\n')
+    (tmp_path / "README.md").write_text("Read ../" + "shared/CONTRACT" + ".md first.\n")
+    (tmp_path / "clean.md").write_text("Everything here is in docs/.\n")
+    (tmp_path / "untracked.md").write_text("../" + "shared\n")
+    environ = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, env=environ)
+    subprocess.run(
+        ["git", "add", "pkg/m.py", "README.md", "clean.md"], cwd=tmp_path, check=True, env=environ
+    )
+    assert outside_references(tmp_path, tracked_files(tmp_path)) == [
+        "README.md:1: Read ../" + "shared/CONTRACT" + ".md first.",
+        "pkg/m.py:1: " + '"""See the DESIGN' + '.md page."""',
+    ]
+
+
+# -- the README's set-up commands ------------------------------------------------
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's first code block."""
+    block = re.search(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    assert block is not None, "README.md must start with a ```sh block of set-up commands"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_the_readme_test_command_is_the_set_up_script_that_ci_runs() -> None:
+    commands = readme_commands()
+    assert len(commands) == 2
+    assert commands[1] == f"{SETUP_SCRIPT} && pytest"
+    assert os.access(ROOT / SETUP_SCRIPT, os.X_OK), f"{SETUP_SCRIPT} must be executable"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(rf"^{re.escape(SETUP_SCRIPT)}$", ci, re.MULTILINE)
+
+
+def test_the_set_up_script_without_apt_says_what_to_install_and_fails(tmp_path: Path) -> None:
+    tools = tmp_path / "bin"  # a machine with Python but neither chromium nor apt-get
+    tools.mkdir()
+    for name, target in (("python3", sys.executable), ("dirname", shutil.which("dirname"))):
+        assert target is not None
+        (tools / name).symlink_to(target)
+    environ = {"PATH": str(tools), "CHROMIUM": str(tmp_path / "no-chromium"), "HOME": str(tmp_path)}
+    bash = shutil.which("bash")
+    assert bash is not None
+    done = subprocess.run(
+        [bash, str(ROOT / SETUP_SCRIPT)],
+        check=False,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "no apt-get" in done.stderr
+    assert f"Chromium at {tmp_path / 'no-chromium'}" in done.stderr
+    assert "pip install" not in done.stdout  # it stops before installing anything
+
+
+# -- what the program offers is documented ----------------------------------------
+
+
+def markdown_sections(text: str) -> dict[str, str]:
+    """``## heading`` -> the text under it, up to the next ``##`` heading."""
+    sections: dict[str, str] = {}
+    heading = ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            sections[heading] = ""
+        elif heading:
+            sections[heading] += line + "\n"
+    return sections
+
+
+def command_options() -> dict[str, list[str]]:
+    """Every ``run.py`` command and its options, from the argument parser."""
+    parser = cli._parser()
+    found: dict[str, list[str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[name] = [
+                    option
+                    for sub_action in sub._actions
+                    for option in sub_action.option_strings
+                    if option.startswith("--") and option != "--help"
+                ]
+    return found
+
+
+def undocumented_commands(text: str) -> list[str]:
+    sections = markdown_sections(text)
+    missing: list[str] = []
+    for command, options in command_options().items():
+        titles = [t for t in sections if re.search(rf"\brun\.py {re.escape(command)}\b", t)]
+        if not titles:
+            missing.append(f"docs/cli.md: no '## python run.py {command}' section")
+            continue
+        body = sections[titles[0]]
+        missing += [
+            f"docs/cli.md '## {titles[0]}': {option} is not described"
+            for option in options
+            if not re.search(rf"`{re.escape(option)}\b", body)
+        ]
+    return missing
+
+
+def test_every_command_and_option_of_run_py_is_in_the_cli_reference() -> None:
+    assert undocumented_commands((DOCS / "cli.md").read_text(encoding="utf-8")) == []
+
+
+def test_an_undocumented_command_or_option_is_named() -> None:
+    text = "## python run.py run (the default)\n`--config PATH`\n## python run.py tree\n`--url`\n"
+    missing = undocumented_commands(text)
+    assert "docs/cli.md '## python run.py tree': --json is not described" in missing
+    assert "docs/cli.md: no '## python run.py events' section" in missing
+    assert not any("run (the default)" in problem for problem in missing)
+
+
+_ROUTE = re.compile(r"""\.add\(\s*"(GET|POST|PUT|DELETE|PATCH)",\s*"([^"]+)\"""")
+
+
+def http_routes() -> list[str]:
+    """``METHOD /path`` of every route the actors register on the web actor."""
+    return sorted(
+        f"{method} {path}"
+        for source in sorted((ROOT / "actors").rglob("*.py"))
+        for method, path in _ROUTE.findall(source.read_text(encoding="utf-8"))
+    )
+
+
+def test_every_http_endpoint_is_in_the_operations_guide() -> None:
+    routes = http_routes()
+    assert "GET /livez" in routes  # the reader still finds them
+    endpoints = markdown_sections((DOCS / "operations.md").read_text(encoding="utf-8"))
+    table = endpoints["HTTP endpoints"]
+    assert [route for route in routes if f"`{route}`" not in table] == []
+
+
+_ALERT_KEY = re.compile(r'f?"([a-z_]+:[^"\s]+)"')
+ALERT_RULES = ROOT / "actors" / "metrics.py"
+
+
+def alert_prefixes(source: str) -> list[str]:
+    """The key prefixes of the alert rules: the keys of what ``conditions()`` returns."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and node.name == "conditions":
+            returned = [n.value for n in ast.walk(node) if isinstance(n, ast.Return)]
+            return [
+                key.value
+                for value in returned
+                if isinstance(value, ast.Dict)
+                for key in value.keys
+                if isinstance(key, ast.Constant) and isinstance(key.value, str)
+            ]
+    return []
+
+
+def alert_keys(source: str) -> list[str]:
+    """Every alert key (``journal:error``, ``connection:{name}``) the rules write."""
+    prefixes = tuple(alert_prefixes(source))
+    return sorted({key for key in _ALERT_KEY.findall(source) if key.startswith(prefixes)})
+
+
+def test_every_alert_is_in_the_operations_guide_with_what_to_do() -> None:
+    keys = alert_keys(ALERT_RULES.read_text(encoding="utf-8"))
+    assert "journal:error" in keys, f"tests/test_docs.py finds no alert rules in {ALERT_RULES}"
+    table = markdown_sections((DOCS / "operations.md").read_text(encoding="utf-8"))["Alerts"]
+    assert [key for key in keys if f"| `{key}` |" not in table] == []
+
+
+def test_alert_keys_are_read_from_the_prefixes_of_the_rules() -> None:
+    source = (
+        "def conditions(self):\n"
+        '    return {"disk:": self.disk(), "feed:": self.feed()}\n'
+        "def disk(self):\n"
+        '    return {"disk:full": 1, f"feed:{name}": 2, f"latency:{stage}": 3}\n'
+    )
+    assert alert_keys(source) == ["disk:full", "feed:{name}"]

@@ -99,7 +99,7 @@ def test_stage_latencies_become_window_percentiles_and_cumulative_buckets() -> N
     counts = [count for _, count in buckets]
     assert counts == sorted(counts)
     assert buckets[-1] == [math.inf, 1000]
-    clock.advance(120.0)  # out of the 60 s window, still in the lifetime histogram
+    clock.advance(120.0)  # out of the 60 s window, still in the cumulative buckets
     later = actor.summary(MetricsQuery(histograms=True))
     assert later["latency"]["stages"]["router"]["count"] == 0
     assert later["histograms"]["router"]["count"] == 1000

@@ -12,6 +12,7 @@ from realtime.metrics import (
     OTHER_SERIES,
     AlertManager,
     BoundedTotals,
+    BucketCounts,
     HistogramLayout,
     LatencySummary,
     LogHistogram,
@@ -120,7 +121,7 @@ def test_a_limit_samples_a_large_batch_but_keeps_count_sum_and_extremes_exact() 
     sampled.record_many(values, limit=100)
     whole.record_many(values)
     assert sampled.count == whole.count == 10_001
-    assert sampled.cumulative([math.inf]) == [10_001]
+    assert sampled.buckets_used() <= 100 + 1
     assert (sampled.sum, sampled.min, sampled.max) == (whole.sum, whole.min, whole.max)
     for fraction in (0.5, 0.9):
         estimate, exact = sampled.percentile(fraction), whole.percentile(fraction)
@@ -180,10 +181,34 @@ def test_merge_adds_counts_and_refuses_another_layout() -> None:
         left.merge(LogHistogram(HistogramLayout(precision=0.02)))
 
 
-def test_cumulative_counts_suit_prometheus_le_buckets() -> None:
-    histogram = LogHistogram()
-    histogram.record_many([0.001] * 5 + [0.02] * 3 + [4.0] * 2)
-    assert histogram.cumulative([0.0005, 0.005, 0.05, 1.0, 5.0, math.inf]) == [0, 5, 8, 8, 10, 10]
+def test_bucket_counts_are_prometheus_le_buckets() -> None:
+    counts = BucketCounts([0.0005, 0.005, 0.05, 1.0, 5.0, math.inf])
+    counts.record_many([0.001] * 5 + [0.02] * 3 + [4.0] * 2 + [5.0])
+    assert [n for _, n in counts.cumulative()] == [0, 5, 8, 8, 11, 11]
+    assert counts.cumulative()[-1] == (math.inf, counts.count)
+    assert counts.sum == pytest.approx(0.005 + 0.06 + 8.0 + 5.0)
+
+
+def test_bucket_counts_sample_a_large_batch_with_exact_count_and_sum() -> None:
+    rng = random.Random(78)
+    values = [rng.expovariate(50.0) for _ in range(10_001)]
+    sampled, whole = BucketCounts([0.01, 0.05, math.inf]), BucketCounts([0.01, 0.05, math.inf])
+    sampled.record_many(values, limit=100)
+    whole.record_many(values)
+    assert (sampled.count, sampled.sum) == (whole.count, whole.sum)
+    assert sampled.cumulative()[-1] == (math.inf, 10_001)
+    for (_, estimate), (_, exact) in zip(sampled.cumulative(), whole.cumulative(), strict=True):
+        assert estimate == pytest.approx(exact, rel=0.05)
+
+
+def test_bucket_counts_count_invalid_values_apart_and_want_ascending_bounds() -> None:
+    counts = BucketCounts([1.0, math.inf])
+    counts.record_many([0.5, -1.0, math.nan, math.inf, 2.0])
+    assert counts.cumulative() == [(1.0, 1), (math.inf, 2)]
+    assert counts.invalid == 3
+    for bounds in ([], [1.0, 0.5, math.inf], [1.0, 2.0]):
+        with pytest.raises(ValueError, match="ascend"):
+            BucketCounts(bounds)
 
 
 def test_clear_keeps_the_layout_and_forgets_values_even_on_bucket_edges() -> None:
@@ -209,16 +234,14 @@ def test_layout_validates_its_range_and_precision() -> None:
 # --- rolling windows ---------------------------------------------------------------------------
 
 
-def test_rolling_window_keeps_only_recent_slices_and_lifetime_keeps_all() -> None:
+def test_rolling_window_keeps_only_recent_slices() -> None:
     rolling = RollingHistogram(slice_s=10.0, slices=6)
     rolling.record_many([0.001] * 100, now=5.0)
+    assert rolling.window(now=59.9).count == 100
     rolling.record_many([2.0] * 10, now=65.0)
     window = rolling.window(now=65.0)
     assert window.count == 10  # the slice at t=5 left the 60 s window
     assert window.percentile(0.5) == pytest.approx(2.0, rel=0.01)
-    total = rolling.total()
-    assert total.count == 110
-    assert total.percentile(0.5) == pytest.approx(0.001, rel=0.01)
 
 
 def test_a_clock_going_back_counts_values_as_of_the_latest_time_seen() -> None:
@@ -227,7 +250,6 @@ def test_a_clock_going_back_counts_values_as_of_the_latest_time_seen() -> None:
     rolling.record(9.0, now=10.0)
     assert rolling.window(now=100.0).count == 2
     assert rolling.window(now=50.0).count == 2
-    assert rolling.total().count == 2
 
 
 def test_rolling_histogram_validates_its_shape() -> None:

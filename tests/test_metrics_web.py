@@ -71,31 +71,40 @@ def get(running: Running, path: str, **kwargs: Any) -> requests.Response:
         ("GET", "/api/status"),
         ("GET", "/api/health"),
         ("GET", "/api/tree"),
+        ("GET", "/metrics"),
         ("POST", "/debug/crash/dedup"),
         ("GET", "/"),
     ],
 )
-def test_api_debug_and_dashboard_need_the_token(shared: Running, method: str, path: str) -> None:
+def test_api_debug_dashboard_and_metrics_need_the_token(
+    shared: Running, method: str, path: str
+) -> None:
     url = shared.url + path
     assert requests.request(method, url, timeout=5).status_code == 401
     wrong = {"Authorization": "Bearer not-the-token"}
     assert requests.request(method, url, headers=wrong, timeout=5).status_code == 401
-    assert requests.request(method, url + "?token=not-the-token", timeout=5).status_code == 401
     assert requests.request(method, url, headers=AUTH, timeout=5).status_code != 401
 
 
-@pytest.mark.parametrize("path", ["/livez", "/metrics", "/readyz"])
-def test_probes_and_metrics_are_open(shared: Running, path: str) -> None:
+@pytest.mark.parametrize("path", ["/", "/api/status", "/metrics"])
+def test_a_token_in_the_url_opens_nothing(shared: Running, path: str) -> None:
+    assert requests.get(f"{shared.url}{path}?token={TOKEN}", timeout=5).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/livez", "/readyz"])
+def test_probes_are_open(shared: Running, path: str) -> None:
     assert requests.get(shared.url + path, timeout=5).status_code == 200
 
 
-def test_the_query_token_opens_only_the_dashboard(shared: Running) -> None:
-    page = requests.get(f"{shared.url}/?token={TOKEN}", timeout=5)
+def test_the_dashboard_with_the_token_is_a_page_that_needs_no_cdn(shared: Running) -> None:
+    page = get(shared, "/")
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
+    script = requests.get(shared.url + "/static/dashboard.js", timeout=5)
+    assert script.headers["Content-Type"].startswith("text/javascript")
     assert "<svg" in page.text
-    assert "http://" not in page.text.replace("http://www.w3.org/2000/svg", ""), "no CDN"
-    assert requests.get(f"{shared.url}/api/status?token={TOKEN}", timeout=5).status_code == 401
+    for text in (page.text, script.text):
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", ""), "no CDN"
 
 
 def test_the_dashboard_without_a_token_answers_a_login_page(shared: Running) -> None:
@@ -177,11 +186,13 @@ def test_readyz_is_503_with_reasons_when_the_source_drops_or_the_journal_fails(
     running.tell(Names.KILLS, Drop())
     running.tell(Names.JOURNAL, SetStatus({**STATUSES[Names.JOURNAL], "error": "disk I/O error"}))
 
-    def not_ready() -> dict[str, Any]:
-        answer = requests.get(running.url + "/readyz", timeout=5)
-        return answer.json() if answer.status_code == 503 else {}
+    def both_reasons() -> dict[str, Any]:
+        # The two actors take their messages in any order: wait for both to show.
+        answer = get(running, "/readyz")
+        body: dict[str, Any] = answer.json() if answer.status_code == 503 else {}
+        return body if len(body.get("reasons", [])) >= 2 else {}
 
-    body = wait_for(not_ready, timeout_s=5)
+    body = wait_for(both_reasons, timeout_s=5)
     assert body["ready"] is False
     assert "kills: connection disconnected" in body["reasons"]
     assert "journal: disk I/O error" in body["reasons"]
@@ -190,7 +201,7 @@ def test_readyz_is_503_with_reasons_when_the_source_drops_or_the_journal_fails(
 
 def test_readyz_is_503_without_a_pipeline() -> None:
     with running_tree(pipeline=False) as running:
-        answer = requests.get(running.url + "/readyz", timeout=5)
+        answer = get(running, "/readyz")
         assert answer.status_code == 503
         reasons = answer.json()["reasons"]
         assert "journal: not in the supervision tree" in reasons
@@ -207,7 +218,7 @@ def test_a_configured_source_that_is_not_running_shows_as_disconnected() -> None
         assert demo["state"] == "disconnected"
         assert demo["error"] == "not running"
         assert health["status"] == "warn"  # kills is up, the map is not
-        answer = requests.get(running.url + "/readyz", timeout=5)
+        answer = get(running, "/readyz")
         assert answer.status_code == 503
         assert "map:demo: connection disconnected (not running)" in answer.json()["reasons"]
 
@@ -238,12 +249,15 @@ def test_metrics_exposition_parses_with_conventional_names_and_units(running: Ru
     running.tell(Names.KILLS, Emit(5, latency_s=0.02))
 
     def families() -> dict[str, Metric]:
-        text = requests.get(running.url + "/metrics", timeout=5).text
+        text = get(running, "/metrics").text
         parsed = {family.name: family for family in text_string_to_metric_families(text)}
         events = parsed.get("wanderer_events")
-        return parsed if events and events.samples and events.samples[0].value == 5 else {}
+        counted = events and events.samples and events.samples[0].value == 5
+        # Statuses come from the metrics actor's last poll (one tick old at most).
+        polled = "wanderer_journal_last_seq" in parsed and "wanderer_connection_up" in parsed
+        return parsed if counted and polled else {}
 
-    parsed = wait_for(families, timeout_s=5, what="events exported")
+    parsed = wait_for(families, timeout_s=5, what="events and statuses exported")
     assert parsed["wanderer_events"].type == "counter"
     (sample,) = parsed["wanderer_events"].samples
     assert sample.name == "wanderer_events_total"
