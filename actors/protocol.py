@@ -55,12 +55,19 @@ class Names:
 
 @dataclass(frozen=True, slots=True)
 class Ingest:
-    """Source -> journal: new input, to be committed in one transaction."""
+    """Source -> journal: new input, to be committed in one transaction.
+
+    ``payloads``, when not empty, holds for each event the bytes the journal
+    stores for its data (:func:`realtime.journal_store.stored_payload`, made by
+    the reader while the decoded data is fresh); the journal encodes what it is
+    not given (``None``).
+    """
 
     source: str
     events: tuple[Event, ...] = ()
     rejects: tuple[Reject, ...] = ()
     cursor: Cursor | None = None
+    payloads: tuple[bytes | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
