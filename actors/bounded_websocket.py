@@ -22,16 +22,24 @@ length and payload one by one, each a system call (two with a read timeout),
 and every system call releases the GIL, which another busy thread may then
 keep for a switch interval. Reading up to :data:`READ_AHEAD_BYTES` at a time
 brings every frame that has arrived in one call; the frame buffer keeps what
-a read returns beyond the size asked for.
+a read returns beyond the size asked for, and hands out each part asked for
+with one copy of that part (websocket-client's own buffer copies all it
+holds at every ask). :meth:`BoundedWebSocket.has_data` tells a reader
+whether the next message has (at least partly) arrived, so that it can
+gather the messages already here into one batch without waiting for more.
 """
 
 from __future__ import annotations
 
+import select
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 import websocket
 from websocket import ABNF, WebSocketProtocolException
+from websocket._abnf import frame_buffer
 
 READ_AHEAD_BYTES: Final = 65_536
 _SKIP_CHUNK: Final = 65_536
@@ -57,6 +65,35 @@ class Message:
     oversized: bool = False
 
 
+class _ReadAheadBuffer(frame_buffer):
+    """websocket-client's frame buffer, keeping a read-ahead without copying it at every ask."""
+
+    def __init__(self, recv: Callable[[int], bytes], skip_utf8_validation: bool) -> None:
+        super().__init__(recv, skip_utf8_validation)
+        self._data = b""
+        self._position = 0
+
+    def buffered(self) -> int:
+        """Bytes read from the socket and not handed out yet."""
+        return len(self._data) - self._position
+
+    def recv_strict(self, bufsize: int) -> bytes:
+        data, start = self._data, self._position
+        end = start + bufsize
+        if end <= len(data):
+            self._position = end
+            return data[start:end]
+        parts = [data[start:]]
+        have = len(parts[0])
+        while have < bufsize:
+            chunk = self.recv(bufsize - have)
+            parts.append(chunk)
+            have += len(chunk)
+        self._data = b"".join(parts)
+        self._position = bufsize
+        return self._data[:bufsize]
+
+
 @dataclass(slots=True)
 class _Skipping:
     """An oversized frame whose payload is being discarded."""
@@ -80,6 +117,8 @@ class BoundedWebSocket(websocket.WebSocket):
 
     def __init__(self, max_message_bytes: int, keep_bytes: int) -> None:
         super().__init__(skip_utf8_validation=True, enable_multithread=True)
+        self._read_ahead = _ReadAheadBuffer(self._recv, skip_utf8_validation=True)
+        self.frame_buffer = self._read_ahead
         self._max = max_message_bytes
         self._keep = min(keep_bytes, max_message_bytes)
         self._skipping: _Skipping | None = None
@@ -92,6 +131,18 @@ class BoundedWebSocket(websocket.WebSocket):
     def _recv(self, bufsize: int) -> bytes:
         data: bytes = super()._recv(max(bufsize, READ_AHEAD_BYTES))  # type: ignore[no-untyped-call]
         return data
+
+    def has_data(self) -> bool:
+        """Bytes of the next message are here: read ahead, or readable without waiting."""
+        if self._read_ahead.buffered():
+            return True
+        sock = self.sock
+        if sock is None:
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
 
     def receive(self) -> Message:
         """The next message; raises websocket-client's exceptions (timeouts included).

@@ -47,7 +47,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pykka
+
 from actors.base import ReportingActor
+from actors.journal_writer import (
+    Commit,
+    Committed,
+    JournalWriter,
+    WriterDied,
+    WriterDone,
+    count_events,
+    write,
+)
 from actors.protocol import (
     Deliver,
     Demand,
@@ -64,14 +75,15 @@ from actors.protocol import (
 from actors.stall import Stall, storage_backoff
 from realtime.checkpoint import Checkpoint, HeldOutcome
 from realtime.config import Config
-from realtime.event import KILLS_SOURCE, Cursor, Event, Outcome
-from realtime.journal_store import JournalStore, split_storable
+from realtime.event import KILLS_SOURCE, Event, Outcome, Reject
+from realtime.journal_store import EventRow, JournalStore, event_from_row, event_row
 from realtime.metrics import series_key
 from realtime.storage import DATABASE_FILE, StorageSettings, StorageUnavailableError
 from supervision import (
     ActorContext,
     ActorUnavailableError,
     ChildSpec,
+    Control,
     MailboxSpec,
     OverflowPolicy,
 )
@@ -79,6 +91,8 @@ from supervision import (
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY_S = 0.2
+WRITER_STOP_MARGIN_S = 5.0
+"""How much longer than the busy timeout a stop waits for a running commit."""
 
 
 def journal_path(config: Config) -> Path:
@@ -136,9 +150,16 @@ class JournalActor(ReportingActor):
         self.config = config
         self.handover = handover
         self.store: JournalStore | None = None
-        self._pending: list[Ingest] = []
+        self._writer: JournalWriter | None = None
+        self._in_flight: Commit | None = None
+        self._pending: collections.deque[Ingest] = collections.deque()
         self._pending_events = 0
-        self._tail: collections.deque[Event] = collections.deque(maxlen=config.journal.tail_events)
+        # Committed events not delivered yet, compact (as stored: a fifth of a decoded event).
+        self._tail: collections.deque[EventRow] = collections.deque(
+            maxlen=config.journal.tail_events
+        )
+        # The decoded events of the commit being delivered (see _committed).
+        self._fresh: list[Event] = []
         self._credit = 0
         self._delivered_upto = 0
         self._last_seq = 0
@@ -167,7 +188,9 @@ class JournalActor(ReportingActor):
     def _open(self) -> None:
         """Open the store; a corrupt one fails the start, an unavailable one is retried."""
         try:
-            store = JournalStore.open(journal_path(self.config), StorageSettings.of(self.config))
+            store = JournalStore.open(
+                journal_path(self.config), StorageSettings.of(self.config), shared=True
+            )
         except StorageUnavailableError as error:
             self._failed(error)
             return
@@ -180,6 +203,7 @@ class JournalActor(ReportingActor):
             self._failed(error)
             return
         self.store = store
+        self._writer = JournalWriter(store, self._post, f"{self.name}-writer")
         self._delivered_upto = self._checkpoint.value
         logger.info(
             "journal: %s open, last seq %d, checkpoint %d",
@@ -190,7 +214,13 @@ class JournalActor(ReportingActor):
         # A (re)started journal starts delivery afresh; a running flow_control
         # must grant demand again (its old credit died with the old journal).
         self._reset_stream()
-        self._recover()
+        if not self._kick(force=True):
+            self._resumed()
+
+    def _post(self, message: Control) -> None:
+        """From the writer thread: wake this actor (a stopped actor collects nothing)."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(message)
 
     def on_stop(self) -> None:
         # The stop request overtook queued ingest on the control lane: commit
@@ -203,6 +233,7 @@ class JournalActor(ReportingActor):
     def on_failure(self, *_exc_info: object) -> None:
         # State may be inconsistent after a crash: hand the uncommitted ingest
         # over rather than trusting this instance to commit it.
+        self._stop_writer()
         for ingest in self._pending:
             self.handover.put(ingest)
         self._pending.clear()
@@ -217,32 +248,66 @@ class JournalActor(ReportingActor):
         else:
             super().on_undelivered(message)
 
+    def _stop_writer(self) -> None:
+        """End the writer after its running commit; what it did not commit is pending again."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        stopped = writer.stop(self.config.journal.busy_timeout_s + WRITER_STOP_MARGIN_S)
+        result = writer.take()
+        if result is not None:
+            self._committed(result, deliver=False)
+        elif self._in_flight is not None:
+            if not stopped:
+                # Still writing: it may yet commit this ingest. Keeping it may
+                # store it twice (a duplicate, settled as such downstream);
+                # dropping it may lose it.
+                logger.error("journal: the writer did not stop in time; keeping its ingest")
+            self._pending.extendleft(reversed(self._in_flight.ingests))
+            self._pending_events += count_events(self._in_flight.ingests)
+            self._in_flight = None
+
     def _close(self) -> None:
+        self._stop_writer()
         if self.store is None:
             for ingest in self._pending:
                 self.handover.put(ingest)
             return
         try:
-            self._commit()
-            self._write_outcomes()
-            self._save_checkpoint()
+            while True:
+                commit = self._take_commit()
+                if not (commit.ingests or commit.outcomes or commit.checkpoint is not None):
+                    break
+                result = self._write_now(commit)
+                self._committed(result, deliver=False)
+                if result.error is not None:
+                    break
         except StorageUnavailableError as error:
+            self.error = str(error)
+        if self.error is not None:
             logger.error(
-                "journal: closing with %d events uncommitted: %s", self._pending_events, error
+                "journal: closing with %d events uncommitted: %s", self._pending_events, self.error
             )
             for ingest in self._pending:
                 self.handover.put(ingest)
         self.store.close()
         self.store = None
 
+    def _write_now(self, commit: Commit) -> Committed:
+        """Run ``commit`` on this thread (the writer is stopped)."""
+        try:
+            return write(self._store, commit)
+        except StorageUnavailableError as error:
+            return Committed(commit, [], [], [], error)
+
     # -- messages ------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
         answer = self._handle(message)
-        # Group commit: whatever ingest is pending goes in once nothing more
-        # is queued (or the batch is full, see _ingest).
-        if self._pending and self.error is None and len(self.mailbox) == 0:
-            self._commit_or_hold()
+        # Group commit: whatever is pending goes in once nothing more is
+        # queued (or the batch is full, see _ingest), while no commit runs.
+        if len(self.mailbox) == 0:
+            self._kick()
         return answer
 
     def _handle(self, message: Any) -> Any:  # noqa: PLR0911 -- one dispatch table
@@ -255,6 +320,9 @@ class JournalActor(ReportingActor):
         if isinstance(message, Demand):
             self._credit = message.n if message.reset else self._credit + message.n
             self._deliver()
+            return None
+        if isinstance(message, WriterDone):
+            self._collect()
             return None
         if isinstance(message, Resync):
             self._resync(message.requester)
@@ -271,6 +339,9 @@ class JournalActor(ReportingActor):
         if isinstance(message, _Purge):
             self._purge()
             return None
+        if isinstance(message, WriterDied):
+            msg = f"the journal's writer thread failed: {message.error!r}"
+            raise RuntimeError(msg) from message.error
         return super().on_receive(message)
 
     @property
@@ -299,33 +370,26 @@ class JournalActor(ReportingActor):
         self.counters["commit_errors"] += 1
         self._retry_at = time.monotonic() + self._stall.failed(error)
 
-    def _recover(self) -> None:
-        """Write what is held (outcomes, then ingest); clears the error once all is written."""
-        try:
-            self._write_outcomes()
-            self._commit()
-        except StorageUnavailableError as error:
-            self._failed(error)
-            return
-        if self._stall.resumed():
-            logger.warning("journal: writable again; resuming")
-        self.error = None
-        self._deliver()
-
-    # -- ingest --------------------------------------------------------------
+    # -- ingest and commits --------------------------------------------------
 
     def _hold(self, ingest: Ingest) -> None:
         self._pending.append(ingest)
         self._pending_events += len(ingest.events)
 
     def _ingest(self, ingest: Ingest) -> None:
-        if self.error is not None and self._pending_events >= self.config.journal.max_pending:
-            self.counters["ingest_refused"] += len(ingest.events)
-            self._refuse(ingest)
-            return
+        if self._pending_events >= self.config.journal.max_pending:
+            if self.error is None and self._in_flight is not None and self._writer is not None:
+                # Busy, not failing: wait for the running commit here, so that
+                # the backlog stays in the mailbox (whose bound slows the readers).
+                self._writer.wait(self.config.journal.busy_timeout_s + WRITER_STOP_MARGIN_S)
+                self._collect()
+            if self._pending_events >= self.config.journal.max_pending:
+                self.counters["ingest_refused"] += len(ingest.events)
+                self._refuse(ingest)
+                return
         self._hold(ingest)
-        if self.error is None and self._pending_events >= self.config.journal.batch_max:
-            self._commit_or_hold()
+        if self._pending_events >= self.config.journal.batch_max:
+            self._kick()
 
     def _refuse(self, ingest: Ingest) -> None:
         try:
@@ -337,51 +401,102 @@ class JournalActor(ReportingActor):
                 ingest.source,
             )
 
-    def _commit_or_hold(self) -> None:
-        try:
-            self._commit()
-        except StorageUnavailableError as error:
-            self._failed(error)
-            return
+    def _take_commit(self) -> Commit:
+        """The next commit: pending ingest up to ``batch_max`` events, the held outcomes,
+        the checkpoint."""
+        ingests: list[Ingest] = []
+        events, batch_max = 0, self.config.journal.batch_max
+        pending = self._pending
+        while pending and (not ingests or events + len(pending[0].events) <= batch_max):
+            ingest = pending.popleft()
+            ingests.append(ingest)
+            events += len(ingest.events)
+        self._pending_events -= events
+        outcomes, checkpoint = self._checkpoint.plan()
+        return Commit(tuple(ingests), outcomes, checkpoint)
+
+    def _kick(self, *, force: bool = False) -> bool:
+        """Start a commit of what waits, unless one runs or the database is failing.
+
+        ``force`` retries while it fails. Returns whether a commit started.
+        """
+        writer = self._writer
+        if writer is None or self._in_flight is not None or (self.error and not force):
+            return False
+        if not (self._pending or self._checkpoint.plan()[0] or force):
+            return False
+        commit = self._take_commit()
+        if not (commit.ingests or commit.outcomes or commit.checkpoint is not None):
+            return False
+        self._in_flight = commit
+        writer.submit(commit)
+        return True
+
+    def _resumed(self) -> None:
+        """Writing works (again): clear the error and deliver what waits."""
+        if self._stall.resumed():
+            logger.warning("journal: writable again; resuming")
+        self.error = None
         self._deliver()
 
-    def _commit(self) -> None:
-        if not self._pending:
+    def _collect(self) -> None:
+        """Take the writer's result, if it has one, then start the next commit."""
+        writer = self._writer
+        result = writer.take() if writer is not None else None
+        if result is not None:
+            self._committed(result, deliver=True)
+            self._kick()
+
+    def _committed(self, result: Committed, *, deliver: bool) -> None:
+        commit = result.commit
+        self._in_flight = None
+        if result.error is not None:
+            self._pending.extendleft(reversed(commit.ingests))
+            self._pending_events += count_events(commit.ingests)
+            self._failed(result.error)
             return
-        events = [event for ingest in self._pending for event in ingest.events]
-        rejects = [reject for ingest in self._pending for reject in ingest.rejects]
-        cursors: dict[str, Cursor] = {}
-        for ingest in self._pending:
+        if self.error is not None:
+            self._resumed()
+        self._checkpoint.committed(len(commit.outcomes), commit.checkpoint)
+        committed, rejects = result.events, result.rejects
+        for ingest in commit.ingests:
             if ingest.cursor is not None:
-                cursors[ingest.cursor.source] = ingest.cursor
-        try:
-            committed = self._store.append(events, rejects, list(cursors.values()))
-        except (TypeError, ValueError):
-            # An event whose data cannot be stored would fail every retry (and
-            # crash-loop the journal): it becomes a reject; the rest goes in.
-            events, unstorable = split_storable(events)
-            rejects += unstorable
-            committed = self._store.append(events, rejects, list(cursors.values()))
-        self._pending.clear()
-        self._pending_events = 0
-        self._cursors.update((cursor.source, cursor.value) for cursor in cursors.values())
-        self.observe_many("journal", committed)
-        self._tail.extend(committed)
-        if committed:
-            self._last_seq = committed[-1].committed_seq
-        self.counters["events_committed"] += len(committed)
-        self.counters["rejects_committed"] += len(rejects)
+                self._cursors[ingest.cursor.source] = ingest.cursor.value
         self.counters["commits"] += 1
-        for event in committed:
-            self.counters[series_key("events_total", source=event.source, type=event.type)] += 1
+        self._count(committed, rejects)
+        if not committed:
+            return
+        self._last_seq = committed[-1].committed_seq
+        self.observe_many("journal", committed)
+        # What demand allows goes on decoded, as it came; the rest waits compact.
+        self._fresh = committed
+        if deliver:
+            self._deliver()
+        self._fresh = []
+        delivered = self._delivered_upto
+        self._tail.extend(
+            event_row(event, payload)
+            for event, payload in zip(committed, result.payloads, strict=True)
+            if event.committed_seq > delivered
+        )
+
+    def _count(self, committed: list[Event], rejects: list[Reject]) -> None:
+        counters = self.counters
+        counters["events_committed"] += len(committed)
+        counters["rejects_committed"] += len(rejects)
+        by_kind: collections.Counter[tuple[str, str]] = collections.Counter(
+            (event.source, event.type) for event in committed
+        )
+        for (source, type_), count in by_kind.items():
+            counters[series_key("events_total", source=source, type=type_)] += count
         for reject in rejects:
-            self.counters[
-                series_key("rejects_total", source=reject.source, reason=reject.reason)
-            ] += 1
+            counters[series_key("rejects_total", source=reject.source, reason=reject.reason)] += 1
 
     # -- delivery ------------------------------------------------------------
 
     def _deliver(self) -> None:
+        if self.store is None:
+            return
         batch = self.config.journal.delivery_batch
         # Every delivered event may come back with an outcome to write: while
         # they cannot be written, at most max_pending of them wait in memory.
@@ -403,21 +518,31 @@ class JournalActor(ReportingActor):
             self._forget_delivered()
 
     def _forget_delivered(self) -> None:
-        """Drop delivered events from the tail: a decoded killmail holds ~15 KB."""
+        """Drop delivered events from the tail (a redelivery reads the database)."""
         tail, delivered = self._tail, self._delivered_upto
-        while tail and tail[0].committed_seq <= delivered:
+        while tail and tail[0][0] <= delivered:
             tail.popleft()
 
     def _next(self, limit: int) -> list[Event]:
         if self._delivered_upto >= self._last_seq:
             return []
         start = self._delivered_upto + 1
+        fresh = self._fresh
+        if fresh and fresh[0].committed_seq <= start <= fresh[-1].committed_seq:
+            offset = start - fresh[0].committed_seq
+            return fresh[offset : offset + limit]
         tail = self._tail
-        if tail and tail[0].committed_seq <= start:
-            offset = start - tail[0].committed_seq
-            return [tail[i] for i in range(offset, min(offset + limit, len(tail)))]
+        if tail and tail[0][0] <= start:
+            offset = start - tail[0][0]
+            try:
+                return [
+                    event_from_row(tail[i]) for i in range(offset, min(offset + limit, len(tail)))
+                ]
+            except ValueError as error:  # a bug: what was stored a moment ago reads back
+                msg = f"journal: a committed event does not decode: {error}"
+                raise RuntimeError(msg) from error
         self.counters["backlog_reads"] += 1
-        return self._store.read(self._delivered_upto, limit)
+        return self._store.read(self._delivered_upto, limit, until_seq=self._last_seq)
 
     def _resync(self, requester: str) -> None:
         logger.info(
@@ -439,12 +564,8 @@ class JournalActor(ReportingActor):
 
     def _settle(self, settled: Settled) -> None:
         if settled.outcome is not Outcome.HANDLED:
+            # Written with the next commit; the saved checkpoint stays behind it until then.
             self._checkpoint.hold(HeldOutcome(settled.seqs, settled.outcome, settled.detail))
-            if self.error is None:
-                try:
-                    self._write_outcomes()
-                except StorageUnavailableError as error:
-                    self._failed(error)
         self.counters[series_key("settled_total", outcome=str(settled.outcome))] += len(
             settled.seqs
         )
@@ -452,33 +573,20 @@ class JournalActor(ReportingActor):
         # Delivery never restarts at or before the checkpoint: what the tail
         # holds there is history, and a killmail weighs kilobytes in memory.
         tail = self._tail
-        while tail and tail[0].committed_seq <= checkpoint:
+        while tail and tail[0][0] <= checkpoint:
             tail.popleft()
-
-    def _write_outcomes(self) -> None:
-        store = self._store
-        self._checkpoint.write(lambda held: store.settle(held.seqs, held.outcome, held.detail))
-
-    def _save_checkpoint(self) -> None:
-        target = self._checkpoint.to_save()
-        if target is not None:
-            self._store.set_checkpoint(target)
-            self._checkpoint.saved = target
 
     def _tick(self) -> None:
         if self.error is not None and time.monotonic() >= self._retry_at:
             if self.store is None:
                 self._open()
-            else:
-                self._recover()
-        if self.store is None:
+            elif not self._kick(force=True):
+                self._resumed()
             return
-        # The checkpoint is saved even while ingest fails: retention purges
-        # only up to the saved checkpoint, and purging is how space returns.
-        try:
-            self._save_checkpoint()
-        except StorageUnavailableError as error:
-            logger.warning("journal: cannot save the checkpoint: %s", error)
+        # The checkpoint is saved even while nothing else is written: retention
+        # purges only up to the saved checkpoint, and purging is how space returns.
+        if self._checkpoint.plan()[1] is not None:
+            self._kick(force=self.error is None)
 
     def _purge(self) -> None:
         settings = self.config.journal
@@ -518,7 +626,8 @@ class JournalActor(ReportingActor):
             "backlog": stats.last_seq - self._checkpoint.value,
             "delivered_upto": self._delivered_upto,
             "credit": self._credit,
-            "pending": self._pending_events,
+            "pending": self._pending_events
+            + (count_events(self._in_flight.ingests) if self._in_flight else 0),
             "max_pending": self.config.journal.max_pending,
             "tail": len(self._tail),
             "tail_capacity": self.config.journal.tail_events,

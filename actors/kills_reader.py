@@ -4,12 +4,16 @@ It opens the WebSocket (:class:`~actors.bounded_websocket.BoundedWebSocket`:
 messages bounded by ``max_frame_bytes`` before they are read, read-ahead),
 then only receives: it stamps each message with ``time.monotonic_ns()``,
 decodes it with the connection's shared :class:`~realtime.phoenix.PhoenixClient`
-(CPU only, under the lock it shares with the actor), hands the events and
-rejects of each message to the journal as one :class:`~actors.protocol.Ingest`
-(waiting, reading nothing, while the journal cannot take it), and tells the
-actor what changes the connection: :class:`Opened`, :class:`ChannelEvent`,
-:class:`RoundTrip`. How it ended goes to the actor last, as for every
-:class:`~actors.connection.ReaderThread`.
+(CPU only, under the lock it shares with the actor), encodes each event's data
+for the journal while it is fresh, and hands the events and rejects to the
+journal as one :class:`~actors.protocol.Ingest` (waiting, reading nothing,
+while the journal cannot take it). Messages that have already arrived go
+into one batch: the batch is handed off as soon as the socket has nothing
+more to read at once (a reader never waits for more with events in hand), or
+when it holds ``batch_max`` events. It tells the actor what changes the
+connection: :class:`Opened`, :class:`ChannelEvent`, :class:`RoundTrip`
+(after handing off the events received before). How it ended goes to the
+actor last, as for every :class:`~actors.connection.ReaderThread`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from actors.bounded_websocket import BoundedWebSocket, Message
 from actors.connection import SUPERSEDED, ConnectionMessage, Ended, ReaderThread, describe
 from actors.protocol import Ingest
 from actors.source_support import IngestGate, RejectLog
-from realtime.event import KILLS_SOURCE
+from realtime.event import KILLS_SOURCE, Event, Reject
+from realtime.journal_store import stored_payload
 from realtime.phoenix import Control, PhoenixClient, Received
 
 PING_PAYLOAD: Final = struct.Struct("!Q")
@@ -81,6 +86,7 @@ class KillsReader(ReaderThread):
         rejects: the actor's reject log.
         max_message_bytes: larger messages are rejected unread.
         keep_bytes: what a reject keeps of an oversized message.
+        batch_max: the most events handed to the journal in one batch.
     """
 
     def __init__(
@@ -97,15 +103,20 @@ class KillsReader(ReaderThread):
         rejects: RejectLog,
         max_message_bytes: int,
         keep_bytes: int,
+        batch_max: int,
     ) -> None:
         super().__init__(owner, generation, f"{name}-reader-{generation}", gate)
         self._sender = name  # the journal answers refusals to this actor
+        self._batch_max = batch_max
+        self._events: list[Event] = []
+        self._payloads: list[bytes | None] = []
+        self._rejects: list[Reject] = []
         self.socket = BoundedWebSocket(max_message_bytes, keep_bytes)
         self._url = url
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._shared = shared
-        self._rejects = rejects
+        self._reject_log = rejects
 
     def run(self) -> Ended:
         try:
@@ -123,7 +134,10 @@ class KillsReader(ReaderThread):
             local_port = int(sock.getsockname()[1]) if sock is not None else 0
             if not self.post(Opened(self.generation, local_port)):
                 return SUPERSEDED
-            return Ended("connection_lost", self._receive())
+            try:
+                return Ended("connection_lost", self._receive())
+            finally:
+                self._flush()  # however reading ended, what was read goes on
         finally:
             self.socket.shutdown()  # type: ignore[no-untyped-call]
 
@@ -137,6 +151,8 @@ class KillsReader(ReaderThread):
 
     def _receive(self) -> str:
         while True:
+            if self._batch_due() and not self._flush():
+                return "superseded"
             try:
                 message = self.socket.receive()
             except websocket.WebSocketTimeoutException:
@@ -180,16 +196,42 @@ class KillsReader(ReaderThread):
 
     def _hand_off(self, received: Received) -> bool:
         for reject in received.rejects:
-            self._rejects.note(reject)
-        if (received.events or received.rejects) and not self.deliver(
-            Ingest(KILLS_SOURCE, received.events, received.rejects, sender=self._sender)
-        ):
+            self._reject_log.note(reject)
+        self._events += received.events
+        # Decoded from JSON text just now: stored as that JSON, unchecked.
+        self._payloads += [stored_payload(e.data, from_json=True) for e in received.events]
+        self._rejects += received.rejects
+        if received.rtt_s is None and received.control is None:
+            return True
+        # What the actor is told may change what it does with the feed: the
+        # events received before it are in the journal's hands first.
+        if not self._flush():
             return False
         if received.rtt_s is not None:
             self.post(RoundTrip(self.generation, received.rtt_s, "heartbeat"))
         if received.control is not None:
             return self.post(ChannelEvent(self.generation, received.control))
         return True
+
+    def _batch_due(self) -> bool:
+        """The batch goes now: nothing more has arrived to join it, or it is full."""
+        if not (self._events or self._rejects):
+            return False
+        return len(self._events) >= self._batch_max or not self.socket.has_data()
+
+    def _flush(self) -> bool:
+        """Hand the batch to the journal; ``False`` if the reader was retired meanwhile."""
+        if not (self._events or self._rejects):
+            return True
+        ingest = Ingest(
+            KILLS_SOURCE,
+            tuple(self._events),
+            tuple(self._rejects),
+            payloads=tuple(self._payloads),
+            sender=self._sender,
+        )
+        self._events, self._payloads, self._rejects = [], [], []
+        return self.deliver(ingest)
 
     def _pong(self, payload: bytes, received_ns: int) -> None:
         if len(payload) != PING_PAYLOAD.size:

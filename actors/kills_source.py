@@ -128,6 +128,7 @@ class KillsSource(SourceConnection):
         scope: what the join carries of the tracked sets.
         key_strategy: the dedup key strategy of killmail events.
         max_reject_bytes: a reject keeps at most this many bytes of its frame.
+        batch_max: the most events a reader hands the journal at once.
         connect_timeout_s: TCP connect plus WebSocket handshake;
             ``heartbeat_timeout_s`` (capped at 10 s) by default.
         stable_s: how long a joined connection must last for its loss to
@@ -147,6 +148,7 @@ class KillsSource(SourceConnection):
         scope: JoinScope = JoinScope.ALL,
         key_strategy: Strategy = "hybrid",
         max_reject_bytes: int = 65_536,
+        batch_max: int = 1000,
         connect_timeout_s: float | None = None,
         stable_s: float | None = None,
         tracking_retry_s: float = 1.0,
@@ -182,6 +184,7 @@ class KillsSource(SourceConnection):
         self._settings = settings
         self._scope = scope
         self._max_reject_bytes = max_reject_bytes
+        self._batch_max = batch_max
         self._url = url
         self._connect_timeout_s = connect_timeout_s or min(settings.heartbeat_timeout_s, 10.0)
         self._tracking_retry_s = tracking_retry_s
@@ -237,6 +240,7 @@ class KillsSource(SourceConnection):
             rejects=self._rejects,
             max_message_bytes=self._settings.max_frame_bytes,
             keep_bytes=self._max_reject_bytes,
+            batch_max=self._batch_max,
         )
 
     def _on_connection_message(self, message: ConnectionMessage) -> None:
@@ -547,6 +551,7 @@ def child_spec(
         "key_strategy", config.dedup.strategies.get("killmail", config.dedup.default_strategy)
     )
     options.setdefault("max_reject_bytes", config.journal.max_reject_bytes)
+    options.setdefault("batch_max", config.journal.batch_max)
     return ChildSpec(
         name=name,
         start=lambda ctx: KillsSource.start(ctx, config.sources, scope=scope, **options),

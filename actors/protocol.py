@@ -60,15 +60,19 @@ class Names:
 class Ingest:
     """Source -> journal: new input, to be committed in one transaction.
 
-    ``sender`` is the actor to answer a refusal to (``""``: the actor named
-    after ``source``); two connections may feed one source, as ``kills`` and
-    ``kills:characters`` both feed ``wanderer-kills``.
+    ``payloads``, when not empty, holds for each event the bytes the journal
+    stores for its data (:func:`realtime.journal_store.stored_payload`, made by
+    the reader while the decoded data is fresh); the journal encodes what it is
+    not given (``None``). ``sender`` is the actor to answer a refusal to
+    (``""``: the actor named after ``source``); two connections may feed one
+    source, as ``kills`` and ``kills:characters`` both feed ``wanderer-kills``.
     """
 
     source: str
     events: tuple[Event, ...] = ()
     rejects: tuple[Reject, ...] = ()
     cursor: Cursor | None = None
+    payloads: tuple[bytes | None, ...] = ()
     sender: str = ""
 
 

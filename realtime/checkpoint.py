@@ -3,16 +3,17 @@
 Stages settle events in any order; the checkpoint is the highest seq up to
 which *every* event is settled (the contiguous settled prefix), so a restart
 redelivers exactly what may not be finished. Outcomes other than ``handled``
-are written to the journal; one that cannot be written yet (the database is
-full or locked) is held here, oldest first, and the checkpoint to save stays
-behind it, so that a crash meanwhile redelivers its event rather than lose
-its outcome.
+are written to the journal; each is held here, oldest first, until a
+transaction writes it together with the checkpoint that covers it
+(:meth:`Checkpoint.plan`), so that the saved checkpoint never passes an
+outcome that is not written: a crash meanwhile (or a database that cannot be
+written) redelivers its event rather than lose its outcome.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from realtime.event import Outcome
@@ -70,20 +71,19 @@ class Checkpoint:
         self._held.append(outcome)
         self.held_events += len(outcome.seqs)
 
-    def write(self, write: Callable[[HeldOutcome], object]) -> None:
-        """Write the held outcomes, oldest first, with ``write``.
+    def plan(self) -> tuple[tuple[HeldOutcome, ...], int | None]:
+        """What one transaction writes now: every held outcome, then the checkpoint.
 
-        An exception from ``write`` propagates; that outcome and the ones
-        after it stay held.
+        Written together, the outcomes no longer hold the checkpoint back; the
+        checkpoint is ``None`` when it has not moved since it was last saved.
+        Report the transaction's success with :meth:`committed`.
         """
-        held = self._held
-        while held:
-            write(held[0])
-            self.held_events -= len(held.popleft().seqs)
+        return tuple(self._held), self.value if self.value > self.saved else None
 
-    def to_save(self) -> int | None:
-        """The checkpoint to write now (never past a held outcome); ``None``: nothing new."""
-        target = self.value
-        if self._held:
-            target = min(target, min(min(held.seqs) for held in self._held) - 1)
-        return target if target > self.saved else None
+    def committed(self, outcomes: int, checkpoint: int | None) -> None:
+        """The first ``outcomes`` held outcomes and ``checkpoint`` (unless ``None``) are written."""
+        held = self._held
+        for _ in range(outcomes):
+            self.held_events -= len(held.popleft().seqs)
+        if checkpoint is not None:
+            self.saved = max(self.saved, checkpoint)

@@ -363,7 +363,7 @@ class JournalConfig:
     busy_timeout_s: float = 5.0
     retry_min_s: float = 0.1
     retry_max_s: float = 5.0
-    tail_events: int = 20_000
+    tail_events: int = 5000
     purge_rows: int = 5000
 
 

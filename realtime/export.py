@@ -7,9 +7,7 @@ case: ``critical``, ``high``, ``normal``, ``low``), ``schema`` and ``data``.
 - JSON Lines: one object a line; ``time`` is ISO 8601 UTC with a ``Z``.
 - msgpack: a stream of maps, one per event, with no framing between them;
   ``time`` is Unix seconds as a float so that it reads back exactly, and
-  ``data`` is the event's payload map packed exactly as the journal stores it
-  (``msgpack.packb(dict(event.data))``), so the stored payload bytes appear
-  unchanged inside the export.
+  ``data`` is the event's payload map (``msgpack.packb(dict(event.data))``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The event journal: an append-only SQLite store of every event, with its seq.
 
 :class:`JournalStore` is a plain, thread-confined class: one thread opens it and
-makes every call (the journal actor opens it in ``on_start``); a call from
-another thread raises ``sqlite3.ProgrammingError`` instead of racing. It keeps
+makes every call; a call from another thread raises ``sqlite3.ProgrammingError``
+instead of racing. Opened ``shared``, it may be called from several threads,
+one call at a time (the journal actor reads on its thread while its writer
+thread commits). It keeps
 the journal's tables in the journal database file, opened through
 :mod:`realtime.storage` (which describes durability, the size cap and the
 errors: :class:`~realtime.storage.StorageUnavailableError` and its kinds busy
@@ -15,10 +17,22 @@ Sequence numbers
 seq the journal has ever held (purged events included), so it is monotonic and
 gap-free even across crashes, rolled-back appends and other processes writing
 the same file: a failed append consumes no seq.
+
+Payloads
+--------
+An event's data is stored as it came off the wire: JSON (both feeds speak
+JSON), encoded once with orjson, ideally by the reader that decoded it
+(:func:`encode_payload`; :meth:`JournalStore.append` encodes what it is not
+given). Data JSON cannot hold (non-string keys, bytes: a ``replay --file`` of a
+msgpack export may carry them) is stored as msgpack, as every payload was
+before; a payload's first byte tells the two apart (``{`` against a msgpack
+map), so journals written by earlier releases read as they did.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -28,7 +42,9 @@ from types import MappingProxyType
 from typing import Any, Self
 
 import msgpack  # msgpack ships no type hints
+import orjson
 
+from realtime.checkpoint import HeldOutcome
 from realtime.event import Cursor, Event, Outcome, Priority, Reject
 from realtime.sqlite_rows import chunks, list_sql, rows_sql
 from realtime.storage import Database, StorageCorruptError, StorageSettings
@@ -58,6 +74,54 @@ _EVENT_COLUMNS = "seq, id, source, type, time, received_at, key, priority, schem
 # A priority written by a newer program reads as the least urgent one: the
 # event is still returned (with its ``schema``) and is the first to be shed.
 _PRIORITY_BY_VALUE: Mapping[int, Priority] = MappingProxyType({p.value: p for p in Priority})
+_dumps = orjson.dumps
+
+
+def encode_payload(data: Mapping[str, Any], *, from_json: bool = False) -> bytes:
+    """The bytes the journal stores for an event's ``data`` (see the module doc).
+
+    orjson writes a float that is not finite as ``null``: data that may hold
+    one is checked (when its JSON has a ``null``) and stored as msgpack if so.
+    ``from_json`` skips the check for data decoded from JSON text by orjson,
+    which refuses such numbers.
+
+    Raises:
+        TypeError, ValueError: neither JSON nor msgpack can hold ``data``.
+    """
+    try:
+        encoded = _dumps(data)
+    except TypeError:
+        # orjson.JSONEncodeError is a TypeError: a non-string key, bytes, an
+        # integer beyond 64 bits, or a mapping that is not a dict.
+        pass
+    else:
+        if from_json or b"null" not in encoded or orjson.loads(encoded) == data:
+            return encoded
+    try:
+        packed: bytes = msgpack.packb(data if type(data) is dict else dict(data))
+    except OverflowError as error:  # an integer beyond 64 bits
+        raise ValueError(str(error)) from error
+    return packed
+
+
+def stored_payload(data: Mapping[str, Any], *, from_json: bool = False) -> bytes | None:
+    """:func:`encode_payload`, or ``None`` when ``data`` cannot be stored (the journal then
+    makes the event an ``unstorable_event`` reject, see :func:`split_storable`)."""
+    try:
+        return encode_payload(data, from_json=from_json)
+    except (TypeError, ValueError):
+        return None
+
+
+def decode_payload(payload: bytes) -> Any:
+    """The data stored as ``payload`` by :func:`encode_payload` (or by an earlier release).
+
+    Raises:
+        ValueError: the bytes are neither (orjson's and msgpack's errors).
+    """
+    if payload[:1] == b"{":
+        return orjson.loads(payload)
+    return msgpack.unpackb(payload, strict_map_key=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +163,8 @@ class JournalStore:
         self._database = database
         self._max_variables = database.max_variables
         self._clock = clock
-        self._pack = msgpack.Packer().pack
+        # Serialises the calls of a store shared by threads (see open's shared).
+        self._lock = threading.Lock()
         self._rows = 0
         self._outcomes: Counter[str] = Counter()
         self._rejects_by_reason: Counter[str] = Counter()
@@ -111,6 +176,7 @@ class JournalStore:
         settings: StorageSettings | None = None,
         *,
         read_only: bool = False,
+        shared: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> JournalStore:
         """Open (or create) the journal at ``path`` and check it.
@@ -127,6 +193,8 @@ class JournalStore:
             read_only: open without write access (for reading a journal that a
                 running instance owns); every write raises
                 :class:`~realtime.storage.StorageUnavailableError`.
+            shared: the store may be called from several threads; its calls
+                are then serialised (one waits while another runs).
             clock: wall-clock Unix seconds, for ingest and settle times.
 
         Raises:
@@ -134,7 +202,7 @@ class JournalStore:
             StorageCorruptError: the file is not a journal this program can use.
             StorageUnavailableError: the file cannot be opened or initialised.
         """
-        database = Database.open(path, settings, read_only=read_only, verify=True)
+        database = Database.open(path, settings, read_only=read_only, verify=True, shared=shared)
         store = cls(database, clock)
         try:
             store._load_counts()
@@ -144,7 +212,7 @@ class JournalStore:
         return store
 
     def _load_counts(self) -> None:
-        with self._database.reading("open") as db:
+        with self._lock, self._database.reading("open") as db:
             execute = db.execute
             self._rows = execute("SELECT count(*) FROM events").fetchone()[0]
             self._outcomes = Counter(
@@ -182,33 +250,49 @@ class JournalStore:
         events: Sequence[Event],
         rejects: Sequence[Reject] = (),
         cursors: Sequence[Cursor] = (),
+        *,
+        payloads: Sequence[bytes | None] | None = None,
+        outcomes: Sequence[HeldOutcome] = (),
+        checkpoint: int | None = None,
     ) -> list[Event]:
-        """Commit events, rejects and cursors in one transaction.
+        """Commit events, rejects, cursors, outcomes and the checkpoint in one transaction.
 
         The events get consecutive seqs after :meth:`last_seq`, in the order
         given (a seq already set on an input event is ignored). Each cursor is
         stored with the last seq of this call, so a source's resume point never
         runs ahead of the events it covers. The payload stored is
-        ``msgpack.packb(dict(event.data))``.
+        ``payloads[i]`` when given (the bytes :func:`encode_payload` made of
+        ``events[i].data``, e.g. by the reader that decoded it), else
+        :func:`encode_payload` of the data. ``outcomes`` are written as by
+        :meth:`settle` (for events of earlier calls), then ``checkpoint`` as by
+        :meth:`set_checkpoint` (it may cover the events of this call): one
+        commit for all that a group commit has to write.
 
         Returns:
             the events, each a copy carrying its seq.
 
         Raises:
-            TypeError, ValueError: an event's data cannot be packed (nothing
-                was written).
+            TypeError, ValueError: an event's data cannot be encoded (nothing
+                was written; see :func:`split_storable`).
             StorageUnavailableError: see the module doc; nothing was written
                 and the same call can be retried.
             StorageCorruptError: the database is damaged.
         """
-        if not (events or rejects or cursors):
+        if not (events or rejects or cursors or outcomes or checkpoint is not None):
             return []
-        pack = self._pack
-        payloads = [
-            pack(data if type(data) is dict else dict(data)) for data in (e.data for e in events)
-        ]
+        if payloads is None:
+            payloads = [encode_payload(e.data) for e in events]
+        elif len(payloads) != len(events):
+            msg = f"{len(payloads)} payloads for {len(events)} events"
+            raise ValueError(msg)
+        else:
+            payloads = [
+                encode_payload(e.data) if p is None else p
+                for e, p in zip(events, payloads, strict=True)
+            ]
         now = self._clock()
-        with self._database.transaction("append") as db:
+        settled: list[tuple[str, int]] = []
+        with self._lock, self._database.transaction("append") as db:
             execute = db.execute
             first = execute(_LAST_SEQ).fetchone()[0] + 1
             # One statement for many rows, not one per event: see realtime.sqlite_rows.
@@ -242,8 +326,13 @@ class JournalStore:
             if cursors:
                 last = first + len(events) - 1
                 db.executemany(_UPSERT_CURSOR, [(c.source, c.value, last) for c in cursors])
+            settled.extend((held.outcome.value, self._settle(db, held, now)) for held in outcomes)
+            if checkpoint is not None:
+                self._set_checkpoint(db, checkpoint, DEFAULT_CHECKPOINT)
         self._rows += len(events)
         self._rejects_by_reason.update(r.reason for r in rejects)
+        for outcome, count in settled:
+            self._outcomes[outcome] += count
         return [
             Event(
                 e.id,
@@ -330,36 +419,20 @@ class JournalStore:
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"  # noqa: S608  # only placeholders are interpolated
             " ORDER BY seq LIMIT ?"
         )
-        with self._database.reading("read") as db:
+        with self._lock, self._database.reading("read") as db:
             rows = db.execute(sql, parameters).fetchall()
         return [self._event_from_row(row) for row in rows]
 
     def _event_from_row(self, row: tuple[Any, ...]) -> Event:
-        seq, id_, source, type_, time_, received_at, key, priority, schema, payload = row
         try:
-            data = msgpack.unpackb(payload, strict_map_key=False)
+            return event_from_row(row)
         except (msgpack.UnpackException, ValueError) as error:
-            msg = f"journal {self._database.path}: the payload of seq {seq} is damaged ({error})"
+            msg = f"journal {self._database.path}: the payload of seq {row[0]} is damaged ({error})"
             raise StorageCorruptError(msg) from error
-        if not isinstance(data, dict):
-            msg = f"journal {self._database.path}: the payload of seq {seq} is not a map"
-            raise StorageCorruptError(msg)
-        return Event(
-            id_,
-            source,
-            type_,
-            time_,
-            received_at,
-            key,
-            _PRIORITY_BY_VALUE.get(priority, Priority.LOW),
-            data,
-            seq,
-            schema,
-        )
 
     def last_seq(self) -> int:
         """The highest seq ever assigned (0 before the first event)."""
-        with self._database.reading("last_seq") as db:
+        with self._lock, self._database.reading("last_seq") as db:
             value: int = db.execute(_LAST_SEQ).fetchone()[0]
         return value
 
@@ -369,19 +442,19 @@ class JournalStore:
 
     def cursor(self, source: str) -> str | None:
         """The last committed resume point of ``source``, or ``None``."""
-        with self._database.reading("cursor") as db:
+        with self._lock, self._database.reading("cursor") as db:
             row = db.execute("SELECT value FROM cursors WHERE source = ?", (source,)).fetchone()
         return None if row is None else str(row[0])
 
     def cursors(self) -> dict[str, str]:
         """Every source's last committed resume point."""
-        with self._database.reading("cursors") as db:
+        with self._lock, self._database.reading("cursors") as db:
             rows = db.execute("SELECT source, value FROM cursors").fetchall()
         return {str(source): str(value) for source, value in rows}
 
     def checkpoint(self, name: str = DEFAULT_CHECKPOINT) -> int:
         """The seq up to which consumer ``name`` has handled everything (0 if unset)."""
-        with self._database.reading("checkpoint") as db:
+        with self._lock, self._database.reading("checkpoint") as db:
             row = db.execute("SELECT seq FROM checkpoints WHERE name = ?", (name,)).fetchone()
         return 0 if row is None else int(row[0])
 
@@ -392,16 +465,20 @@ class JournalStore:
             ValueError: ``seq`` is negative or above :meth:`last_seq`.
             StorageUnavailableError: see the module doc.
         """
-        with self._database.transaction("set_checkpoint") as db:
-            last = db.execute(_LAST_SEQ).fetchone()[0]
-            if not 0 <= seq <= last:
-                msg = f"checkpoint {name!r}: seq {seq} is outside 0..{last}"
-                raise ValueError(msg)
-            db.execute(
-                "INSERT INTO checkpoints (name, seq) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-                (name, seq),
-            )
+        with self._lock, self._database.transaction("set_checkpoint") as db:
+            self._set_checkpoint(db, seq, name)
+
+    @staticmethod
+    def _set_checkpoint(db: sqlite3.Connection, seq: int, name: str) -> None:
+        last = db.execute(_LAST_SEQ).fetchone()[0]
+        if not 0 <= seq <= last:
+            msg = f"checkpoint {name!r}: seq {seq} is outside 0..{last}"
+            raise ValueError(msg)
+        db.execute(
+            "INSERT INTO checkpoints (name, seq) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+            (name, seq),
+        )
 
     def settle(self, seqs: Sequence[int], outcome: Outcome, detail: str = "") -> int:
         """Mark events as finished with, for ``outcome``.
@@ -419,15 +496,20 @@ class JournalStore:
         if not seqs:
             return 0
         now = self._clock()
-        settled = 0
-        with self._database.transaction("settle") as db:
-            for start, size in chunks(len(seqs), 1, self._max_variables - 3):
-                cursor = db.execute(
-                    list_sql(_SETTLE, size, _SETTLE_TAIL),
-                    (outcome.value, detail, now, *seqs[start : start + size]),
-                )
-                settled += cursor.rowcount
+        with self._lock, self._database.transaction("settle") as db:
+            settled = self._settle(db, HeldOutcome(tuple(seqs), outcome, detail), now)
         self._outcomes[outcome.value] += settled
+        return settled
+
+    def _settle(self, db: sqlite3.Connection, held: HeldOutcome, now: float) -> int:
+        settled = 0
+        seqs = held.seqs
+        for start, size in chunks(len(seqs), 1, self._max_variables - 3):
+            cursor = db.execute(
+                list_sql(_SETTLE, size, _SETTLE_TAIL),
+                (held.outcome.value, held.detail, now, *seqs[start : start + size]),
+            )
+            settled += cursor.rowcount
         return settled
 
     def outcomes_count(self) -> dict[Outcome, int]:
@@ -449,7 +531,7 @@ class JournalStore:
         if limit < 1:
             msg = f"limit must be at least 1, got {limit}"
             raise ValueError(msg)
-        with self._database.reading("recent") as db:
+        with self._lock, self._database.reading("recent") as db:
             rows = db.execute(
                 "SELECT key, seq, source, ingested_at FROM events WHERE ingested_at >= ?"
                 " ORDER BY ingested_at DESC, seq DESC LIMIT ?",
@@ -476,7 +558,7 @@ class JournalStore:
         if max_rows < 1:
             msg = f"max_rows must be at least 1, got {max_rows}"
             raise ValueError(msg)
-        with self._database.transaction("purge") as db:
+        with self._lock, self._database.transaction("purge") as db:
             execute = db.execute
             events = execute(
                 "SELECT seq, outcome FROM events WHERE ingested_at < ?"
@@ -506,7 +588,7 @@ class JournalStore:
 
     def statistics(self) -> JournalStatistics:
         """Size and progress of the journal (see :class:`JournalStatistics`)."""
-        with self._database.reading("statistics") as db:
+        with self._lock, self._database.reading("statistics") as db:
             execute = db.execute
             first_seq, last_seq = execute(
                 f"SELECT coalesce((SELECT min(seq) FROM events), 0), ({_LAST_SEQ})"  # noqa: S608  # constant SQL
@@ -532,14 +614,61 @@ class JournalStore:
         )
 
 
+EventRow = tuple[int, str, str, str, float, int, str, int, int, bytes]
+"""An event as the journal stores it: ``(seq, id, source, type, time, received_at, key,
+priority, schema, payload)``: about the size of its payload, a fifth of the decoded event."""
+
+
+def event_row(event: Event, payload: bytes) -> EventRow:
+    """The compact form of a committed ``event`` whose data is stored as ``payload``."""
+    return (
+        event.committed_seq,
+        event.id,
+        event.source,
+        event.type,
+        event.time,
+        event.received_at,
+        event.key,
+        int(event.priority),
+        event.schema,
+        payload,
+    )
+
+
+def event_from_row(row: tuple[Any, ...]) -> Event:
+    """The event of a stored row (see :data:`EventRow`), its payload decoded.
+
+    Raises:
+        ValueError: the payload is damaged or not a map (msgpack's errors too).
+    """
+    seq, id_, source, type_, time_, received_at, key, priority, schema, payload = row
+    data = decode_payload(payload)
+    if not isinstance(data, dict):
+        msg = "the payload is not a map"
+        raise ValueError(msg)
+    return Event(
+        id_,
+        source,
+        type_,
+        time_,
+        received_at,
+        key,
+        _PRIORITY_BY_VALUE.get(priority, Priority.LOW),
+        data,
+        seq,
+        schema,
+    )
+
+
 def split_storable(events: Sequence[Event]) -> tuple[list[Event], list[Reject]]:
     """``events`` split into those :meth:`JournalStore.append` can store, and a
-    reject (``unstorable_event``) for each of the others (data msgpack cannot pack)."""
+    reject (``unstorable_event``) for each of the others (data neither JSON nor
+    msgpack can hold, see :func:`encode_payload`)."""
     storable: list[Event] = []
     rejects: list[Reject] = []
     for event in events:
         try:
-            msgpack.packb(dict(event.data))
+            encode_payload(event.data)
         except (TypeError, ValueError) as error:
             detail = f"{event.type} {event.id}: its data cannot be stored: {error}"
             raw = f"{event.source} {event.type} {event.id}".encode()

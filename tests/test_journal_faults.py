@@ -13,7 +13,13 @@ from typing import Any
 from actors.base import ReportingActor
 from actors.protocol import IngestRefused, Names
 from realtime.event import Event
-from supervision import ActorContext, ChildSpec, MailboxSpec, SupervisionTree
+from supervision import (
+    ActorContext,
+    ActorUnavailableError,
+    ChildSpec,
+    MailboxSpec,
+    SupervisionTree,
+)
 from tests.pipeline_support import (
     Handled,
     checkpoint_reaches,
@@ -136,6 +142,40 @@ def test_an_event_whose_data_cannot_be_stored_becomes_a_reject_and_the_rest_goes
         assert killmail_ids(handled.seen(Names.NOTIFIER)) == [2]
         assert journal_status(tree)["rejects"] == {"unstorable_event": 1}
         assert journal_restarts(tree) == 0
+
+
+def test_a_writer_thread_that_fails_restarts_the_journal_and_its_ingest_is_committed_once(
+    tmp_path: Path,
+) -> None:
+    # The journal restarts until the trigger is gone: slowly enough, and never given up on.
+    restarts = {"backoff_min_s": 0.05, "backoff_max_s": 0.1, "max_restarts": 100_000}
+    handled = Handled()
+    with pipeline(config_for(tmp_path, {"supervision": restarts}), handled) as tree:
+        ingest(tree, kill_event(1))
+        wait_for(checkpoint_reaches(tree, 1))
+        database = tmp_path / "data" / "journal.sqlite3"
+        with sqlite3.connect(database, isolation_level=None) as raw:
+            # Not a storage fault but an error nothing expects: the writer ends on it.
+            raw.execute(
+                "CREATE TRIGGER broken BEFORE INSERT ON events"
+                " BEGIN SELECT RAISE(ABORT, 'injected'); END"
+            )
+        ingest(tree, kill_event(2))
+        wait_for(lambda: journal_restarts(tree) >= 1, timeout_s=10)
+        with sqlite3.connect(database, isolation_level=None) as raw:
+            raw.execute("DROP TRIGGER broken")
+        reached = checkpoint_reaches(tree, 2)
+
+        def settled() -> bool:
+            try:
+                return reached()
+            except ActorUnavailableError:  # between two incarnations
+                return False
+
+        wait_for(settled, timeout_s=10)
+        # Redelivered after the restart perhaps (stages are idempotent), committed once.
+        assert sorted(set(killmail_ids(handled.seen(Names.NOTIFIER)))) == [1, 2]
+        assert journal_status(tree)["last_seq"] == 2
 
 
 class _RefusalRecorder(ReportingActor):

@@ -14,10 +14,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack  # msgpack ships no type hints
+import orjson
 import pytest
 
+from realtime.checkpoint import HeldOutcome
 from realtime.event import SCHEMA_VERSION, Cursor, Event, Outcome, Priority, Reject
-from realtime.journal_store import JournalStore
+from realtime.journal_store import JournalStore, encode_payload
 from realtime.schema import SCHEMA_VERSION as JOURNAL_SCHEMA_VERSION
 from realtime.storage import (
     StorageBusyError,
@@ -172,6 +175,84 @@ def test_data_that_cannot_be_packed_fails_before_anything_is_written(store: Jour
     with pytest.raises(TypeError):
         store.append([event(1), unpackable])
     assert store.last_seq() == 0
+
+
+def test_event_data_is_stored_as_its_json_and_reads_back_equal(
+    path: Path, store: JournalStore
+) -> None:
+    committed = store.append([event(1, padding=3)])
+    with raw_database(path) as raw:
+        (payload,) = raw.execute("SELECT payload FROM events").fetchone()
+    assert payload == orjson.dumps(committed[0].data)
+    assert store.read(0, 10) == committed
+
+
+def test_given_payloads_are_stored_as_given(path: Path, store: JournalStore) -> None:
+    first, second = event(1), event(2)
+    encoded = encode_payload(first.data)
+    store.append([first, second], payloads=[encoded, None])
+    with raw_database(path) as raw:
+        stored = [row[0] for row in raw.execute("SELECT payload FROM events ORDER BY seq")]
+    assert stored == [encoded, orjson.dumps(second.data)]
+
+
+def test_data_json_cannot_hold_is_stored_as_msgpack_and_reads_back_equal(
+    store: JournalStore,
+) -> None:
+    odd = Event(
+        "1",
+        "replay",
+        "killmail",
+        0.0,
+        0,
+        "k",
+        Priority.LOW,
+        {"raw": b"\x00\xff", "by_id": {7: "x"}},
+    )
+    assert encode_payload(odd.data)[:1] != b"{"
+    assert store.read(0, 10) == []
+    assert store.append([odd]) == store.read(0, 10)
+
+
+def test_a_journal_whose_payloads_are_msgpack_as_earlier_releases_wrote_reads_back(
+    path: Path, store: JournalStore
+) -> None:
+    # Releases before JSON payloads stored msgpack.packb(dict(event.data)).
+    data = {"killmail_id": 5, "victim": {"character_id": 9}, "zkb": {"totalValue": 1.5e9}}
+    with raw_database(path) as raw:
+        raw.execute(
+            "INSERT INTO events (seq, id, source, type, time, received_at, ingested_at, key,"
+            " priority, schema, payload) VALUES (1, '5', 'wanderer-kills', 'killmail', 1.0, 2,"
+            " 3.0, 'killmail:5', 2, 1, ?)",
+            (msgpack.packb(data),),
+        )
+    (read,) = store.read(0, 10)
+    assert read.data == data
+    assert read.seq == 1
+    store.append([event(6)])
+    assert [e.data for e in store.read(0, 10)] == [data, event(6).data]
+
+
+def test_outcomes_and_the_checkpoint_commit_with_the_events_in_one_transaction(
+    path: Path, store: JournalStore
+) -> None:
+    store.append([event(1), event(2)])
+    with raw_database(path) as raw:
+        raw.execute(
+            "CREATE TRIGGER fail_checkpoint BEFORE INSERT ON checkpoints"
+            " BEGIN SELECT RAISE(ABORT, 'injected'); END"
+        )
+    duplicate = HeldOutcome((2,), Outcome.DUPLICATE, "seen")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.append([event(3)], outcomes=[duplicate], checkpoint=3)
+    assert store.last_seq() == 2
+    assert store.outcomes_count()[Outcome.DUPLICATE] == 0
+    with raw_database(path) as raw:
+        raw.execute("DROP TRIGGER fail_checkpoint")
+    store.append([event(3)], outcomes=[duplicate], checkpoint=3)
+    assert store.checkpoint() == 3
+    assert store.outcomes_count()[Outcome.DUPLICATE] == 1
+    assert [e.seq for e in store.read(0, 10, include_settled=False)] == [1, 3]
 
 
 def test_two_stores_on_one_file_still_get_gap_free_seqs(path: Path, store: JournalStore) -> None:

@@ -373,7 +373,8 @@ def test_a_journal_that_falls_behind_slows_the_feed_and_nothing_is_dropped_or_re
         [
             journal_spec(journal, capacity=4),
             tracking_spec(TrackingLog([SYSTEM])),
-            kills(config_for(server)),
+            # One frame a batch: the frames fill the journal's mailbox of 4 batches.
+            kills(config_for(server), batch_max=1),
         ]
     )
     port = joined_port(tree, server)

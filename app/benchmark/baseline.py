@@ -8,13 +8,22 @@ does, for every frame, what the pipeline does for it, in the plainest way:
   which computes the dedup key);
 - check the key in a dict (first seq wins);
 - append the events to the journal in batches (:class:`JournalStore`, the same
-  database schema), mark the duplicates settled and save the checkpoint;
-- route each unique event by type (the router's default table);
+  database schema and payload encoding), in one transaction per batch with
+  the previous batch's duplicate outcomes and checkpoint (as the journal's
+  group commit writes them);
+- give each unique event its priority (flow control's
+  :class:`~realtime.flow.PriorityRules`, against the tracked sets) and route
+  it by type (the router's default table);
 
 and, with ``notify`` (the same work as the pipeline, which notifies every
 kill): decide the notification (:func:`kill_notification`), render the
 console line, claim it in the ledger (one transaction per batch), write it
 to a null stream and mark it sent (one transaction per batch).
+
+What it does not do is what only the actors need: messages between threads,
+demand, the flow buffer's queues, metrics. When the pipeline's work per event
+changes, change this loop with it, or the ratio of the two stops meaning
+anything.
 
 A batch ends when ``batch`` events are read or the socket has nothing more
 to read: the loop never waits with events in hand.
@@ -34,9 +43,11 @@ from actors.notifier import CONSOLE, ConsoleSink
 from actors.router import routing_table
 from app.benchmark.pipeline import null_stream
 from app.benchmark.world import RemoteWorld
+from realtime.checkpoint import HeldOutcome
 from realtime.config import Config, KillNotifyConfig
 from realtime.event import Event, Outcome
-from realtime.journal_store import JournalStore
+from realtime.flow import PriorityRules
+from realtime.journal_store import JournalStore, stored_payload
 from realtime.ledger import Claim, Ledger
 from realtime.notifications import Notification, kill_notification
 from realtime.phoenix import Joined, PhoenixClient, PreloadComplete
@@ -103,12 +114,18 @@ class BareLoop:
         self._null = null_stream()
         self.console = ConsoleSink(self._null)
         self.routes = routing_table(Config())
+        self.priorities = PriorityRules()
         self.kill_settings = KillNotifyConfig()
         self.seen: dict[str, int] = {}
+        # Written with the next batch, as the journal's group commit does.
+        self._outcomes: list[HeldOutcome] = []
+        self._checkpoint: int | None = None
         self.processed = 0
         self.notified = 0
 
     def close(self) -> None:
+        if self._outcomes or self._checkpoint is not None:
+            self.store.append([], outcomes=self._outcomes, checkpoint=self._checkpoint)
         self.socket.close()
         self._null.close()
         self.ledger.close()
@@ -158,15 +175,23 @@ class BareLoop:
     def _flush(self, events: list[Event]) -> None:
         if not events:
             return
-        committed = self.store.append(events)
+        committed = self.store.append(
+            events,
+            # Encoded as the kills reader does: data decoded from the feed's JSON.
+            payloads=[stored_payload(e.data, from_json=True) for e in events],
+            outcomes=self._outcomes,
+            checkpoint=self._checkpoint,
+        )
         duplicates: list[int] = []
         notifications: list[tuple[Notification, Event]] = []
         now = time.time()
+        assign = self.priorities.assign
         for event in committed:
             seq = event.committed_seq
             if self.seen.setdefault(event.key, seq) != seq:
                 duplicates.append(seq)
                 continue
+            assign(event, self.tracked)
             handlers = self.routes.get(event.type, ())
             if self.notify and "notifier" in handlers:
                 decided = kill_notification(
@@ -174,11 +199,10 @@ class BareLoop:
                 )
                 if isinstance(decided, Notification):
                     notifications.append((decided, event))
-        if duplicates:
-            self.store.settle(duplicates, Outcome.DUPLICATE)
+        self._outcomes = [HeldOutcome(tuple(duplicates), Outcome.DUPLICATE)] if duplicates else []
         if notifications:
             self._notify(notifications)
-        self.store.set_checkpoint(committed[-1].committed_seq)
+        self._checkpoint = committed[-1].committed_seq
         self.processed += len(committed)
 
     def _notify(self, notifications: list[tuple[Notification, Event]]) -> None:

@@ -45,6 +45,9 @@ API_KEY: Final = "bench-map-key"
 CHANNEL_ID: Final = "100000000000000042"
 TICK_S: Final = 0.005
 PUBLISH_CHUNK: Final = 500
+START_TIMEOUT_S: Final = 60.0
+ANSWER_TIMEOUT_S: Final = 150.0
+"""The longest the world takes to answer a command (publishing a burst, waiting for frames sent)."""
 _KILL_URL = re.compile(r"/kill/(\d+)/")
 
 
@@ -366,7 +369,7 @@ class RemoteWorld:
             target=_serve, args=(child, settings), name="e2e-world", daemon=True
         )
         self._process.start()
-        self.urls: WorldUrls = self._pipe.recv()
+        self.urls: WorldUrls = self._answer("start", START_TIMEOUT_S)
         self._rate_seed = settings.seed
 
     def __enter__(self) -> RemoteWorld:
@@ -381,6 +384,14 @@ class RemoteWorld:
 
     def _call(self, command: str, argument: object = None) -> Any:
         self._pipe.send((command, argument))
+        return self._answer(command, ANSWER_TIMEOUT_S)
+
+    def _answer(self, command: str, timeout_s: float) -> Any:
+        """The world's answer to ``command``; ``TimeoutError`` (never a hang) if none comes."""
+        if not self._pipe.poll(timeout_s):
+            state = "running" if self._process.is_alive() else "dead"
+            msg = f"the world process ({state}) did not answer {command!r} within {timeout_s:g}s"
+            raise TimeoutError(msg)
         return self._pipe.recv()
 
     def set_rate(self, events_per_s: float) -> None:
@@ -397,7 +408,7 @@ class RemoteWorld:
         self._pipe.send(("burst", kills))
 
     def end_burst(self) -> None:
-        self._pipe.recv()
+        self._answer("burst", ANSWER_TIMEOUT_S)
 
     def stats(self) -> WorldStats:
         stats: WorldStats = self._call("stats")
@@ -429,7 +440,7 @@ class RemoteWorld:
     def stop(self) -> None:
         if not self._process.is_alive():
             return
-        with contextlib.suppress(EOFError, OSError):
+        with contextlib.suppress(EOFError, OSError, TimeoutError):
             self._call("stop")
         self._process.join(20)
         if self._process.is_alive():
