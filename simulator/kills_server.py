@@ -335,10 +335,14 @@ class KillsServer:
         """
         self._call(lambda world: world.refuse_joins(reason))
 
-    def send_raw(self, data: str | bytes) -> int:
+    def send_raw(self, data: str | bytes, *, systems_joins_only: bool = False) -> int:
         """Send ``data`` as is to every connected client: ``str`` as a text frame,
-        ``bytes`` as a binary frame. Returns how many clients it was queued for."""
-        return self._call(lambda world: world.send_raw(data))
+        ``bytes`` as a binary frame. Returns how many clients it was queued for.
+
+        ``systems_joins_only``: only to the channels joined with systems (a
+        preload never goes to a characters-only channel on the real server).
+        """
+        return self._call(lambda world: world.send_raw(data, systems_joins_only))
 
     def restart(self, down_s: float = 0.0) -> None:
         """Close every connection (1001) and the listener, stay down ``down_s``
@@ -711,8 +715,12 @@ class _World:
     def refuse_joins(self, reason: str | None) -> None:
         self._join_refusal = reason
 
-    def send_raw(self, data: str | bytes) -> int:
-        clients = list(self._clients.values())
+    def send_raw(self, data: str | bytes, systems_joins_only: bool) -> int:
+        clients = [
+            client
+            for client in self._clients.values()
+            if not systems_joins_only or (client.joined and client.systems)
+        ]
         for client in clients:
             self._send(client, data)
         return len(clients)

@@ -457,7 +457,7 @@ class FaultWorld:
         kills = [self.killmail(system_id, age_s=600) for _ in range(count)]
         for kill in kills:
             self.expect_kill(kill)
-        self.kills.send_raw(preload_frame(system_id, kills))
+        self.kills.send_raw(preload_frame(system_id, kills), systems_joins_only=True)
         return kills
 
     def add_system(self, system_id: int) -> str:

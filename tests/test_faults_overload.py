@@ -62,8 +62,10 @@ def preloads(world: FaultWorld, systems: Sequence[int]) -> tuple[list[str], set[
 
 
 def send(world: FaultWorld, frames: Sequence[str]) -> None:
+    """Preload frames to the channels joined with systems (the server never sends a
+    preload to the characters-only channel)."""
     for frame in frames:
-        world.kills.send_raw(frame)
+        world.kills.send_raw(frame, systems_joins_only=True)
 
 
 def push_kill_counts(world: FaultWorld) -> None:

@@ -446,3 +446,14 @@ def test_a_join_reads_characters_under_either_name(connect: ProbeFactory) -> Non
     probe = connect()
     ref = probe.send(LOBBY, "phx_join", {"systems": [], "characters": [PILOT], "character_ids": []})
     assert probe.reply(ref)["payload"]["response"]["subscribed_characters"] == [PILOT]
+
+
+def test_a_raw_preload_can_go_to_the_systems_joins_only(
+    server: KillsServer, connect: ProbeFactory
+) -> None:
+    systems, characters = connect(), connect()
+    systems.joined([SYSTEM])
+    characters.joined([], [PILOT])
+    assert server.send_raw('{"preload": 1}', systems_joins_only=True) == 1
+    assert systems.frame() == {"preload": 1}
+    assert_silent(characters)
