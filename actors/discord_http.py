@@ -5,11 +5,17 @@ and classifies the outcome as a frozen :data:`SendResult`; the caller (the
 notifier, from its worker threads) owns retries and the ledger, guided by the
 pure :class:`RetryPlan`.
 
-Bot mode posts to ``{api_base}/channels/{channel_id}/messages`` with the
-caller's ``nonce`` and ``"enforce_nonce": true``: Discord answers a repeat of
+One sender serves every route of ``[[routes]]`` (:class:`Destination`, one per
+route; the implicit route ``discord`` without any): they share the bot token,
+the connection pool and the rate limits (the global limit is the bot's, each
+channel or webhook has its own bucket). Bot mode posts to
+``{api_base}/channels/{channel_id}/messages`` (the route's channel, else
+``[notify.discord] channel_id``) with the caller's ``nonce`` and
+``"enforce_nonce": true``: Discord answers a repeat of
 the nonce with the message it already created, so retrying a timeout or a
 reset with the same nonce cannot post twice. Webhook mode posts to
-``{webhook_url}?wait=true`` (so success is known) and has no such guarantee: a
+``{webhook_url}?wait=true`` (the route's webhook, else ``[notify.discord]
+webhook_url``; so success is known) and has no such guarantee: a
 retry after a request that created the message but lost its answer posts it
 again.
 
@@ -30,7 +36,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, Self
@@ -39,7 +45,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 import requests
 
-from realtime.config import MASK, DiscordConfig
+from realtime.config import DEFAULT_ROUTE, MASK, DiscordConfig, RouteConfig, default_route
 from realtime.ratelimit import (
     RateLimits,
     RateLimitStats,
@@ -100,7 +106,7 @@ class Retryable:
 
 @dataclass(frozen=True, slots=True)
 class Fatal:
-    """The sink is unusable (401, 403, 404 such as a deleted webhook): stop and alert.
+    """The destination is unusable (401, 403, 404 such as a deleted webhook): stop and alert.
 
     ``status`` is 0 when no answer came (e.g. a malformed URL).
     """
@@ -233,11 +239,22 @@ class RetryPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class Destination:
+    """Where one route posts: its URL and its rate-limit route (secrets inside: never print)."""
+
+    url: str
+    route: Route
+
+
+@dataclass(frozen=True, slots=True)
 class SenderStats:
-    """Counters of a :class:`DiscordSender` (outcome counts by result type name)."""
+    """Counters of a :class:`DiscordSender` (outcome counts by result type name).
+
+    ``destinations``: route name -> its rate-limit route, safe to print.
+    """
 
     mode: str
-    route: str
+    destinations: Mapping[str, str]
     requests: int
     outcomes: Mapping[str, int]
     idle_sessions: int
@@ -274,6 +291,8 @@ class DiscordSender:
 
     Args:
         config: mode, endpoint, secrets and ``request_timeout_s``.
+        routes: the routes to post to (none: the implicit route ``discord``
+            to ``config``'s channel or webhook).
         session_factory: makes a ``requests.Session``; sessions are pooled, at
             most ``config.concurrency`` idle.
         clock: monotonic seconds, for the rate limits.
@@ -283,14 +302,16 @@ class DiscordSender:
             it with its own lock, so it must not be shared with another sender.
 
     Raises:
-        ValueError: the config lacks what its mode needs or the webhook URL is
-            not a Discord webhook URL (the message never shows a secret).
+        ValueError: the config lacks what its mode needs for a route, or a
+            webhook URL is not a Discord webhook URL (the message names the
+            route and never shows a secret).
     """
 
     def __init__(
         self,
         config: DiscordConfig,
         *,
+        routes: Sequence[RouteConfig] = (),
         session_factory: Callable[[], requests.Session] = requests.Session,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -309,19 +330,18 @@ class DiscordSender:
         self._requests = 0
         self._answers_bounded = 0
         self._outcomes: Counter[str] = Counter()
+        routes = tuple(routes) or (default_route(),)
         if config.mode == "bot":
             self._mask = SecretMask((config.bot_token.value,))
-            self._url, self._route = _bot_endpoint(config)
             self._headers = {"Authorization": f"Bot {config.bot_token.value}"}
             self._params: dict[str, str] = {}
+            self._destinations = {route.name: _bot_destination(config, route) for route in routes}
         else:
-            webhook_id, token = _webhook_parts(config)
-            self._mask = SecretMask((config.webhook_url.value, webhook_id, token))
-            self._url = config.webhook_url.value
-            digest = hashlib.blake2b(webhook_id.encode(), digest_size=4).hexdigest()
-            self._route = Route(
-                "POST", "/webhooks/{webhook_id}/{webhook_token}", f"webhook-{digest}"
-            )
+            secrets: list[str] = []
+            self._destinations = {
+                route.name: _webhook_destination(config, route, secrets) for route in routes
+            }
+            self._mask = SecretMask(tuple(secrets))
             self._headers = {}
             self._params = {"wait": "true"}
         self._headers |= {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
@@ -329,25 +349,44 @@ class DiscordSender:
             logging.getLogger(name).addFilter(self._mask)
 
     @property
-    def route(self) -> Route:
-        return self._route
+    def mode(self) -> str:
+        return self._mode
 
-    def send(self, payload: Mapping[str, Any], nonce: str) -> SendResult:
-        """Post ``payload`` (a message body) once, unless the rate limits say wait.
+    def routes(self) -> tuple[str, ...]:
+        """The names of the routes this sender posts to."""
+        return tuple(self._destinations)
+
+    def rate_route(self, route: str = DEFAULT_ROUTE) -> Route:
+        """The rate-limit route (bucket key) of ``route``'s destination."""
+        return self._destination(route).route
+
+    def _destination(self, route: str) -> Destination:
+        destination = self._destinations.get(route)
+        if destination is None:
+            msg = f"no Discord route named {route!r}"
+            raise KeyError(msg)
+        return destination
+
+    def send(
+        self, payload: Mapping[str, Any], nonce: str, route: str = DEFAULT_ROUTE
+    ) -> SendResult:
+        """Post ``payload`` (a message body) once to ``route``, unless the rate limits say wait.
 
         ``nonce`` identifies the notification: the same one for every retry of
         it. Webhook mode cannot use it.
 
         Raises:
             ValueError: bot mode and ``nonce`` is empty or longer than 25 characters.
+            KeyError: this sender has no such route.
             RuntimeError: the sender is closed.
         """
+        destination = self._destination(route)
         body = self._encode(payload, nonce)
         with self._lock:
             if self._closed:
                 msg = "the Discord sender is closed"
                 raise RuntimeError(msg)
-            wait = self._limits.acquire(self._route, self._clock())
+            wait = self._limits.acquire(destination.route, self._clock())
             if wait is None:
                 self._requests += 1
         if wait is not None:
@@ -355,25 +394,28 @@ class DiscordSender:
         else:
             session = self._take_session()
             try:
-                result = self._attempt(session, body)
+                result = self._attempt(session, body, destination)
             finally:
                 self._release(session)
         with self._lock:
             self._outcomes[type(result).__name__] += 1
         level = logging.WARNING if isinstance(result, Fatal) else logging.DEBUG
-        logger.log(level, "discord %s: %s", self._route, result)
+        logger.log(level, "discord %s (route %s): %s", destination.route, route, result)
         return result
 
-    def wait_s(self) -> float:
-        """Seconds until a :meth:`send` would be made (0.0: now)."""
+    def wait_s(self, route: str = DEFAULT_ROUTE) -> float:
+        """Seconds until a :meth:`send` to ``route`` would be made (0.0: now)."""
+        destination = self._destination(route)
         with self._lock:
-            return self._limits.wait_s(self._route, self._clock())
+            return self._limits.wait_s(destination.route, self._clock())
 
     def statistics(self) -> SenderStats:
         with self._lock:
             return SenderStats(
                 mode=self._mode,
-                route=str(self._route),
+                destinations=MappingProxyType(
+                    {name: str(d.route) for name, d in self._destinations.items()}
+                ),
                 requests=self._requests,
                 outcomes=MappingProxyType(dict(self._outcomes)),
                 idle_sessions=len(self._idle),
@@ -424,25 +466,32 @@ class DiscordSender:
                 return
         session.close()
 
-    def _attempt(self, session: requests.Session, body: bytes) -> SendResult:
-        exchange = self._exchange(session, body)
+    def _attempt(
+        self, session: requests.Session, body: bytes, destination: Destination
+    ) -> SendResult:
+        exchange = self._exchange(session, body, destination.url)
         with self._lock:
             if not isinstance(exchange, tuple):
-                self._limits.on_no_answer(self._route)
+                self._limits.on_no_answer(destination.route)
                 return exchange
             status, headers, answer = exchange
             self._limits.on_response(
-                self._route, self._clock(), status, headers, body=answer, wall=self._wall_clock()
+                destination.route,
+                self._clock(),
+                status,
+                headers,
+                body=answer,
+                wall=self._wall_clock(),
             )
         return self._classify(status, headers, answer)
 
     def _exchange(
-        self, session: requests.Session, body: bytes
+        self, session: requests.Session, body: bytes, url: str
     ) -> tuple[int, Mapping[str, str], Mapping[str, Any] | None] | SendResult:
         """The answer's status, headers and JSON object, or what went wrong."""
         try:
             with session.post(
-                self._url,
+                url,
                 data=body,
                 headers=self._headers,
                 params=self._params,
@@ -486,31 +535,46 @@ class DiscordSender:
         return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
-def _bot_endpoint(config: DiscordConfig) -> tuple[str, Route]:
-    if not config.bot_token or not config.channel_id.isdigit():
+def _bot_destination(config: DiscordConfig, route: RouteConfig) -> Destination:
+    channel_id = route.channel_id or config.channel_id
+    where = (
+        "notify.discord"
+        if route.name == DEFAULT_ROUTE and not route.channel_id
+        else (f"route {route.name}")
+    )
+    if not config.bot_token or not channel_id.isdigit():
         msg = (
-            "notify.discord: bot mode needs bot_token and a numeric channel_id "
+            f"{where}: bot mode needs bot_token and a numeric channel_id "
             f"(bot_token from {config.bot_token.origin})"
         )
         raise ValueError(msg)
     if not config.api_base.startswith(("http://", "https://")):
         msg = f"notify.discord.api_base: {config.api_base!r} is not an http(s) URL"
         raise ValueError(msg)
-    url = f"{config.api_base.rstrip('/')}/channels/{config.channel_id}/messages"
-    return url, Route("POST", "/channels/{channel_id}/messages", config.channel_id)
+    url = f"{config.api_base.rstrip('/')}/channels/{channel_id}/messages"
+    return Destination(url, Route("POST", "/channels/{channel_id}/messages", channel_id))
 
 
-def _webhook_parts(config: DiscordConfig) -> tuple[str, str]:
-    """The webhook's id and token, read from its URL."""
-    split = urlsplit(config.webhook_url.value)
+def _webhook_destination(
+    config: DiscordConfig, route: RouteConfig, secrets: list[str]
+) -> Destination:
+    """``route``'s webhook; its URL, id and token are added to ``secrets`` (to mask)."""
+    webhook = route.webhook_url or config.webhook_url
+    split = urlsplit(webhook.value)
     match = _WEBHOOK_PATH.match(split.path)
     if split.scheme not in {"http", "https"} or match is None:
+        where = "notify.discord" if webhook is config.webhook_url else f"route {route.name}"
         msg = (
-            "notify.discord.webhook_url: not a Discord webhook URL "
-            f"(https://.../api/webhooks/ID/TOKEN; from {config.webhook_url.origin})"
+            f"{where}: webhook_url is not a Discord webhook URL "
+            f"(https://.../api/webhooks/ID/TOKEN; from {webhook.origin})"
         )
         raise ValueError(msg)
-    return match.group(1), match.group(2)
+    webhook_id, token = match.group(1), match.group(2)
+    secrets += (webhook.value, webhook_id, token)
+    digest = hashlib.blake2b(webhook_id.encode(), digest_size=4).hexdigest()
+    return Destination(
+        webhook.value, Route("POST", "/webhooks/{webhook_id}/{webhook_token}", f"webhook-{digest}")
+    )
 
 
 def _read_bounded(response: requests.Response) -> bytes:

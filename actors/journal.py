@@ -104,6 +104,11 @@ def source_actor(source: str) -> str:
     return Names.KILLS if source == KILLS_SOURCE else source
 
 
+def refusal_recipient(ingest: Ingest) -> str:
+    """Who gets ``ingest`` back when it is refused: its sender, else its source's actor."""
+    return ingest.sender or source_actor(ingest.source)
+
+
 class _Tick:
     """Timer: persist the checkpoint; retry what failed when its backoff is over."""
 
@@ -388,7 +393,7 @@ class JournalActor(ReportingActor):
 
     def _refuse(self, ingest: Ingest) -> None:
         try:
-            self.registry.tell(source_actor(ingest.source), IngestRefused(ingest, self.error or ""))
+            self.registry.tell(refusal_recipient(ingest), IngestRefused(ingest, self.error or ""))
         except ActorUnavailableError:
             logger.error(
                 "journal: refused %d events of %s, whose actor is gone; its feed will resend",

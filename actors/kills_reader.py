@@ -106,6 +106,7 @@ class KillsReader(ReaderThread):
         batch_max: int,
     ) -> None:
         super().__init__(owner, generation, f"{name}-reader-{generation}", gate)
+        self._sender = name  # the journal answers refusals to this actor
         self._batch_max = batch_max
         self._events: list[Event] = []
         self._payloads: list[bytes | None] = []
@@ -223,7 +224,11 @@ class KillsReader(ReaderThread):
         if not (self._events or self._rejects):
             return True
         ingest = Ingest(
-            KILLS_SOURCE, tuple(self._events), tuple(self._rejects), payloads=tuple(self._payloads)
+            KILLS_SOURCE,
+            tuple(self._events),
+            tuple(self._rejects),
+            payloads=tuple(self._payloads),
+            sender=self._sender,
         )
         self._events, self._payloads, self._rejects = [], [], []
         return self.deliver(ingest)

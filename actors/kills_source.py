@@ -21,10 +21,17 @@ The actor owns time and decisions, on a timer tick:
 
 What a connection joins with is its :class:`JoinScope`: the tracked systems
 and characters (``all``), or only one of them (a join with characters only
-receives their kills in every system). On start it asks ``tracking`` for the
-current subscription (:class:`~actors.protocol.GetTracking`) without
-blocking, and asks again on the tick until an answer or a push arrives
-(tracking may start later).
+receives their kills in every system). The program runs two
+(:func:`kills_connections`): ``kills`` joined with the systems, and
+``kills:characters`` joined with the characters, so that the kills of the
+tracked pilots outside every tracked system arrive too; a kill both see is an
+ordinary duplicate for dedup. The server picks a channel's topics once, at the
+join: a characters-only channel joined while no character was tracked listens
+nowhere, so the first characters re-join it instead of subscribing.
+
+On start it asks ``tracking`` for the current subscription
+(:class:`~actors.protocol.GetTracking`) without blocking, and asks again on
+the tick until an answer or a push arrives (tracking may start later).
 
 Health is a :class:`~realtime.health.ConnectionHealth` of kind ``websocket``;
 :meth:`KillsSource.status` reports it with the rejects, the subscription and
@@ -201,6 +208,8 @@ class KillsSource(SourceConnection):
         self._last_frame_seen = 0.0
         self._last_ping_rtt_s: float | None = None
         self._tracking_known = False
+        self._everywhere = False
+        """The channel listens to every system's kills (a characters-only join with characters)."""
         self._tracking_future: pykka.Future[Any] | None = None
         self._tracking_asked_at = 0.0
         self._tracking_next_ask = 0.0
@@ -296,9 +305,10 @@ class KillsSource(SourceConnection):
         else:
             self._join = _Join.AWAITING_TRACKING
 
-    def _send_join(self) -> None:
+    def _send_join(self, *, live: bool = False) -> None:
+        """Join (``live``: re-join a channel that stays usable meanwhile, health unchanged)."""
         now = time.monotonic()
-        if self._health.state != "connecting":
+        if not live and self._health.state != "connecting":
             self._health.connecting(now)
         with self._shared.lock:
             client = self._shared.client
@@ -315,6 +325,8 @@ class KillsSource(SourceConnection):
         if isinstance(control, Joined):
             self._live(now)
             self._join = _Join.JOINED
+            subscription = control.subscription
+            self._everywhere = not subscription.systems and bool(subscription.characters)
             logger.info(
                 "%s: joined with %d systems and %d characters",
                 self.name,
@@ -409,10 +421,23 @@ class KillsSource(SourceConnection):
         characters = change.characters if self._scope is not JoinScope.SYSTEMS else frozenset()
         with self._shared.lock:
             self._shared.client.set_desired(systems, characters)
-        if self._phase is Phase.LIVE:
+        if self._phase is Phase.LIVE and self._listens_nowhere(characters):
+            self.counters["rejoins_for_characters"] += 1
+            # subscribing would not make the server listen everywhere
+            self._send_join(live=True)
+        elif self._phase is Phase.LIVE:
             self._send_updates(time.monotonic())
         elif self._phase is Phase.OPEN and self._join is _Join.AWAITING_TRACKING:
             self._send_join()
+
+    def _listens_nowhere(self, characters: frozenset[int]) -> bool:
+        """A characters-only channel joined without characters, which now has some."""
+        return (
+            self._scope is JoinScope.CHARACTERS
+            and self._join is _Join.JOINED
+            and not self._everywhere
+            and bool(characters)
+        )
 
     def _poll_tracking(self, now: float) -> None:
         """Ask ``tracking`` for the subscription without blocking, until it answers once."""
@@ -501,6 +526,18 @@ class KillsSource(SourceConnection):
                 else self._last_ping_rtt_s * 1000,
             },
         }
+
+
+def kills_connections(config: Config) -> list[tuple[str, JoinScope]]:
+    """The kills connections the configuration runs, ``(name, scope)``, in start order:
+    ``kills`` (the systems) when the feed is enabled, and ``kills:characters``
+    (the characters, anywhere) when maps are configured too (maps track them)."""
+    if not config.sources.kills.enabled:
+        return []
+    connections = [(Names.KILLS, JoinScope.SYSTEMS)]
+    if config.maps:
+        connections.append((Names.KILLS_CHARACTERS, JoinScope.CHARACTERS))
+    return connections
 
 
 def child_spec(

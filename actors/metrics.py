@@ -38,8 +38,11 @@ the alert rules:
 
 Alerts, throughput, latency percentiles and rates are answered to
 :class:`MetricsQuery`. Every table has a bound (see :class:`MetricsSettings`).
-Posting alerts to Discord is not done here; raised and resolved alerts are
-logged.
+Raised, escalated and resolved alerts are logged and told to the notifier as
+notifications of kind ``alert`` (:class:`~actors.protocol.Announce`; routes of
+that kind take them to Discord); a resolved ``connection:{name}`` alert is also
+told as :class:`~actors.protocol.FeedRecovered`, with when the connection
+stopped being live, for the notifier's status message.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ from typing import Any
 import pykka
 
 from actors.base import ReportingActor
-from actors.protocol import Names, StatsReport
+from actors.kills_source import kills_connections
+from actors.protocol import Announce, FeedRecovered, Names, StatsReport
 from realtime.config import Config
 from realtime.health import LIVE_STATES
 from realtime.metrics import (
@@ -74,7 +78,8 @@ from realtime.metrics import (
     ThroughputHistory,
     parse_series_key,
 )
-from supervision import ActorContext, Control, GetStatus
+from realtime.notifications import alert_notification
+from supervision import ActorContext, ActorUnavailableError, Control, GetStatus
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +206,7 @@ class MetricsSettings:
 
 def enabled_sources(config: Config) -> list[str]:
     """The actor names of the sources the configuration enables, in start order."""
-    names = [Names.KILLS] if config.sources.kills.enabled else []
+    names = [name for name, _ in kills_connections(config)]
     return names + [Names.map_source(m.slug) for m in config.maps]
 
 
@@ -273,6 +278,8 @@ class MetricsActor(ReportingActor):
             )
         )
         self._next_regression_check = self.started_at + s.regression_interval_s
+        self._down_since: dict[str, float] = {}
+        self._last_outage: dict[str, float] = {}
         self.alerts = AlertManager(
             max_active=s.max_alerts, history=s.alert_history, cooldown_s=s.cooldown_s
         )
@@ -503,6 +510,7 @@ class MetricsActor(ReportingActor):
                 continue
             state = str(connection.get("state"))
             age = _number(connection.get("state_age_s")) or 0.0
+            self._watch_outage(name, state, age)
             quality = connection.get("quality")
             band = quality.get("band") if isinstance(quality, Mapping) else None
             if state == "failed":
@@ -588,11 +596,50 @@ class MetricsActor(ReportingActor):
             )
         return found
 
+    def _watch_outage(self, name: str, state: str, age: float) -> None:
+        """Remember when ``name`` stopped being live (kept after it is live again)."""
+        if state in LIVE_STATES:
+            self._down_since.pop(name, None)
+        elif name not in self._down_since:
+            self._down_since[name] = self._last_outage[name] = self.clock() - age
+
     def _announce(self, notice: Notice) -> None:
         self.notices.append(notice)
         alert = notice.alert
         level = logging.INFO if notice.kind == "resolved" else logging.WARNING
         logger.log(level, "alert %s: [%s] %s", notice.kind, alert.severity, alert.message)
+        self._tell_notifier(notice)
+
+    def _tell_notifier(self, notice: Notice) -> None:
+        """The notice as an alert notification; a resolved connection alert as a recovery."""
+        alert = notice.alert
+        offset = self.wall_clock() - self.clock()
+        at = alert.last_seen if alert.resolved_at is None else alert.resolved_at
+        messages: list[Announce | FeedRecovered] = [
+            Announce(
+                (
+                    alert_notification(
+                        alert.key,
+                        alert.severity,
+                        notice.kind,
+                        alert.message,
+                        first_seen=alert.first_seen + offset,
+                        at=at + offset,
+                        count=alert.count,
+                    ),
+                )
+            )
+        ]
+        source = alert.key.removeprefix("connection:")
+        if notice.kind == "resolved" and source != alert.key:
+            began = self._last_outage.get(source, alert.first_seen - self.settings.down_grace_s)
+            messages.append(FeedRecovered(source, began + offset, at + offset))
+        for message in messages:
+            try:
+                self.registry.tell(Names.NOTIFIER, message)
+            except ActorUnavailableError as error:
+                self.counters["alerts_not_told_total"] += 1
+                logger.warning("metrics: the notifier did not take %s: %s", alert.key, error)
 
     # --- reading -------------------------------------------------------------------------
 

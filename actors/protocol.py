@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from realtime.event import Cursor, Event, Outcome, Reject
 from realtime.flow import TrackedView
+from realtime.notifications import Notification
 from supervision import Control
 
 
@@ -43,9 +44,11 @@ class Names:
     FLOW_CONTROL = "flow_control"
     ROUTER = "router"
     TRACKING = "tracking"
+    STATIC_INFO = "static_info"
     NOTIFIER = "notifier"
     SOURCES = "sources"
     KILLS = "kills"
+    KILLS_CHARACTERS = "kills:characters"
     WEB = "web"
 
     @staticmethod
@@ -60,7 +63,9 @@ class Ingest:
     ``payloads``, when not empty, holds for each event the bytes the journal
     stores for its data (:func:`realtime.journal_store.stored_payload`, made by
     the reader while the decoded data is fresh); the journal encodes what it is
-    not given (``None``).
+    not given (``None``). ``sender`` is the actor to answer a refusal to
+    (``""``: the actor named after ``source``); two connections may feed one
+    source, as ``kills`` and ``kills:characters`` both feed ``wanderer-kills``.
     """
 
     source: str
@@ -68,6 +73,7 @@ class Ingest:
     rejects: tuple[Reject, ...] = ()
     cursor: Cursor | None = None
     payloads: tuple[bytes | None, ...] = ()
+    sender: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +190,35 @@ class Refused:
     """
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Announce(Control):
+    """Notifications that come from no journal event (alerts), told to the notifier.
+
+    It claims and delivers them like any other: once per route they match. On
+    the control lane, so that the teller (the metrics actor) never waits for a
+    busy notifier; their rate is bounded by the alert rules' cooldown.
+    """
+
+    notifications: tuple[Notification, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRecovered(Control):
+    """A source connection is live again after an outage (its connection alert resolved).
+
+    On the control lane, like :class:`Announce`.
+
+    Attributes:
+        source: the connection's name (``kills``, ``map:{slug}``...).
+        began: when it stopped being live (Unix seconds).
+        ended: when it was live again (Unix seconds).
+    """
+
+    source: str
+    began: float
+    ended: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,13 @@ from supervision import (
 
 logger = logging.getLogger(__name__)
 
-SUBSCRIBERS = (Names.FLOW_CONTROL, Names.NOTIFIER, Names.KILLS)
+SUBSCRIBERS = (
+    Names.FLOW_CONTROL,
+    Names.STATIC_INFO,
+    Names.NOTIFIER,
+    Names.KILLS,
+    Names.KILLS_CHARACTERS,
+)
 """The actors told about every change."""
 
 

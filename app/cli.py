@@ -345,7 +345,7 @@ def _replay(args: argparse.Namespace, loaded: Config) -> int:
                 result = replay(
                     loaded,
                     read_msgpack(export),
-                    lambda config: handler_children(config, ledger_database=ledger),
+                    lambda config: handler_children(config, ledger_database=ledger, announce=False),
                     notify=args.notify,
                 )
         else:
@@ -355,7 +355,7 @@ def _replay(args: argparse.Namespace, loaded: Config) -> int:
             result = replay(
                 loaded,
                 read_journal(live_journal, _selection(args)),
-                lambda config: handler_children(config, ledger_database=ledger),
+                lambda config: handler_children(config, ledger_database=ledger, announce=False),
                 notify=args.notify,
             )
     except (ExportFormatError, StorageError, OSError, ValueError, RuntimeError) as error:

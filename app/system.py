@@ -6,9 +6,9 @@
     ├── metrics
     ├── journal
     ├── pipeline               one_for_one
-    │   ├── tracking, notifier, dedup, flow_control, router
+    │   ├── tracking, static_info, notifier, dedup, flow_control, router
     ├── sources                one_for_one
-    │   ├── kills
+    │   ├── kills, kills:characters
     │   └── map:{slug}
     └── web
 """
@@ -31,6 +31,7 @@ from actors import (
     map_source,
     notifier,
     router,
+    static_info,
     tracking,
 )
 from actors.metrics import MetricsActor
@@ -151,12 +152,21 @@ def supervisor(config: Config, name: str, children: Sequence[ChildSpec]) -> Supe
     )
 
 
-def handler_children(config: Config, *, ledger_database: Path | None = None) -> list[ChildSpec]:
-    """``tracking`` then ``notifier``: the router's handlers."""
-    return [
+def handler_children(
+    config: Config, *, ledger_database: Path | None = None, announce: bool = True
+) -> list[ChildSpec]:
+    """``tracking`` then ``notifier``: the router's handlers; between them
+    ``static_info`` (when enabled and a map is configured), which the notifier asks.
+
+    ``announce``: the notifier says when the program started (not in a replay).
+    """
+    children = [
         tracking.child_spec(config),
-        notifier.child_spec(config, ledger_database=ledger_database),
+        notifier.child_spec(config, ledger_database=ledger_database, announce=announce),
     ]
+    if config.static_info.enabled and config.maps:
+        children.insert(1, static_info.child_spec(config))
+    return children
 
 
 def pipeline_children(config: Config) -> list[ChildSpec]:
@@ -170,11 +180,12 @@ def pipeline_children(config: Config) -> list[ChildSpec]:
 
 
 def source_children(config: Config) -> list[ChildSpec]:
-    """``kills`` (when enabled) and one ``map:{slug}`` per configured map."""
-    children = [map_source.child_spec(config, map_config) for map_config in config.maps]
-    if config.sources.kills.enabled:
-        children.insert(0, kills_source.child_spec(config))
-    return children
+    """``kills`` and ``kills:characters`` (when enabled), one ``map:{slug}`` per map."""
+    kills = [
+        kills_source.child_spec(config, name=name, scope=scope)
+        for name, scope in kills_source.kills_connections(config)
+    ]
+    return kills + [map_source.child_spec(config, map_config) for map_config in config.maps]
 
 
 def metrics_spec(config: Config) -> ChildSpec:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from actors.notifier import ConsoleSink, ledger_key
+from actors.notifier import ConsoleSink
 from realtime.config import KillNotifyConfig
 from realtime.event import Event, Priority, format_time
 from realtime.ledger import Claim, Ledger
@@ -36,11 +36,11 @@ def _claims_per_s(path: Path, batches: int) -> tuple[float, float]:
     with Ledger.open(path) as ledger:
         start = time.perf_counter()
         for batch in range(batches):
-            ledger.claim_many([Claim(f"a:{batch}:{i}@discord", i, "discord") for i in range(BATCH)])
+            ledger.claim_many([Claim("discord", f"a:{batch}:{i}", i) for i in range(BATCH)])
         batched = batches * BATCH / (time.perf_counter() - start)
         start = time.perf_counter()
         for i in range(BATCH):
-            ledger.claim(f"b:{i}@discord", i, "discord")
+            ledger.claim("discord", f"b:{i}", i)
         single = BATCH / (time.perf_counter() - start)
     return batched, single
 
@@ -78,15 +78,15 @@ def _handle_s(path: Path, events: list[Event], *, batched: bool) -> float:
             notification = kill_notification(event, view, config, 3600.0, NOW)
             assert isinstance(notification, Notification)
             key = f"{notification.key}:{batched}"
-            claims.append(Claim(ledger_key(key, "console"), event.seq, "console",
-                                ConsoleSink.payload(notification)))  # fmt: skip
-            claims.append(Claim(ledger_key(key, "discord"), event.seq, "discord",
-                                orjson.dumps(message_payload(notification))))  # fmt: skip
+            claims.append(Claim("console", key, event.seq, ConsoleSink.payload(notification)))
+            claims.append(
+                Claim("discord", key, event.seq, orjson.dumps(message_payload(notification)))
+            )
         if batched:
             ledger.claim_many(claims)
         else:
             for claim in claims:
-                ledger.claim(claim.key, claim.seq, claim.channel, claim.payload)
+                ledger.claim(claim.route, claim.notification, claim.seq, claim.payload)
         return time.perf_counter() - start
 
 

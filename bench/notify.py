@@ -103,7 +103,7 @@ def _ledger(directory: Path) -> None:
     path = directory / "journal.sqlite3"
     count = 500
     with Ledger.open(path) as ledger:
-        claims = _rate(lambda i: ledger.claim(f"kill:{i}@discord", i, "discord"), count)
+        claims = _rate(lambda i: ledger.claim("discord", f"kill:{i}", i), count)
     plain = sqlite3.connect(path, isolation_level=None)
     plain.execute("PRAGMA synchronous=OFF")
     plain.execute("CREATE TABLE baseline (key TEXT PRIMARY KEY, seq INTEGER)")

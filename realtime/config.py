@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -20,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+
+from realtime.route_checks import routes_problem
 
 ENV_PREFIX = "env:"
 MASK = "***"
@@ -209,6 +212,97 @@ class NotifyConfig:
     map: MapNotifyConfig = field(default_factory=MapNotifyConfig)
 
 
+RouteKind = Literal[
+    "kill",
+    "system_added",
+    "character_added",
+    "character_removed",
+    "rally_point",
+    "alert",
+    "status",
+]
+ROUTE_KINDS: tuple[RouteKind, ...] = typing.get_args(RouteKind)
+"""Every kind of notification a route can carry."""
+
+Involving = Literal["system", "character"]
+
+DEFAULT_ROUTE = "discord"
+"""The route every kind goes to when the configuration has no ``[[routes]]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """One ``[[routes]]`` table: which notifications go where, and whom they ping.
+
+    Attributes:
+        name: unique, ``[a-z0-9_-]+``; shown in ``/api/status`` and kept in
+            the ledger (renaming a route makes its notifications new to it).
+        kinds: the kinds it carries (at least one, each once).
+        channel_id: bot mode: its channel ("" = ``[notify.discord] channel_id``).
+        webhook_url: webhook mode: its webhook ("" = ``[notify.discord] webhook_url``).
+        maps: only notifications concerning these map slugs ("" = all);
+            alerts and status messages concern no map and ignore it.
+        involving: kills only: why a kill matters to this route: its system
+            is tracked, or a tracked character is the victim or an attacker.
+        min_value_isk: kills only: at or above this total value.
+        wormhole_only: kills only: J-space only (31000000-31999999).
+        mention: put in the message content, and the only mention allowed to
+            ping: ``@here``, ``@everyone`` or ``<@&ROLE_ID>`` ("" = no ping).
+        mention_min_value_isk: kills only: ping only at or above this value.
+        mention_cooldown_s: at most one ping per route in this many seconds
+            (the message is still sent, without the ping).
+    """
+
+    name: str
+    kinds: tuple[RouteKind, ...]
+    channel_id: str = ""
+    webhook_url: Secret = NO_SECRET
+    maps: tuple[str, ...] = ()
+    involving: tuple[Involving, ...] = ("system", "character")
+    min_value_isk: float = 0.0
+    wormhole_only: bool = False
+    mention: str = ""
+    mention_min_value_isk: float = 0.0
+    mention_cooldown_s: float = 300.0
+
+
+def default_route() -> RouteConfig:
+    """The route of a configuration without ``[[routes]]``: every kind, the default channel."""
+    return RouteConfig(name=DEFAULT_ROUTE, kinds=ROUTE_KINDS)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusConfig:
+    """Status messages (kind ``status``): at a start, and after an outage.
+
+    ``catch_up_s``: how long after a start, or after a feed came back, kills
+    are counted as caught up before the status message goes out.
+    ``heartbeat_s``: how often the notifier records that the program is alive
+    (a start measures the time away from the last record).
+    """
+
+    catch_up_s: float = 30.0
+    heartbeat_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StaticInfoConfig:
+    """A system's static data (class, statics, effect, region) from the map's
+    static-info endpoint, fetched once per system and kept in the journal database.
+
+    ``wait_s`` bounds how long a new system's card waits for a fetch before it
+    goes out with the name only; fetches are spaced ``min_interval_s`` apart, and
+    a failure is retried after ``retry_min_s``, doubling up to ``retry_max_s``.
+    """
+
+    enabled: bool = True
+    wait_s: float = 3.0
+    request_timeout_s: float = 5.0
+    min_interval_s: float = 0.2
+    retry_min_s: float = 30.0
+    retry_max_s: float = 3600.0
+
+
 @dataclass(frozen=True, slots=True)
 class FiltersConfig:
     max_kill_age_s: float = 3600.0
@@ -225,6 +319,7 @@ class MailboxConfig:
     metrics: int = 1000
     journal: int = 10000
     tracking: int = 1000
+    static_info: int = 1000
     sources: int = 1000
     web: int = 100
 
@@ -326,7 +421,12 @@ class MetricsConfig:
 
 @dataclass(frozen=True, slots=True)
 class AlertsConfig:
-    discord_channel_id: str = ""
+    """Alerts (see the metrics actor); they reach Discord through routes of kind ``alert``.
+
+    ``cooldown_s``: an alert raised again within this long of its resolution
+    is revived silently (no second announcement).
+    """
+
     cooldown_s: float = 300.0
 
 
@@ -343,7 +443,10 @@ class Config:
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     maps: tuple[MapConfig, ...] = ()
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    static_info: StaticInfoConfig = field(default_factory=StaticInfoConfig)
     filters: FiltersConfig = field(default_factory=FiltersConfig)
+    routes: tuple[RouteConfig, ...] = ()
+    status: StatusConfig = field(default_factory=StatusConfig)
     mailbox: MailboxConfig = field(default_factory=MailboxConfig)
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
@@ -359,6 +462,11 @@ class Config:
     @property
     def data_path(self) -> Path:
         return Path(self.app.data_dir)
+
+    @property
+    def effective_routes(self) -> tuple[RouteConfig, ...]:
+        """``[[routes]]``, or the one default route when there is none."""
+        return self.routes or (default_route(),)
 
     @property
     def dedup_window_s(self) -> float:
@@ -388,7 +496,7 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
 
 def parse(table: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     """Build a :class:`Config` from a parsed TOML table and validate it."""
-    config: Config = _build(Config, table, "", environ)
+    config: Config = _build(Config, _without_retired_keys(table), "", environ)
     _validate(config)
     return config
 
@@ -553,18 +661,21 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
             )
     discord = config.notify.discord
     if "discord" in config.notify.sinks and not config.simulator.enabled:
-        if discord.mode == "bot" and not (discord.bot_token and discord.channel_id):
+        if discord.mode == "bot" and not discord.bot_token:
             raise ConfigError(
-                "notify.discord.bot_token: bot mode needs bot_token and channel_id "
-                f"(bot_token from {discord.bot_token.origin})"
+                f"notify.discord.bot_token: bot mode needs a bot token "
+                f"(from {discord.bot_token.origin})"
             )
-        if discord.mode == "webhook" and not discord.webhook_url:
+        if discord.mode == "bot" and not config.routes and not discord.channel_id:
+            raise ConfigError("notify.discord.channel_id: bot mode needs a channel id")
+        if discord.mode == "webhook" and not config.routes and not discord.webhook_url:
             raise ConfigError(
                 f"notify.discord.webhook_url: webhook mode needs a webhook URL "
                 f"(from {discord.webhook_url.origin})"
             )
     if discord.request_timeout_s <= 0:
         raise ConfigError("notify.discord.request_timeout_s: must be positive")
+    _validate_static_info(config.static_info)
     if config.filters.max_kill_age_s <= 0:
         raise ConfigError("filters.max_kill_age_s: must be positive")
     for name in MailboxConfig.__dataclass_fields__:
@@ -580,6 +691,7 @@ def _validate(config: Config) -> None:  # noqa: PLR0912
     if config.dedup.max_entries < 1:
         raise ConfigError("dedup.max_entries: must be at least 1")
     _validate_journal(config.journal)
+    _fail_on(routes_problem(config))
 
 
 def _validate_journal(journal: JournalConfig) -> None:
@@ -593,6 +705,15 @@ def _validate_journal(journal: JournalConfig) -> None:
         raise ConfigError("journal.tail_events: must be at least 1")
     if journal.purge_rows < 1:
         raise ConfigError("journal.purge_rows: must be at least 1")
+
+
+def _validate_static_info(static_info: StaticInfoConfig) -> None:
+    if min(static_info.wait_s, static_info.min_interval_s) < 0:
+        raise ConfigError("static_info.wait_s: wait_s and min_interval_s must not be negative")
+    if static_info.request_timeout_s <= 0:
+        raise ConfigError("static_info.request_timeout_s: must be positive")
+    if not 0 < static_info.retry_min_s <= static_info.retry_max_s:
+        raise ConfigError("static_info.retry_min_s: need 0 < retry_min_s <= retry_max_s")
 
 
 def _validate_sources(sources: SourcesConfig) -> None:
@@ -610,6 +731,33 @@ def _validate_sources(sources: SourcesConfig) -> None:
             "sources.resend_min_s: need 0 < resend_min_s <= resend_max_s "
             f"({sources.resend_min_s}, {sources.resend_max_s})"
         )
+
+
+def _fail_on(problem: str | None) -> None:
+    if problem is not None:
+        raise ConfigError(problem)
+
+
+def _without_retired_keys(table: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``table`` without keys that once existed and mean nothing now (the input is not changed).
+
+    Raises:
+        ConfigError: ``[alerts] discord_channel_id`` is set: routes of kind
+            ``alert`` replaced it, and the message says what to write instead.
+            (Empty, it never did anything, and is let pass.)
+    """
+    alerts = table.get("alerts")
+    if not isinstance(alerts, Mapping) or "discord_channel_id" not in alerts:
+        return table
+    channel = alerts["discord_channel_id"]
+    if channel != "":
+        raise ConfigError(
+            'alerts.discord_channel_id: replaced by routes of kind "alert"; remove it and add\n'
+            '[[routes]]\nname = "alerts"\nkinds = ["alert"]\n'
+            f"channel_id = {json.dumps(str(channel))}"
+        )
+    kept = {key: value for key, value in alerts.items() if key != "discord_channel_id"}
+    return {**table, "alerts": kept}
 
 
 def _is_loopback(host: str) -> bool:

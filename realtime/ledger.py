@@ -1,35 +1,51 @@
 """The notification ledger: what was (or is being) sent, durable across crashes.
 
 The ledger lives in the journal's SQLite database file, in its own table
-``notifications``, through its own connection opened by
-:mod:`realtime.storage` (the journal keeps its own; WAL lets both work side by
-side). Each row is one notification on one channel,
-keyed by the notification key with the channel appended (the notifier's
-business), and goes through::
+``notifications`` (layout in :mod:`realtime.schema`), through its own
+connection opened by :mod:`realtime.storage` (the journal keeps its own; WAL
+lets both work side by side). Each row is one notification on one **route**
+(a Discord route of ``[[routes]]``, or the console sink under the reserved
+name ``console``), keyed by the pair :class:`LedgerKey` ``(route,
+notification)``, and goes through::
 
     claim ──► pending ──► sent       (mark_sent)
                  │  ▲
                  │  └── mark_attempt (a failed attempt that will be retried)
                  └────► failed       (mark_failed: given up)
 
-Exactly-once posting rests on two rules:
+Exactly-once posting per route rests on two rules:
 
 - :meth:`Ledger.claim` inserts the row *before* anything is posted and
-  returns ``None`` when the key already exists, in any state. A replay of the
-  journal, a server's preload replay or a redelivery after a restart therefore
-  never posts again; it cannot even start a second attempt.
-- the row carries a **nonce** derived from key and channel (deterministic, at
-  most 25 characters), which the sender passes to Discord with
-  ``enforce_nonce``. After a crash or a timeout, :meth:`Ledger.pending` gives
-  the unfinished rows back with the *same* nonce, so a retry of a message that
-  Discord did create returns that message instead of a duplicate.
+  returns ``None`` when the pair already exists, in any state. A replay of
+  the journal, a server's preload replay or a redelivery after a restart
+  therefore never posts again to that route; it cannot even start a second
+  attempt. Another route claims its own pair.
+- the row carries a **nonce** derived from the pair (deterministic, at most 25
+  characters), which the sender passes to Discord with ``enforce_nonce``.
+  After a crash or a timeout, :meth:`Ledger.pending` gives the unfinished rows
+  back with the *same* nonce, so a retry of a message that Discord did create
+  returns that message instead of a duplicate.
 
 **Failed is terminal.** A row is marked failed only when the sender gives up
 (a permanent error such as 400/403/404, or attempts exhausted). Claiming a
-failed key returns ``None`` like any other: neither replay nor restart retries
+failed pair returns ``None`` like any other: neither replay nor restart retries
 it, because a failure after timeouts may hide a message Discord did create,
 and beyond the nonce's few minutes a retry could duplicate it. Failed rows are
 counted in :meth:`Ledger.statistics` for the operator to see.
+
+A row also records whether its message carries a ping (``mentioned``): the
+notifier reads each route's last ping from it at start (:meth:`Ledger.last_mentions`),
+so that a route's mention cooldown holds across restarts. The small table
+``notifier_state`` keeps the notifier's last sign of life
+(:meth:`Ledger.record_alive`), from which a start measures the time away.
+
+**Upgrading.** A ledger written before routes (schema version 1: one ``key``
+column holding ``{notification}@{sink}``, and a ``channel`` column) is
+migrated when the file is opened (see :data:`realtime.schema.MIGRATIONS`), in
+one transaction: each row becomes ``(route=channel, notification)`` with its
+state, attempts, payload and nonce kept (the old nonce formula is the new one
+for the implicit route ``discord``, so a pending entry resumed after the
+upgrade still finds the message Discord created before it).
 
 Every method commits before it returns (``synchronous=FULL``: a claim is on
 disk before the post it allows), so what it reports is on disk. A write that
@@ -46,14 +62,17 @@ import enum
 import hashlib
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from types import MappingProxyType, TracebackType
+from typing import NamedTuple, Self
 
 from realtime.sqlite_rows import chunks, list_sql, rows_sql
 from realtime.storage import Database, StorageSettings
+
+DATABASE_FILE = "journal.sqlite3"
+"""The journal's database file in ``[app] data_dir``, which holds the ledger too."""
 
 NONCE_LENGTH = 24
 """Characters of a nonce: Discord accepts at most 25."""
@@ -62,22 +81,23 @@ MAX_ERROR_CHARS = 1000
 """Bound on the stored ``last_error`` text."""
 
 _INSERT_CLAIMS = (
-    "INSERT INTO notifications (key, seq, channel, state, nonce, created_at, updated_at, payload)"
-    " VALUES "
+    "INSERT INTO notifications (route, notification, seq, state, nonce, created_at, updated_at,"
+    " payload, mentioned) VALUES "
 )
-_CLAIM_WIDTH = 8
-_INSERT_CLAIMS_TAIL = " ON CONFLICT (key) DO NOTHING"
+_CLAIM_WIDTH = 9
+_INSERT_CLAIMS_TAIL = " ON CONFLICT (route, notification) DO NOTHING"
 _MARK_SENT = (
     "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
     " attempts = attempts + 1, last_error = NULL, updated_at = ?"
-    " WHERE state = 'pending' AND key IN ("
+    " WHERE state = 'pending' AND (route, notification) IN (VALUES "
 )
-_SELECT_KEYS = "SELECT key FROM notifications WHERE key IN ("
+_SELECT_KEYS = "SELECT route, notification FROM notifications WHERE (route, notification) IN ("
+_SELECT_KEYS_VALUES = "VALUES "
 
 _COLUMNS = (
-    "key",
+    "route",
+    "notification",
     "seq",
-    "channel",
     "state",
     "nonce",
     "attempts",
@@ -86,8 +106,10 @@ _COLUMNS = (
     "created_at",
     "updated_at",
     "payload",
+    "mentioned",
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM notifications"  # noqa: S608 -- fixed column names
+_WHERE_KEY = " WHERE route = ? AND notification = ?"
 
 
 class LedgerState(enum.StrEnum):
@@ -96,15 +118,25 @@ class LedgerState(enum.StrEnum):
     FAILED = "failed"
 
 
+class LedgerKey(NamedTuple):
+    """What the ledger holds at most once: one notification on one route."""
+
+    route: str
+    notification: str
+
+    def __str__(self) -> str:
+        return f"{self.notification}@{self.route}"
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One notification on one channel.
+    """One notification on one route.
 
     Attributes:
-        key: the notification key with the channel appended.
+        route: where it goes (a ``[[routes]]`` name, or ``console``).
+        notification: the notification's key (``kill:123``).
         seq: the journal seq of the event it came from.
-        channel: where it goes (``console``, ``discord``, ...).
-        nonce: the idempotency nonce for Discord, stable for the key.
+        nonce: the idempotency nonce for Discord, stable for the pair.
         attempts: posting attempts made so far.
         discord_message_id: the created message's id, once sent.
         last_error: the last attempt's error, if it failed (bounded).
@@ -112,11 +144,12 @@ class LedgerEntry:
         payload: the rendered body stored at claim time, so that a pending
             notification can be resumed after a restart without deciding again
             (the tracked state may not be rebuilt yet).
+        mentioned: the stored body pings (the route's mention is in it).
     """
 
-    key: str
+    route: str
+    notification: str
     seq: int | None
-    channel: str
     state: LedgerState
     nonce: str
     attempts: int
@@ -125,47 +158,73 @@ class LedgerEntry:
     created_at: float
     updated_at: float
     payload: bytes
+    mentioned: bool = False
+
+    @property
+    def key(self) -> LedgerKey:
+        return LedgerKey(self.route, self.notification)
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One key to claim with :meth:`Ledger.claim_many` (see :meth:`Ledger.claim`)."""
+    """One pair to claim with :meth:`Ledger.claim_many` (see :meth:`Ledger.claim`)."""
 
-    key: str
+    route: str
+    notification: str
     seq: int | None
-    channel: str
     payload: bytes = b""
+    mentioned: bool = False
+
+    @property
+    def key(self) -> LedgerKey:
+        return LedgerKey(self.route, self.notification)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCounts:
+    """Entries of one route per state."""
+
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerStatistics:
+    """Entries per state, in all and per route (routes with no entry are absent)."""
+
     pending: int
     sent: int
     failed: int
+    routes: Mapping[str, RouteCounts] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def total(self) -> int:
         return self.pending + self.sent + self.failed
 
 
-def nonce_for(key: str, channel: str) -> str:
-    """The Discord nonce of ``key`` on ``channel``: 24 lowercase base32 characters.
+def nonce_for(route: str, notification: str) -> str:
+    """The Discord nonce of ``notification`` on ``route``: 24 lowercase base32 characters.
 
     A 120-bit BLAKE2b hash of both, so it is the same in every process and
-    after every restart, and differs between channels.
+    after every restart, and differs between routes. (It hashes
+    ``{notification}@{route}`` and ``route`` as the pre-routes ledger hashed
+    its key and channel, so the implicit route ``discord`` keeps its nonces.)
     """
     digest = hashlib.blake2b(
-        key.encode() + b"\x00" + channel.encode(), digest_size=NONCE_LENGTH * 5 // 8
+        f"{notification}@{route}".encode() + b"\x00" + route.encode(),
+        digest_size=NONCE_LENGTH * 5 // 8,
     ).digest()
     return base64.b32encode(digest).decode("ascii").lower()
 
 
 def _entry(row: tuple[object, ...]) -> LedgerEntry:
-    key, seq, channel, state, nonce, attempts, message_id, error, created, updated, payload = row
+    route, notification, seq, state, nonce, attempts, message_id, error = row[:8]
+    created, updated, payload, mentioned = row[8:]
     return LedgerEntry(
-        key=str(key),
+        route=str(route),
+        notification=str(notification),
         seq=seq if isinstance(seq, int) else None,
-        channel=str(channel),
         state=LedgerState(str(state)),
         nonce=str(nonce),
         attempts=int(attempts) if isinstance(attempts, int) else 0,
@@ -174,6 +233,7 @@ def _entry(row: tuple[object, ...]) -> LedgerEntry:
         created_at=float(created) if isinstance(created, int | float) else 0.0,
         updated_at=float(updated) if isinstance(updated, int | float) else 0.0,
         payload=bytes(payload) if isinstance(payload, bytes) else b"",
+        mentioned=bool(mentioned),
     )
 
 
@@ -185,7 +245,7 @@ class Ledger:
         self._database = database
         self._clock = clock
         self._max_variables = database.max_variables
-        self._counts = dict.fromkeys(LedgerState, 0)
+        self._counts: dict[tuple[str, LedgerState], int] = {}
         self._recount()
 
     @classmethod
@@ -196,7 +256,7 @@ class Ledger:
         *,
         clock: Callable[[], float] = time.time,
     ) -> Ledger:
-        """Open (creating if needed) the ledger in the journal database at ``path``.
+        """Open (creating or migrating if needed) the ledger in the journal database at ``path``.
 
         Args:
             path: the journal's database file.
@@ -234,28 +294,41 @@ class Ledger:
         self.close()
 
     def _recount(self) -> None:
-        self._counts = dict.fromkeys(LedgerState, 0)
+        self._counts = {}
         with self._database.reading("count") as db:
-            rows = db.execute("SELECT state, COUNT(*) FROM notifications GROUP BY state")
-            for state, count in rows.fetchall():
-                self._counts[LedgerState(state)] = count
+            rows = db.execute(
+                "SELECT route, state, COUNT(*) FROM notifications GROUP BY route, state"
+            ).fetchall()
+        for route, state, count in rows:
+            self._counts[str(route), LedgerState(state)] = int(count)
+
+    def _move(self, route: str, old: LedgerState | None, new: LedgerState, n: int = 1) -> None:
+        if old is not None:
+            self._counts[route, old] = self._counts.get((route, old), 0) - n
+        self._counts[route, new] = self._counts.get((route, new), 0) + n
 
     def claim(
-        self, key: str, seq: int | None, channel: str, payload: bytes = b""
+        self,
+        route: str,
+        notification: str,
+        seq: int | None,
+        payload: bytes = b"",
+        *,
+        mentioned: bool = False,
     ) -> LedgerEntry | None:
-        """Record ``key`` as pending on ``channel`` before it is posted.
+        """Record ``notification`` as pending on ``route`` before it is posted.
 
         Returns the new entry (state pending, no attempts, its nonce), or
-        ``None`` when ``key`` is already in the ledger, whatever its state:
+        ``None`` when the pair is already in the ledger, whatever its state:
         the caller must then not post it. ``payload`` is stored for resuming.
         """
-        return self.claim_many([Claim(key, seq, channel, payload)])[0]
+        return self.claim_many([Claim(route, notification, seq, payload, mentioned)])[0]
 
     def claim_many(self, claims: Sequence[Claim]) -> list[LedgerEntry | None]:
         """:meth:`claim` each of ``claims`` in one transaction (one disk sync for all).
 
         Returns, in order, the new entry or ``None`` for each claim, exactly as
-        :meth:`claim` would have (a key repeated within ``claims`` is new only
+        :meth:`claim` would have (a pair repeated within ``claims`` is new only
         the first time). Either every claim is committed or, if the
         transaction fails, none is and the error propagates.
         """
@@ -264,7 +337,7 @@ class Ledger:
         now = self._clock()
         entries: list[LedgerEntry | None] = []
         with self._database.transaction("claim") as db:
-            # One statement for all keys, not one per claim: see realtime.sqlite_rows.
+            # One statement for all pairs, not one per claim: see realtime.sqlite_rows.
             taken = self._existing(db, [claim.key for claim in claims])
             values: list[object] = []
             for claim in claims:
@@ -272,14 +345,14 @@ class Ledger:
                     entries.append(None)
                     continue
                 taken.add(claim.key)
-                nonce = nonce_for(claim.key, claim.channel)
-                values += (claim.key, claim.seq, claim.channel, "pending", nonce, now, now)
-                values.append(claim.payload)
+                nonce = nonce_for(claim.route, claim.notification)
+                values += (claim.route, claim.notification, claim.seq, "pending", nonce, now, now)
+                values += (claim.payload, int(claim.mentioned))
                 entries.append(
                     LedgerEntry(
-                        claim.key,
+                        claim.route,
+                        claim.notification,
                         claim.seq,
-                        claim.channel,
                         LedgerState.PENDING,
                         nonce,
                         0,
@@ -288,6 +361,7 @@ class Ledger:
                         now,
                         now,
                         claim.payload,
+                        claim.mentioned,
                     )
                 )
             width = _CLAIM_WIDTH
@@ -296,32 +370,40 @@ class Ledger:
                     rows_sql(_INSERT_CLAIMS, width, size, _INSERT_CLAIMS_TAIL),
                     values[start * width : (start + size) * width],
                 )
-        self._counts[LedgerState.PENDING] += sum(entry is not None for entry in entries)
+        for entry in entries:
+            if entry is not None:
+                self._move(entry.route, None, LedgerState.PENDING)
         return entries
 
-    def _existing(self, db: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
+    def existing(self, keys: Sequence[LedgerKey]) -> set[LedgerKey]:
         """Which of ``keys`` the ledger holds, whatever their state."""
-        found: set[str] = set()
-        for start, size in chunks(len(keys), 1, self._max_variables):
-            rows = db.execute(list_sql(_SELECT_KEYS, size, ")"), keys[start : start + size])
-            found.update(str(row[0]) for row in rows)
+        with self._database.reading("existing") as db:
+            return self._existing(db, keys)
+
+    def _existing(self, db: sqlite3.Connection, keys: Sequence[LedgerKey]) -> set[LedgerKey]:
+        found: set[LedgerKey] = set()
+        for start, size in chunks(len(keys), 2, self._max_variables):
+            sql = rows_sql(_SELECT_KEYS + _SELECT_KEYS_VALUES, 2, size, ")")
+            flat = [part for key in keys[start : start + size] for part in key]
+            found.update(LedgerKey(str(r), str(n)) for r, n in db.execute(sql, flat).fetchall())
         return found
 
     def _transition(
-        self, key: str, sql: str, parameters: tuple[object, ...], to: LedgerState
+        self, key: LedgerKey, sql: str, parameters: tuple[object, ...], to: LedgerState
     ) -> bool:
         with self._database.transaction(to.value) as db:
-            changed = db.execute(sql, (*parameters, self._clock(), key)).rowcount
+            changed = db.execute(
+                sql + _WHERE_KEY + " AND state = 'pending'", (*parameters, self._clock(), *key)
+            ).rowcount
         if changed == 1:
             if to is not LedgerState.PENDING:
-                self._counts[LedgerState.PENDING] -= 1
-                self._counts[to] += 1
+                self._move(key.route, LedgerState.PENDING, to)
             return True
         if self.get(key) is None:
             raise KeyError(key)
         return False
 
-    def mark_sent(self, key: str, message_id: str) -> bool:
+    def mark_sent(self, key: LedgerKey, message_id: str) -> bool:
         """A successful attempt: pending -> sent, with the created message's id.
 
         Returns ``False`` (changing nothing) if the entry is no longer pending.
@@ -332,13 +414,12 @@ class Ledger:
         return self._transition(
             key,
             "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
-            " attempts = attempts + 1, last_error = NULL, updated_at = ?"
-            " WHERE key = ? AND state = 'pending'",
+            " attempts = attempts + 1, last_error = NULL, updated_at = ?",
             (message_id,),
             LedgerState.SENT,
         )
 
-    def mark_sent_many(self, keys: Sequence[str], message_id: str = "") -> int:
+    def mark_sent_many(self, keys: Sequence[LedgerKey], message_id: str = "") -> int:
         """:meth:`mark_sent` each of ``keys`` in one transaction (one disk sync for all).
 
         Entries no longer pending are left as they are. Returns how many were
@@ -349,24 +430,29 @@ class Ledger:
         """
         if not keys:
             return 0
+        unique = list(dict.fromkeys(keys))
         now = self._clock()
-        marked = 0
         with self._database.transaction("mark_sent") as db:
-            for start, size in chunks(len(keys), 1, self._max_variables - 2):
-                cursor = db.execute(
-                    list_sql(_MARK_SENT, size, ")"),
-                    (message_id, now, *keys[start : start + size]),
-                )
-                marked += cursor.rowcount
-            if marked < len(set(keys)):
-                unknown = set(keys) - self._existing(db, keys)
-                if unknown:
-                    raise KeyError(min(unknown))
-        self._counts[LedgerState.PENDING] -= marked
-        self._counts[LedgerState.SENT] += marked
-        return marked
+            entries = {entry.key: entry for entry in self._entries(db, unique)}
+            if len(entries) < len(unique):
+                raise KeyError(min(set(unique) - set(entries)))
+            marked = [key for key in unique if entries[key].state is LedgerState.PENDING]
+            for start, size in chunks(len(marked), 2, self._max_variables - 2):
+                flat = [part for key in marked[start : start + size] for part in key]
+                db.execute(rows_sql(_MARK_SENT, 2, size, ")"), (message_id, now, *flat))
+        for key in marked:
+            self._move(key.route, LedgerState.PENDING, LedgerState.SENT)
+        return len(marked)
 
-    def mark_attempt(self, key: str, error: str) -> bool:
+    def _entries(self, db: sqlite3.Connection, keys: Sequence[LedgerKey]) -> list[LedgerEntry]:
+        found: list[LedgerEntry] = []
+        for start, size in chunks(len(keys), 2, self._max_variables):
+            sql = rows_sql(f"{_SELECT} WHERE (route, notification) IN (VALUES ", 2, size, ")")
+            flat = [part for key in keys[start : start + size] for part in key]
+            found += [_entry(row) for row in db.execute(sql, flat).fetchall()]
+        return found
+
+    def mark_attempt(self, key: LedgerKey, error: str) -> bool:
         """A failed attempt that will be retried: counts it, keeps the entry pending.
 
         Returns ``False`` (changing nothing) if the entry is no longer pending.
@@ -376,13 +462,12 @@ class Ledger:
         """
         return self._transition(
             key,
-            "UPDATE notifications SET attempts = attempts + 1, last_error = ?, updated_at = ?"
-            " WHERE key = ? AND state = 'pending'",
+            "UPDATE notifications SET attempts = attempts + 1, last_error = ?, updated_at = ?",
             (error[:MAX_ERROR_CHARS],),
             LedgerState.PENDING,
         )
 
-    def mark_failed(self, key: str, error: str) -> bool:
+    def mark_failed(self, key: LedgerKey, error: str) -> bool:
         """A failed attempt after which the sender gives up: pending -> failed, for good.
 
         Returns ``False`` (changing nothing) if the entry is no longer pending.
@@ -393,38 +478,92 @@ class Ledger:
         return self._transition(
             key,
             "UPDATE notifications SET state = 'failed', attempts = attempts + 1,"
-            " last_error = ?, updated_at = ? WHERE key = ? AND state = 'pending'",
+            " last_error = ?, updated_at = ?",
             (error[:MAX_ERROR_CHARS],),
             LedgerState.FAILED,
         )
 
-    def pending(self, limit: int = 1000, channel: str | None = None) -> list[LedgerEntry]:
+    def abandon(self, route: str, reason: str) -> int:
+        """Mark every pending entry of ``route`` failed with ``reason`` (no attempt counted).
+
+        For a route that is no longer configured: its entries can go nowhere.
+        Returns how many were marked.
+        """
+        with self._database.transaction("abandon") as db:
+            marked: int = db.execute(
+                "UPDATE notifications SET state = 'failed', last_error = ?, updated_at = ?"
+                " WHERE route = ? AND state = 'pending'",
+                (reason[:MAX_ERROR_CHARS], self._clock(), route),
+            ).rowcount
+        self._move(route, LedgerState.PENDING, LedgerState.FAILED, marked)
+        return marked
+
+    def pending(
+        self, limit: int = 1000, routes: Collection[str] | None = None
+    ) -> list[LedgerEntry]:
         """Up to ``limit`` pending entries, oldest claim first, to resume with their nonce.
 
-        With ``channel``, only that channel's entries.
+        With ``routes``, only those routes' entries (none if it is empty).
         """
+        if routes is not None and not routes:
+            return []
         with self._database.reading("pending") as db:
-            if channel is None:
+            if routes is None:
                 rows = db.execute(
                     f"{_SELECT} WHERE state = 'pending' ORDER BY rowid LIMIT ?", (limit,)
                 ).fetchall()
             else:
-                rows = db.execute(
-                    f"{_SELECT} WHERE state = 'pending' AND channel = ? ORDER BY rowid LIMIT ?",
-                    (channel, limit),
-                ).fetchall()
+                names = sorted(routes)
+                sql = list_sql(f"{_SELECT} WHERE state = 'pending' AND route IN (", len(names), ")")
+                rows = db.execute(sql + " ORDER BY rowid LIMIT ?", (*names, limit)).fetchall()
         return [_entry(row) for row in rows]
 
-    def get(self, key: str) -> LedgerEntry | None:
+    def get(self, key: LedgerKey) -> LedgerEntry | None:
         with self._database.reading("get") as db:
-            row = db.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
+            row = db.execute(_SELECT + _WHERE_KEY, tuple(key)).fetchone()
         return None if row is None else _entry(row)
+
+    def routes_pending(self) -> set[str]:
+        """The routes with pending entries (from the in-memory counts)."""
+        return {
+            route
+            for (route, state), count in self._counts.items()
+            if state is LedgerState.PENDING and count > 0
+        }
+
+    def last_mentions(self) -> dict[str, float]:
+        """Per route, when its latest entry whose message pings was claimed (Unix seconds).
+
+        Entries marked failed count too: a failure after timeouts may hide a
+        message Discord did post.
+        """
+        with self._database.reading("last_mentions") as db:
+            rows = db.execute(
+                "SELECT route, MAX(created_at) FROM notifications WHERE mentioned = 1"
+                " GROUP BY route"
+            ).fetchall()
+        return {str(route): float(at) for route, at in rows}
+
+    def record_alive(self, at: float | None = None) -> None:
+        """Record that the notifier is alive at ``at`` (now by default)."""
+        with self._database.transaction("record_alive") as db:
+            db.execute(
+                "INSERT INTO notifier_state (name, value) VALUES ('alive_at', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (self._clock() if at is None else at,),
+            )
+
+    def last_alive(self) -> float | None:
+        """The last :meth:`record_alive` time, ``None`` if there never was one."""
+        with self._database.reading("last_alive") as db:
+            row = db.execute("SELECT value FROM notifier_state WHERE name = 'alive_at'").fetchone()
+        return None if row is None else float(row[0])
 
     def prune(self, before: float) -> int:
         """Delete sent and failed entries last updated before ``before`` (Unix seconds).
 
         Pending entries are never pruned. Keep entries at least as long as the
-        journal keeps events (and longer than the max kill age): a pruned key
+        journal keeps events (and longer than the max kill age): a pruned pair
         can be claimed again. Returns how many were deleted.
         """
         with self._database.transaction("prune") as db:
@@ -435,9 +574,22 @@ class Ledger:
         return deleted
 
     def statistics(self) -> LedgerStatistics:
-        """Entries per state (kept in memory: this ledger is the table's only writer)."""
+        """Entries per state, in all and per route (in memory: this is the table's only writer)."""
+        per_route: dict[str, dict[LedgerState, int]] = {}
+        for (route, state), count in self._counts.items():
+            per_route.setdefault(route, {})[state] = count
+        routes = {
+            route: RouteCounts(
+                pending=counts.get(LedgerState.PENDING, 0),
+                sent=counts.get(LedgerState.SENT, 0),
+                failed=counts.get(LedgerState.FAILED, 0),
+            )
+            for route, counts in sorted(per_route.items())
+            if any(counts.values())
+        }
         return LedgerStatistics(
-            pending=self._counts[LedgerState.PENDING],
-            sent=self._counts[LedgerState.SENT],
-            failed=self._counts[LedgerState.FAILED],
+            pending=sum(counts.pending for counts in routes.values()),
+            sent=sum(counts.sent for counts in routes.values()),
+            failed=sum(counts.failed for counts in routes.values()),
+            routes=MappingProxyType(routes),
         )

@@ -51,13 +51,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
 from realtime.config import Config
-from realtime.schema import META, SCHEMA_VERSION, TABLES, Table
+from realtime.schema import META, MIGRATIONS, SCHEMA_VERSION, TABLES, Migration, Table
 from realtime.sqlite_rows import max_variables
 
 DATABASE_FILE = "journal.sqlite3"
@@ -240,9 +240,10 @@ class Database:
         # newer file is refused before a single byte of it changes.
         if verify:
             self._verify()
-        missing = self._missing_tables()
+        missing, migrations = self._layout()
         if read_only:
-            if missing:
+            # an older file lacks what later releases added: reading it is fine
+            if missing and not migrations:
                 names = ", ".join(table.name for table in missing)
                 msg = f"{self._path} is not a whole journal database (it lacks {names})"
                 raise StorageCorruptError(msg)
@@ -252,10 +253,10 @@ class Database:
         if str(mode).lower() != "wal":
             msg = f"database {self._path}: cannot use WAL mode (got {mode!r})"
             raise StorageUnavailableError(msg)
-        if missing:
+        if missing or migrations:
             with self.transaction("open"):
-                # Another connection may have created them since the check.
-                self._create(self._missing_tables())
+                # Another connection may have created or migrated them since the check.
+                self._upgrade(*self._layout())
         execute(f"PRAGMA synchronous = {'FULL' if settings.sync_each_commit else 'NORMAL'}")
         execute("PRAGMA temp_store = MEMORY")
         execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
@@ -283,8 +284,13 @@ class Database:
             msg = f"journal {self._path} is damaged ({check}: {'; '.join(problems)}). {_LEFT_ALONE}"
             raise StorageCorruptError(msg)
 
-    def _missing_tables(self) -> list[Table]:
-        """The tables to create; raises unless the file is a journal database (or empty)."""
+    def _layout(self) -> tuple[list[Table], list[Migration]]:
+        """The tables to create and the migrations to run; raises unless the file is a
+        journal database (or empty).
+
+        A table that a pending migration changes is checked after it, not now
+        (a read-only open reads the other tables only).
+        """
         present = {
             str(row[0])
             for row in self._connection.execute(
@@ -299,20 +305,44 @@ class Database:
                 "untouched: point app.data_dir at another directory, or move the file away."
             )
             raise StorageCorruptError(msg)
-        if META.name in present:
-            self._check_version()
-        for name in sorted(present & known):
-            columns = {row[1] for row in self._connection.execute(f"PRAGMA table_info({name})")}
-            lacking = [column for column in _reference_columns()[name] if column not in columns]
-            if lacking:
-                msg = (
-                    f"{self._path}: table {name} lacks columns {', '.join(lacking)}; "
-                    "it is not a journal database this program can use, and was left untouched."
-                )
-                raise StorageCorruptError(msg)
-        return [table for table in TABLES if table.name not in present]
+        version = self._check_version() if META.name in present else None
+        migrations = [
+            migration
+            for migration in MIGRATIONS
+            if migration.to > (version or 1)
+            and set(migration.tables) <= present
+            # a file without a version (from before ``meta``) may hold a table in
+            # the current layout already (made by this release's ledger alone)
+            and not (version is None and all(map(self._is_current, migration.tables)))
+        ]
+        if version is not None and version < SCHEMA_VERSION and not migrations:
+            # nothing to change but the number (the tables it would change are missing)
+            migrations = [Migration(SCHEMA_VERSION, {}, ())]
+        changing = {name for migration in migrations for name in migration.tables}
+        for migration in migrations:
+            for name, needed in migration.tables.items():
+                self._check_columns(name, needed)
+        for name in sorted(present & known - changing):
+            self._check_columns(name, _reference_columns()[name])
+        return [table for table in TABLES if table.name not in present], migrations
 
-    def _check_version(self) -> None:
+    def _is_current(self, name: str) -> bool:
+        """Table ``name`` has every column of its current layout."""
+        columns = {row[1] for row in self._connection.execute(f"PRAGMA table_info({name})")}
+        return set(_reference_columns()[name]) <= columns
+
+    def _check_columns(self, name: str, needed: Sequence[str]) -> None:
+        """Raises unless table ``name`` has every column of ``needed``."""
+        columns = {row[1] for row in self._connection.execute(f"PRAGMA table_info({name})")}
+        lacking = [column for column in needed if column not in columns]
+        if lacking:
+            msg = (
+                f"{self._path}: table {name} lacks columns {', '.join(lacking)}; "
+                "it is not a journal database this program can use, and was left untouched."
+            )
+            raise StorageCorruptError(msg)
+
+    def _check_version(self) -> int:
         row = self._connection.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).fetchone()
@@ -328,6 +358,19 @@ class Database:
                 "untouched."
             )
             raise StorageCorruptError(msg)
+        return version
+
+    def _upgrade(self, missing: list[Table], migrations: list[Migration]) -> None:
+        """Run ``migrations``, create the ``missing`` tables, record the version (in the
+        open's transaction)."""
+        for migration in migrations:
+            for statement in migration.statements:
+                self._connection.execute(statement)
+        self._create(missing)
+        if migrations and META not in missing:
+            self._connection.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
+            )
 
     def _create(self, tables: list[Table]) -> None:
         for table in tables:

@@ -137,15 +137,38 @@ class TrackedSnapshot:
     Attributes:
         systems: ``solar_system_id -> name``, read-only.
         characters: EVE id ``-> name``, read-only.
+        per_map: slug -> ``(system ids, character ids)`` that map tracks
+            (what routes filtered by ``maps`` read); empty when the snapshot
+            was made from the union alone.
     """
 
     systems: Mapping[int, str] = field(default_factory=lambda: _frozen({}))
     characters: Mapping[int, str] = field(default_factory=lambda: _frozen({}))
+    per_map: Mapping[str, tuple[frozenset[int], frozenset[int]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @classmethod
-    def of(cls, systems: Mapping[int, str], characters: Mapping[int, str]) -> TrackedSnapshot:
-        """A snapshot holding copies of ``systems`` and ``characters``."""
-        return cls(_frozen(systems), _frozen(characters))
+    def of(
+        cls,
+        systems: Mapping[int, str],
+        characters: Mapping[int, str],
+        per_map: Mapping[str, tuple[frozenset[int], frozenset[int]]] | None = None,
+    ) -> TrackedSnapshot:
+        """A snapshot holding copies of ``systems``, ``characters`` and ``per_map``."""
+        return cls(_frozen(systems), _frozen(characters), MappingProxyType(dict(per_map or {})))
+
+    def maps_tracking_system(self, system_id: int) -> frozenset[str]:
+        """The slugs of the maps that track system ``system_id``."""
+        return frozenset(
+            slug for slug, (systems, _) in self.per_map.items() if system_id in systems
+        )
+
+    def maps_tracking_character(self, character_id: int) -> frozenset[str]:
+        """The slugs of the maps that track character ``character_id``."""
+        return frozenset(
+            slug for slug, (_, characters) in self.per_map.items() if character_id in characters
+        )
 
     def is_tracked_system(self, system_id: int) -> bool:
         return system_id in self.systems
@@ -466,8 +489,15 @@ class TrackedState:
         return frozenset(self._systems.refs), frozenset(self._characters.refs)
 
     def snapshot(self) -> TrackedSnapshot:
-        """An immutable copy of the union of all maps, names included."""
-        return TrackedSnapshot.of(self._systems.union(), self._characters.union())
+        """An immutable copy of the union of all maps, names included, and what each tracks."""
+        per_map = {
+            slug: (
+                frozenset(self._systems.per_map.get(slug, ())),
+                frozenset(self._characters.per_map.get(slug, ())),
+            )
+            for slug in self._slugs
+        }
+        return TrackedSnapshot.of(self._systems.union(), self._characters.union(), per_map)
 
     def maps(self) -> tuple[str, ...]:
         """The slugs of the maps held, sorted."""

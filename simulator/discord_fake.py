@@ -28,7 +28,8 @@ a second, gets a 429 with ``retry_after``, ``global``, ``Retry-After`` and
 Faults are armed for the next N message posts, thread-safely: 429 storms, 5xx
 answers, connections closed without an answer (before or after creating the
 message) and answers held back after the message was created. Inspection:
-:meth:`DiscordFake.messages` (what was really created, in order),
+:meth:`DiscordFake.messages` (what was really created, in order, with whom
+it pinged: ``mention_everyone`` and ``mention_roles``, see :func:`pings`),
 :meth:`DiscordFake.requests` and :meth:`DiscordFake.statistics`.
 
 Time comes from ``clock`` (epoch seconds, default ``time.time``) so that tests
@@ -712,6 +713,7 @@ class DiscordFake:
             "embeds": copy.deepcopy(payload.get("embeds", [])),
             "timestamp": datetime.fromtimestamp(now, UTC).isoformat(),
             "author": author,
+            **pings(payload),
         }
         if payload.get("nonce") is not None:
             message["nonce"] = payload["nonce"]
@@ -727,6 +729,34 @@ class DiscordFake:
         candidate = (millis << 22) | (1 << 17)
         self._last_snowflake = max(candidate, self._last_snowflake + 1)
         return str(self._last_snowflake)
+
+
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
+
+
+def pings(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Who a message pings, as Discord decides it: ``mention_everyone`` and ``mention_roles``.
+
+    Only the content pings (never embeds). Without ``allowed_mentions`` every
+    mention in the content pings; with it, ``@everyone``/``@here`` ping only if
+    its ``parse`` has ``everyone``, and a role only if ``parse`` has ``roles``
+    or its ``roles`` list names it.
+    """
+    content = payload.get("content")
+    text = content if isinstance(content, str) else ""
+    allowed = payload.get("allowed_mentions")
+    parse = allowed.get("parse", []) if isinstance(allowed, Mapping) else None
+    listed = allowed.get("roles", []) if isinstance(allowed, Mapping) else []
+    everyone = "@everyone" in text or "@here" in text
+    roles = [
+        role
+        for role in dict.fromkeys(_ROLE_MENTION.findall(text))
+        if parse is None or "roles" in parse or role in listed
+    ]
+    return {
+        "mention_everyone": everyone and (parse is None or "everyone" in parse),
+        "mention_roles": roles,
+    }
 
 
 def _decode(body: bytes) -> Any:

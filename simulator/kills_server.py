@@ -9,6 +9,12 @@ clients get hurt:
   kills per system from the last ``history_s`` seconds, ``"preload": true``,
   then ``preload_complete``), whatever preload the client asked for; a re-join
   on the same socket closes the old channel (``phx_close``) and preloads again;
+- what a join receives follows the real channel's topics: a join with
+  systems listens to those systems' topics only (so its character ids add
+  nothing: a kill elsewhere never reaches it); a join with no systems and some
+  characters listens to the all-systems topic, filtered to kills whose victim
+  or any attacker is one of them; ``subscribe_systems`` adds system topics to
+  either; a join with neither listens to nothing;
 - every live kill is pushed twice (the real server's plain and "detailed"
   topics);
 - subscription changes without a re-join, limited to 10 per minute per
@@ -329,10 +335,14 @@ class KillsServer:
         """
         self._call(lambda world: world.refuse_joins(reason))
 
-    def send_raw(self, data: str | bytes) -> int:
+    def send_raw(self, data: str | bytes, *, systems_joins_only: bool = False) -> int:
         """Send ``data`` as is to every connected client: ``str`` as a text frame,
-        ``bytes`` as a binary frame. Returns how many clients it was queued for."""
-        return self._call(lambda world: world.send_raw(data))
+        ``bytes`` as a binary frame. Returns how many clients it was queued for.
+
+        ``systems_joins_only``: only to the channels joined with systems (a
+        preload never goes to a characters-only channel on the real server).
+        """
+        return self._call(lambda world: world.send_raw(data, systems_joins_only))
 
     def restart(self, down_s: float = 0.0) -> None:
         """Close every connection (1001) and the listener, stay down ``down_s``
@@ -539,6 +549,7 @@ class _Client:
         self.connected_at = ""
         self.systems: set[int] = set()
         self.characters: set[int] = set()
+        self.all_systems = False
         self.joins = 0
         self.updates = 0
         self.heartbeats = 0
@@ -549,9 +560,15 @@ class _Client:
         self.join_ref = None
         self.systems = set()
         self.characters = set()
+        self.all_systems = False
 
     def covers(self, kill: _Kill) -> bool:
-        return kill.system_id in self.systems or not self.characters.isdisjoint(kill.characters)
+        """Whether the channel gets ``kill``: it is on a topic the channel listens to
+        (its system's, or the all-systems one) and passes the channel's filter
+        (its system is subscribed, or a subscribed character is involved)."""
+        if kill.system_id in self.systems:
+            return True
+        return self.all_systems and not self.characters.isdisjoint(kill.characters)
 
     def rate_limited(self, now: float) -> bool:
         times = self.update_times
@@ -698,8 +715,12 @@ class _World:
     def refuse_joins(self, reason: str | None) -> None:
         self._join_refusal = reason
 
-    def send_raw(self, data: str | bytes) -> int:
-        clients = list(self._clients.values())
+    def send_raw(self, data: str | bytes, systems_joins_only: bool) -> int:
+        clients = [
+            client
+            for client in self._clients.values()
+            if not systems_joins_only or (client.joined and client.systems)
+        ]
         for client in clients:
             self._send(client, data)
         return len(clients)
@@ -851,6 +872,8 @@ class _World:
         client.join_ref = frame.get("join_ref", ref)
         client.subscription_id = uuid.uuid4().hex
         client.systems, client.characters = set(systems), set(characters)
+        # the real channel picks its topics once, at the join
+        client.all_systems = not systems and bool(characters)
         client.joins += 1
         self._counts["joins_ok"] += 1
         response = {
@@ -868,6 +891,8 @@ class _World:
     ) -> None:
         key, adding = _SUBSCRIPTION_EVENTS[event]
         ids = payload.get(key) if isinstance(payload, dict) else None
+        if ids is None and key == "character_ids" and isinstance(payload, dict):
+            ids = payload.get("characters")  # newer servers' name, both accepted
         if not isinstance(ids, list):
             self._crash_channel(client)  # no handle_in clause matches
             return
@@ -1023,13 +1048,18 @@ def _reply(topic: str, ref: object, status: str, response: Mapping[str, Any]) ->
 
 
 def _join_parameters(payload: object) -> tuple[list[int], list[int]]:
-    """The validated systems and characters of a join; the preload options are ignored."""
+    """The validated systems and characters of a join; the preload options are ignored.
+
+    Characters may come as ``character_ids`` or (newer servers) ``characters``;
+    both are read.
+    """
     if not isinstance(payload, dict):
         raise _RequestError("join crashed")
-    systems, characters = payload.get("systems", []), payload.get("character_ids", [])
-    if not isinstance(systems, list) or not isinstance(characters, list):
+    systems = payload.get("systems", [])
+    character_ids, characters = payload.get("character_ids", []), payload.get("characters", [])
+    if not all(isinstance(ids, list) for ids in (systems, character_ids, characters)):
         raise _RequestError("join crashed")
-    return _valid_systems(systems), _valid_characters(characters)
+    return _valid_systems(systems), _valid_characters([*character_ids, *characters])
 
 
 def _valid_systems(ids: list[Any]) -> list[int]:

@@ -32,6 +32,7 @@ real silence and real client delays.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import random
@@ -50,6 +51,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from simulator import static_info as universe
 from simulator import ulid
 
 Framing = Literal["lf", "crlf", "cr", "split", "coalesce"]
@@ -72,6 +74,7 @@ _NEWLINES: Mapping[Framing, bytes] = {
     "split": b"\r\n",
     "coalesce": b"\n",
 }
+STATIC_INFO_PATH = "/api/common/system-static-info"
 _COALESCE_LINGER_S = 0.02
 _WRITE_BATCH = 64
 """Most queued items one stream takes per wake-up (and per coalesced write)."""
@@ -170,6 +173,8 @@ class MapServerStats:
         retained_capacity: the log's bound (``max_retained``).
         rest_requests: requests to the REST endpoints, whatever the answer.
         systems / characters: what the map holds now.
+        static_info_requests: requests to the static-info endpoint per
+            system id, whatever the answer.
     """
 
     connect_attempts: tuple[ConnectAttempt, ...]
@@ -185,6 +190,7 @@ class MapServerStats:
     rest_requests: int
     systems: int
     characters: int
+    static_info_requests: Mapping[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +276,9 @@ class MapServer:
             whose client reads too slowly to keep under it is closed.
         max_recorded_attempts: how many connect attempts :meth:`stats` keeps.
         max_systems, max_characters: bounds of the map's state.
+        static_info: the answer of ``/api/common/system-static-info`` for a
+            system id (its ``data``), ``None`` for unknown (404); by default
+            the simulated universe's.
     """
 
     def __init__(
@@ -293,6 +302,7 @@ class MapServer:
         max_recorded_attempts: int = 1000,
         max_systems: int = 10_000,
         max_characters: int = 10_000,
+        static_info: Callable[[int], Mapping[str, Any] | None] = universe.static_info,
     ) -> None:
         for name, value in (
             ("max_backfill", max_backfill),
@@ -344,6 +354,9 @@ class MapServer:
         self._raw_writes = 0
         self._slow_drops = 0
         self._rest_requests = 0
+        self._static_info = static_info
+        self._static_info_requests: collections.Counter[int] = collections.Counter()
+        self._static_info_failures: deque[int] = deque()
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
@@ -558,6 +571,20 @@ class MapServer:
             self._fail_status = status
             self._fail_remaining = count
 
+    def fail_static_info(self, status: int, count: int = 1) -> None:
+        """Answer the next ``count`` static-info requests with ``status`` (after counting them).
+
+        Raises:
+            ValueError: ``status`` is not an HTTP error status, or ``count < 1``.
+        """
+        if not 400 <= status <= 599 or count < 1:
+            msg = (
+                f"fail_static_info needs an HTTP error status and count >= 1, got {status}, {count}"
+            )
+            raise ValueError(msg)
+        with self._lock:
+            self._static_info_failures.extend([status] * count)
+
     def clear_failures(self) -> None:
         """Stop answering stream requests with the :meth:`fail_next` status."""
         with self._lock:
@@ -621,6 +648,7 @@ class MapServer:
                 rest_requests=self._rest_requests,
                 systems=len(self._systems),
                 characters=len(self._characters),
+                static_info_requests=dict(self._static_info_requests),
             )
 
     # State (caller holds the lock) --------------------------------------------
@@ -792,6 +820,10 @@ class MapServer:
     async def _route(
         self, request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if request.path == STATIC_INFO_PATH:
+            status, body = self._static_info_answer(request)
+            await _send_response(writer, status, orjson.dumps(body))
+            return
         parts = request.path.split("/")
         # ["", "api", "maps", MAP, "events", "stream"] or ["", "api", "maps", MAP, ENDPOINT]
         if len(parts) < 5 or parts[:3] != ["", "api", "maps"]:
@@ -816,6 +848,31 @@ class MapServer:
             await self._send_error(writer, refusal)
             return
         await _send_response(writer, 200, orjson.dumps(body))
+
+    def _static_info_answer(self, request: _Request) -> tuple[int, Mapping[str, Any]]:
+        """``GET /api/common/system-static-info?id=``: the system's static data, or an error."""
+        raw_id = request.query.get("id", "")
+        system_id = int(raw_id) if raw_id.isdigit() else None
+        with self._lock:
+            if system_id is not None:
+                self._static_info_requests[system_id] += 1
+            failure = self._static_info_failures.popleft() if self._static_info_failures else 0
+        authorization = request.headers.get("authorization", "")
+        if request.method != "GET":
+            status = 405
+        elif failure:
+            status = failure
+        elif authorization.removeprefix("Bearer ") != self._api_key:
+            status = 401
+        elif system_id is None:
+            return 400, {"error": "Invalid system ID"}
+        else:
+            data = self._static_info(system_id)
+            if data is None:
+                return 404, {"error": "System not found"}
+            return 200, {"data": data}
+        message, code = _ERRORS.get(status, ("Error", "ERROR"))
+        return status, {"error": message, "code": code, "status": status}
 
     def _refusal(self, request: _Request, map_ref: str) -> int | None:
         """The error status for a request's credentials and map, or ``None``."""

@@ -4,8 +4,9 @@ Pure: no I/O, no threads, no clock of its own. Time comes in as ``now`` (Unix
 seconds) and every random choice comes from one ``random.Random(seed)``, so the
 same seed and the same calls give the same traffic, byte for byte.
 
-Killmails follow the wanderer-kills shape (``system_id``, names beside ids,
-camelCase inside ``zkb``, nil fields omitted). Map activity follows the payloads
+Killmails follow the wanderer-kills shape (``system_id`` and, as newer servers
+send it, ``solar_system_name``; names and tickers beside ids, camelCase inside
+``zkb``, nil fields omitted). Map activity follows the payloads
 of the Wanderer map's SSE events. The world is bounded: a fixed population of
 pilots, corporations and alliances, a fixed pool of systems, and map state that
 is a subset of those pools.
@@ -145,6 +146,15 @@ _ATTACKER_CUMULATIVE_WEIGHTS: Final = tuple(
 _WEAPON_TYPE_IDS: Final = (2456, 2488, 2185, 2929, 2961, 3057, 3186, 2410, 2420, 3082)
 # NPC corporations (pirate factions, CONCORD) whose rats show up as attackers.
 _NPC_CORPORATIONS: Final = (1000124, 1000127, 1000128, 1000134, 1000135, 1000125)
+_NPC_NAMES: Final = {
+    1000124: ("Archangels", ("Angel Cartel Nephilim", "Gistum Centurion", "Gist Malakim")),
+    1000127: ("Guristas", ("Dread Guristas Eliminator", "Pith Conquistador", "Pithum Nullifier")),
+    1000128: ("Serpentis", ("Core Baron", "Shadow Serpentis Flotilla Admiral", "Coreli Guardian")),
+    1000134: ("Blood Raiders", ("Dark Blood Archbishop", "Corpus Patriarch", "Corpior Visionary")),
+    1000135: ("Sansha's Nation", ("Centus Tyrant", "True Sansha Slave Lord", "Centii Keeper")),
+    1000125: ("Sleepers", ("Vigilant Tyrannos", "Awakened Defender", "Sleepless Guardian")),
+}
+"""An NPC attacker's faction and ship names (the feed names NPC ships like any other)."""
 
 _SYLLABLES: Final = (
     "ka", "ri", "to", "mer", "vel", "an", "sha", "dra", "lo", "vik", "ar", "en", "ta",
@@ -182,10 +192,21 @@ _MAP_ACTIVITY_WEIGHTS: Final = {
 }
 
 
+def ticker_of(name: str) -> str:
+    """A ticker made from a name, as players make them: ``Kavoru Holdings`` is ``KAVOH``."""
+    words = [word for word in name.split() if word[:1].isalpha()] or ["X"]
+    tail = "".join(word[0] for word in words[1:])
+    return (words[0][: max(1, 5 - len(tail))] + tail).upper()[:5]
+
+
 @dataclass(frozen=True, slots=True)
 class Alliance:
     alliance_id: int
     name: str
+
+    @property
+    def ticker(self) -> str:
+        return ticker_of(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +214,10 @@ class Corporation:
     corporation_id: int
     name: str
     alliance: Alliance | None
+
+    @property
+    def ticker(self) -> str:
+        return ticker_of(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +405,17 @@ class TrafficGenerator:
             raise ValueError(msg)
         return "rally_point_added", self._map_event("rally_point_added", now)
 
+    def system_added(self, system_id: int) -> tuple[str, dict[str, Any]]:
+        """``add_system`` of this system of the pool now (a demo's scripted moment).
+
+        Raises:
+            ValueError: the system is not in the pool, or already on the map.
+        """
+        if system_id not in self._systems or system_id in self._map_systems:
+            msg = f"system {system_id} is not in the pool or is on the map already"
+            raise ValueError(msg)
+        return "add_system", self._place_system(system_id)
+
     def map_systems(self) -> tuple[dict[str, Any], ...]:
         """The systems on the map now, as ``add_system`` payloads (for a REST bootstrap)."""
         return tuple(copy.deepcopy(list(self._map_systems.values())))
@@ -442,6 +478,11 @@ class TrafficGenerator:
             }
             for _ in range(self._rng.randint(1, 5))
         ]
+        for attacker in attackers:
+            # named from the ids already drawn: the seeded sequence stays as it was
+            faction, ships = _NPC_NAMES[attacker["corporation_id"]]
+            attacker["corporation_name"] = faction
+            attacker["ship_name"] = ships[attacker["ship_type_id"] % len(ships)]
         self._share_damage(attackers, damage)
         value = self._value(victim_ship.hull)
         labels = self._labels(system, victim_ship, len(attackers), value, npc=True, solo=False)
@@ -487,6 +528,7 @@ class TrafficGenerator:
                 "labels": labels,
             },
             "attacker_count": len(attackers),
+            "solar_system_name": system_name(system),
         }
 
     def _victim(self, pilot: Pilot, ship: ShipType, damage: int) -> dict[str, Any]:
@@ -665,7 +707,11 @@ class TrafficGenerator:
         return makers[kind](now)
 
     def _add_system(self, _now: float) -> dict[str, Any]:
-        system = self._rng.choice([s for s in self._systems if s not in self._map_systems])
+        return self._place_system(
+            self._rng.choice([s for s in self._systems if s not in self._map_systems])
+        )
+
+    def _place_system(self, system: int) -> dict[str, Any]:
         payload = {
             "solar_system_id": system,
             "name": system_name(system),
@@ -747,7 +793,9 @@ class TrafficGenerator:
             "character_eve_id": str(pilot.character_id),
             "name": pilot.name,
             "corporation_id": pilot.corporation.corporation_id,
+            "corporation_ticker": pilot.corporation.ticker,
             "alliance_id": alliance.alliance_id if alliance else None,
+            "alliance_ticker": alliance.ticker if alliance else None,
             "ship_type_id": self._pick_ship(victim=False).type_id,
             "solar_system_id": system,
             "online": True,
@@ -861,9 +909,12 @@ def _affiliation_ids(pilot: Pilot) -> dict[str, int]:
 
 
 def _affiliation_names(pilot: Pilot) -> dict[str, str]:
-    names = {"corporation_name": pilot.corporation.name}
-    if pilot.corporation.alliance is not None:
-        names["alliance_name"] = pilot.corporation.alliance.name
+    """Names and tickers, as the feed adds them to a killmail's victim and attackers."""
+    corporation = pilot.corporation
+    names = {"corporation_name": corporation.name, "corporation_ticker": corporation.ticker}
+    if corporation.alliance is not None:
+        names["alliance_name"] = corporation.alliance.name
+        names["alliance_ticker"] = corporation.alliance.ticker
     return names
 
 

@@ -6,7 +6,15 @@ the Discord sink at it. The world is real protocol traffic: a seeded
 generator publishes killmails to the kills server (which pushes each live kill
 twice, as the real one does), republishes some of them as a map's
 ``map_kill`` (the cross-source duplicate), and plays map activity (systems and
-characters coming and going, rally points).
+characters coming and going, rally points). The map serves each system's
+static info.
+
+So that a new user sees every kind of card within a minute, the systems are a
+showcase (wormholes of every class, a C4 with an effect, a shattered C5,
+known space of every band), a share of the kills are the map's own pilots
+killing or dying outside the chain (what only the characters-only kills
+connection receives), and an opening script adds the showcase systems to the
+map one by one.
 """
 
 from __future__ import annotations
@@ -20,10 +28,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from realtime.config import Config, Secret, SimulatorConfig
+from simulator import static_info as universe
 from simulator.discord_fake import DiscordFake
 from simulator.kills_server import KillsServer
 from simulator.map_server import MapServer
-from simulator.traffic import Schedule, TrafficGenerator
+from simulator.traffic import KSPACE_SYSTEMS, Schedule, TrafficGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +45,34 @@ MAP_KILL_SHARE = 0.25
 TICK_S = 0.1
 RALLY_EVERY_S = 45.0
 """Rally points are rare on a real map; the demo raises one this often, first at half."""
+PILOTS_ANYWHERE_SHARE = 0.2
+"""Share of kills that involve a pilot on the map in a system off the map."""
+OPENING_STEP_S = 6.0
+"""The opening script adds one showcase system this often."""
+
+
+def showcase_systems() -> tuple[int, ...]:
+    """The systems the opening adds, in order: a C4 with an effect (and its statics),
+    a shattered C5, a C2, known space of each band, a C6 with an effect."""
+    kspace = [next(s for s in KSPACE_SYSTEMS if s % 3 == band) for band in (0, 1, 2)]
+    return (
+        next(universe.wormholes(4, effect=True)),
+        next(universe.wormholes(5, shattered=True)),
+        next(universe.wormholes(2)),
+        *kspace,
+        next(universe.wormholes(6, effect=True)),
+    )
+
+
+def demo_systems(seed: int) -> tuple[int, ...]:
+    """The showcase, then a seeded mix of other wormholes and known space."""
+    rng = random.Random(seed)
+    showcase = showcase_systems()
+    others = [
+        *rng.sample(range(31_000_001, 31_002_605), 24),
+        *rng.sample(KSPACE_SYSTEMS, 16),
+    ]
+    return (*showcase, *(s for s in others if s not in showcase))
 
 
 class World:
@@ -48,7 +85,7 @@ class World:
 
     def __init__(self, settings: SimulatorConfig, slugs: Sequence[str]) -> None:
         self.settings = settings
-        self.generator = TrafficGenerator(settings.seed)
+        self.generator = TrafficGenerator(settings.seed, systems=demo_systems(settings.seed))
         self.kills = KillsServer(port=settings.kills_port)
         self.maps = {
             slug: MapServer(
@@ -61,6 +98,7 @@ class World:
         }
         self.discord = DiscordFake(port=settings.discord_port)
         self._random = random.Random(settings.seed)
+        self._opening: list[int] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.published_kills = 0
@@ -74,6 +112,7 @@ class World:
         now = time.time()
         for _ in range(INITIAL_MAP_EVENTS):
             self._map_event(now)
+        self._opening = [s for s in showcase_systems() if s not in self._on_map()]
         self._thread = threading.Thread(target=self._run, name="world-traffic", daemon=True)
         self._thread.start()
         logger.info(
@@ -128,26 +167,55 @@ class World:
         kills = Schedule(self.settings.kills_per_s, seed=self.settings.seed)
         activity = Schedule(self.settings.map_events_per_s, seed=self.settings.seed + 1)
         next_rally = time.time() + RALLY_EVERY_S / 2
+        next_opening = time.time() + OPENING_STEP_S
         while not self._stop.wait(TICK_S):
             now = time.time()
             try:
                 for _ in range(kills.due(now)):
-                    self._kill(now)
+                    self.publish_kill(now)
                 for _ in range(activity.due(now)):
                     self._map_event(now)
                 if now >= next_rally and self.maps:
                     next_rally = now + RALLY_EVERY_S
                     self._publish_map(*self.generator.rally_point(now))
+                if now >= next_opening and self._opening and self.maps:
+                    next_opening = now + OPENING_STEP_S
+                    self.open_next()
             except Exception:
                 logger.exception("demo world: traffic failed; it goes on")
 
-    def _kill(self, now: float) -> None:
-        killmail = self.generator.killmail(now, system_id=self._tracked_system())
+    def open_next(self) -> None:
+        """Add the next showcase system that is not on the map (it may have come meanwhile)."""
+        while self._opening:
+            system_id = self._opening.pop(0)
+            if system_id not in self._on_map():
+                self._publish_map(*self.generator.system_added(system_id))
+                return
+
+    def _on_map(self) -> set[int]:
+        return {int(s["solar_system_id"]) for s in self.generator.map_systems()}
+
+    def publish_kill(self, now: float) -> dict[str, Any]:
+        """Publish the next kill (sometimes also as a map's ``map_kill``); returns it."""
+        pilots = [int(c["character_eve_id"]) for c in self.generator.map_characters()]
+        if pilots and self._random.random() < PILOTS_ANYWHERE_SHARE:
+            # one of ours, off the chain: only a characters-only join receives it
+            outside = [s for s in self.generator.systems if s not in self._on_map()]
+            killmail = self.generator.killmail(
+                now,
+                system_id=self._random.choice(outside) if outside else None,
+                involving=self._random.choice(pilots),
+            )
+        else:
+            killmail = self.generator.killmail(now, system_id=self._tracked_system())
         self.kills.publish(killmail)
         self.published_kills += 1
-        if self.maps and self._random.random() < MAP_KILL_SHARE:
+        on_map = killmail["system_id"] in self._on_map()
+        # a map reports the kills in its own systems only
+        if self.maps and on_map and self._random.random() < MAP_KILL_SHARE:
             server = next(iter(self.maps.values()))
             server.publish_map_kill(self.generator.map_kill_payload(killmail))
+        return killmail
 
     def _tracked_system(self) -> int | None:
         """Half of the kills happen in a system on the map, so the demo notifies."""

@@ -65,7 +65,7 @@ Identity = tuple[str, str]
 """What a Discord message is about: ``("kill", "123")``, ``("system", "31000001")``..."""
 
 _ZKILLBOARD = re.compile(r"^https://zkillboard\.com/kill/(\d+)/$")
-_FOOTER_ID = re.compile(r"\b(system|character) (\d+)$")
+_FOOTER_ID = re.compile(r"\b(system|character) (\d+)\b")
 
 _CONFIG = """\
 [app]
@@ -113,6 +113,12 @@ retry_max_s = 0.4
 [filters]
 max_kill_age_s = {max_kill_age_s}
 
+# every kind but the program's own (alerts and status messages would be
+# "unexpected" here: this world counts what the outside world caused)
+[[routes]]
+name = "world"
+kinds = ["kill", "system_added", "character_added", "character_removed", "rally_point"]
+
 [supervision]
 max_restarts = 100
 max_seconds = 30.0
@@ -130,7 +136,8 @@ def identity(message: Mapping[str, Any]) -> Identity:
 
     ``("kill", killmail_id)`` from the zKillboard link; ``("system", id)``,
     ``("character_added", id)`` or ``("character_removed", id)`` from the
-    footer; ``("rally", text)`` for a rally point; ``("unknown", ...)`` else.
+    footer; ``("rally", text)`` for a rally point (its quoted message);
+    ``("unknown", ...)`` else.
     """
     embeds = message.get("embeds") or [{}]
     embed = embeds[0]
@@ -145,8 +152,9 @@ def identity(message: Mapping[str, Any]) -> Identity:
     if about is not None:
         added = "is now tracked" in description
         return ("character_added" if added else "character_removed", about.group(2))
-    if footer == f"Map {SLUG}":
-        return ("rally", description)
+    if footer.startswith(f"Map {SLUG} \u2022 rally point"):
+        # the rally's message is quoted on the description's last line
+        return ("rally", description.rsplit("\n> ", 1)[-1])
     return ("unknown", repr(message)[:200])
 
 
@@ -312,14 +320,26 @@ class FaultWorld:
         if program is not None and not program.alive():
             msg = f"run.py exited with {program.process.returncode}:\n{program.log_text()}"
             raise AssertionError(msg)
-        for connection in self.kills.stats().connections:
-            if (
-                connection.joined
-                and set(TRACKED_SYSTEMS) <= connection.systems
-                and TRACKED_CHARACTER in connection.characters
-            ):
-                return True
-        return False
+        joined = [c for c in self.kills.stats().connections if c.joined]
+        # kills joins with the systems, kills:characters with the characters; the
+        # server may still count an abandoned socket as joined, so the program
+        # must say both of its connections are joined (connected) now
+        systems = set().union(*(c.systems for c in joined))
+        characters = set().union(*(c.characters for c in joined))
+        if not (set(TRACKED_SYSTEMS) <= systems and TRACKED_CHARACTER in characters):
+            return False
+        return program is None or self._kills_connected(program)
+
+    @staticmethod
+    def _kills_connected(program: Program) -> bool:
+        try:
+            health = requests.get(f"{program.url}/api/health", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            return False
+        states = {c["name"]: c["state"] for c in health.get("connections", [])}
+        return all(
+            states.get(name) in ("connected", "degraded") for name in ("kills", "kills:characters")
+        )
 
     def map_streaming(self) -> bool:
         return self.map.stats().open_streams > 0
@@ -437,7 +457,7 @@ class FaultWorld:
         kills = [self.killmail(system_id, age_s=600) for _ in range(count)]
         for kill in kills:
             self.expect_kill(kill)
-        self.kills.send_raw(preload_frame(system_id, kills))
+        self.kills.send_raw(preload_frame(system_id, kills), systems_joins_only=True)
         return kills
 
     def add_system(self, system_id: int) -> str:

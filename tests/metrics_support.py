@@ -193,7 +193,36 @@ STATUSES: Mapping[str, Mapping[str, Any]] = {
     },
     Names.ROUTER: {"handled": 40},
     Names.TRACKING: {"systems": 3, "characters": 2},
-    Names.NOTIFIER: {"sent": 5, "failed": 0, "pending": 0, "sinks": {"console": {}}, "error": None},
+    Names.NOTIFIER: {
+        "sent": 5,
+        "failed": 0,
+        "pending": 0,
+        "sinks": {"console": {}},
+        "routes": {
+            "kills": {
+                "kinds": ["kill"],
+                "destination": "channel 1",
+                "mention": "",
+                "state": "running",
+                "error": None,
+                "sent": 5,
+                "pending": 0,
+                "failed": 0,
+            },
+            "ops": {
+                "kinds": ["alert"],
+                "destination": "channel 2",
+                "mention": "@here",
+                "state": "stopped",
+                "error": "Discord answered 403",
+                "sent": 0,
+                "pending": 2,
+                "failed": 1,
+            },
+        },
+        "unrouted": {"rally_point": 3},
+        "error": None,
+    },
 }
 
 

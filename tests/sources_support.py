@@ -22,7 +22,7 @@ from typing import Any
 
 import pykka
 
-from actors.journal import source_actor
+from actors.journal import refusal_recipient
 from actors.protocol import (
     Bootstrap,
     GetCursor,
@@ -107,9 +107,7 @@ class RecordingJournal(SupervisedActor):
             self.log.flowing.wait()
             if self.log.refusing.is_set():
                 self.log.refuse(message)
-                self.registry.tell(
-                    source_actor(message.source), IngestRefused(message, "disk full")
-                )
+                self.registry.tell(refusal_recipient(message), IngestRefused(message, "disk full"))
             else:
                 self.log.record(message)
             return None

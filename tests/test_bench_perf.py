@@ -17,26 +17,30 @@ from app.system import build
 from realtime.config import parse
 from realtime.event import Outcome
 from realtime.journal_store import JournalStore
-from realtime.ledger import Claim, Ledger, LedgerState
+from realtime.ledger import Claim, Ledger, LedgerKey, LedgerState
 from realtime.sqlite_rows import MAX_ROWS_PER_STATEMENT, chunks
 from tests.pipeline_support import kill_event
 
 
 def _claimed(tmp_path: Path, *keys: str) -> Ledger:
     ledger = Ledger.open(tmp_path / "journal.sqlite3")
-    ledger.claim_many([Claim(key, index, "console", b"{}") for index, key in enumerate(keys)])
+    ledger.claim_many([Claim("console", key, index, b"{}") for index, key in enumerate(keys)])
     return ledger
 
 
+def _k(key: str) -> LedgerKey:
+    return LedgerKey("console", key)
+
+
 def _state(ledger: Ledger, key: str) -> LedgerState:
-    entry = ledger.get(key)
+    entry = ledger.get(_k(key))
     assert entry is not None
     return entry.state
 
 
 def test_mark_sent_many_marks_each_pending_entry_sent_in_one_go(tmp_path: Path) -> None:
     with _claimed(tmp_path, "a", "b", "c") as ledger:
-        assert ledger.mark_sent_many(["a", "c"]) == 2
+        assert ledger.mark_sent_many([_k("a"), _k("c")]) == 2
         assert [_state(ledger, key) for key in "abc"] == [
             LedgerState.SENT,
             LedgerState.PENDING,
@@ -48,8 +52,8 @@ def test_mark_sent_many_marks_each_pending_entry_sent_in_one_go(tmp_path: Path) 
 
 def test_mark_sent_many_leaves_entries_that_are_no_longer_pending(tmp_path: Path) -> None:
     with _claimed(tmp_path, "a", "b") as ledger:
-        ledger.mark_failed("a", "gave up")
-        assert ledger.mark_sent_many(["a", "b"]) == 1
+        ledger.mark_failed(_k("a"), "gave up")
+        assert ledger.mark_sent_many([_k("a"), _k("b")]) == 1
         assert _state(ledger, "a") is LedgerState.FAILED
         assert ledger.statistics().failed == 1
 
@@ -57,7 +61,7 @@ def test_mark_sent_many_leaves_entries_that_are_no_longer_pending(tmp_path: Path
 def test_mark_sent_many_of_a_key_never_claimed_marks_none(tmp_path: Path) -> None:
     with _claimed(tmp_path, "a") as ledger:
         with pytest.raises(KeyError):
-            ledger.mark_sent_many(["a", "never"])
+            ledger.mark_sent_many([_k("a"), _k("never")])
         assert _state(ledger, "a") is LedgerState.PENDING
         assert ledger.statistics().pending == 1
 
@@ -84,11 +88,12 @@ def test_the_console_control_table_is_exactly_unicode_category_cc() -> None:
 @given(st.text())
 def test_a_console_part_is_cleaned_as_by_the_per_character_rule(text: str) -> None:
     from realtime.controls import BIDI_CONTROLS
-    from realtime.render import _CONSOLE_TEXT_LIMIT, _clean, _plain, truncate
+    from realtime.render.console import _CONSOLE_TEXT_LIMIT, _plain
+    from realtime.render.limits import clean, truncate
 
     per_character = "".join(
         " " if unicodedata.category(ch) == "Cc" or ord(ch) in BIDI_CONTROLS else ch
-        for ch in _clean(text)
+        for ch in clean(text)
     )
     expected = truncate(" ".join(per_character.split()), _CONSOLE_TEXT_LIMIT)
     assert _plain(text) == expected
@@ -163,14 +168,14 @@ def test_claims_repeated_or_already_held_are_refused_as_one_at_a_time_would(
     tmp_path: Path,
 ) -> None:
     with Ledger.open(tmp_path / "journal.sqlite3") as ledger:
-        ledger.claim("held", 1, "console", b"{}")
+        ledger.claim("console", "held", 1, b"{}")
         claims = [
-            Claim(key, n, "console", b"{}") for n, key in enumerate(["a", "b", "held", "a", "c"])
+            Claim("console", key, n, b"{}") for n, key in enumerate(["a", "b", "held", "a", "c"])
         ]
         entries = ledger.claim_many(claims)
         assert [entry is not None for entry in entries] == [True, True, False, False, True]
         assert ledger.statistics().pending == 4
-        many = [Claim(f"k{n}", n, "discord", b"{}") for n in range(1100)]
+        many = [Claim("discord", f"k{n}", n, b"{}") for n in range(1100)]
         assert all(entry is not None for entry in ledger.claim_many(many))
         assert ledger.mark_sent_many([claim.key for claim in many]) == 1100
 

@@ -113,6 +113,10 @@ def test_the_dashboard_shows_connections_and_updates_as_events_flow(
     expect(page.locator("#health")).to_have_text("pass")
     expect(page.locator('[data-actor="kills"]')).to_contain_text("running")
     expect(page.locator("#events-total")).to_have_text("0")
+    expect(page.locator('[data-route="kills"] [data-field="sent"]')).to_have_text("5")
+    expect(page.locator('[data-route="ops"] [data-field="state"]')).to_have_text("stopped")
+    expect(page.locator('[data-route="ops"] [data-field="failed"]')).to_have_text("1")
+    expect(page.locator("#route-summary")).to_have_text("unrouted: rally_point 3")
 
     running.tell(Names.KILLS, Emit(25, latency_s=0.008))
     expect(page.locator("#events-total")).to_have_text("25", timeout=10_000)

@@ -88,7 +88,6 @@ def discord_table(world: World, **settings: str) -> dict[str, Any]:
     return {"sinks": ["discord"], "discord": discord}
 
 
-@pytest.mark.xfail(strict=True, reason="the simulator's static-info endpoint is not on main yet")
 def test_every_check_passes_against_a_healthy_world_and_nothing_is_posted(world: World) -> None:
     checks = run_checks(world.config(), timeout_s=TIMEOUT_S, environ={})
     failed = [check.line() for check in checks if not check.ok]
@@ -150,9 +149,8 @@ def test_a_map_stream_refused_by_the_server_fails_the_stream_check(world: World)
     assert "enable them in the map's settings" in check.fix
 
 
-@pytest.mark.xfail(strict=True, reason="the simulator's static-info endpoint is not on main yet")
 def test_a_static_info_endpoint_that_is_down_fails_its_check(world: World) -> None:
-    world.map.fail_static_info(503)  # type: ignore[attr-defined,unused-ignore]
+    world.map.fail_static_info(503)
     check = world.check("static-info:demo")
     assert not check.ok
     assert "answered 503" in check.detail
@@ -223,7 +221,6 @@ def test_a_data_dir_that_cannot_be_written_fails(world: World) -> None:
     assert "not writable" in check.detail
 
 
-@pytest.mark.xfail(strict=True, reason="the simulator's static-info endpoint is not on main yet")
 def test_the_command_exits_1_on_a_failed_check_and_2_on_a_bad_config(
     world: World, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from actors.notifier import Delivery, SendQueue
 from realtime.event import Priority
-from realtime.ledger import nonce_for
+from realtime.ledger import LedgerKey, nonce_for
 from tests.fault_world import (
     TRACKED_CHARACTER,
     TRACKED_SYSTEMS,
@@ -62,8 +62,10 @@ def preloads(world: FaultWorld, systems: Sequence[int]) -> tuple[list[str], set[
 
 
 def send(world: FaultWorld, frames: Sequence[str]) -> None:
+    """Preload frames to the channels joined with systems (the server never sends a
+    preload to the characters-only channel)."""
     for frame in frames:
-        world.kills.send_raw(frame)
+        world.kills.send_raw(frame, systems_joins_only=True)
 
 
 def push_kill_counts(world: FaultWorld) -> None:
@@ -126,7 +128,7 @@ def test_repeated_overload_bursts_leave_the_resident_memory_flat(tmp_path: Path)
 
 
 def delivery(key: str, priority: Priority) -> Delivery:
-    return Delivery(key, nonce_for(key, "discord"), {}, None, priority)
+    return Delivery(LedgerKey("discord", key), nonce_for("discord", key), {}, None, priority)
 
 
 class Clock:
@@ -148,9 +150,9 @@ def test_the_send_queue_hands_out_the_most_urgent_due_delivery_first() -> None:
     queue.offer(delivery("critical", Priority.CRITICAL))
     queue.offer(delivery("high", Priority.HIGH))
     taken = [queue.take() for _ in range(4)]
-    assert [d.key for d in taken if d] == ["critical", "high", "low1", "low2"]
+    assert [d.key.notification for d in taken if d] == ["critical", "high", "low1", "low2"]
     clock.now += 1.0
     again = queue.take()
     assert again is not None
-    assert again.key == "low0"
+    assert again.key.notification == "low0"
     assert queue.statistics().in_flight == 5

@@ -230,7 +230,6 @@ def test_the_command_exits_2_naming_the_variable_or_the_unreadable_file(tmp_path
     assert "cannot read" in missing.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="[[routes]] is not in realtime/config.py on main yet")
 def test_a_realistic_env_round_trips_through_import_env_and_check_config(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text(REALISTIC_ENV, encoding="utf-8")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from actors.metrics import MetricsActor, MetricsQuery, MetricsSettings, enabled_sources
-from actors.protocol import Names, StatsReport
+from actors.protocol import Announce, FeedRecovered, Names, StatsReport
 from realtime.config import Config, MapConfig
 from realtime.metrics import series_key
 from supervision import ActorContext, Control, MailboxSpec, Registry
@@ -331,7 +331,7 @@ def test_reports_from_ever_new_actors_stages_and_keys_stay_bounded() -> None:
 
 def test_enabled_sources_follow_the_configuration() -> None:
     config = dataclasses.replace(Config(), maps=(MapConfig("alpha"), MapConfig("beta")))
-    assert enabled_sources(config) == ["kills", "map:alpha", "map:beta"]
+    assert enabled_sources(config) == ["kills", "kills:characters", "map:alpha", "map:beta"]
     kills_off = dataclasses.replace(
         config,
         sources=dataclasses.replace(
@@ -367,3 +367,46 @@ def test_in_a_tree_metrics_collects_reports_and_polls_statuses() -> None:
         assert summary["latency"]["stages"]["journal"]["count"] == 7
         assert summary["counters"]["kills"][KILLS_SERIES] == 7
         assert summary["alerts"]["active"] == []
+
+
+class TellRecorder(Registry):
+    """A registry that records what is told, by name (no actors behind it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[tuple[str, Any]] = []
+
+    def tell(self, name: str, message: Any) -> None:
+        self.told.append((name, message))
+
+
+def test_alerts_are_told_to_the_notifier_and_a_feed_back_from_an_outage_too() -> None:
+    clock = FakeClock()
+    registry = TellRecorder()
+    config = Config()
+    ctx = ActorContext(Names.METRICS, registry, MailboxSpec(1000), lambda _reason: None)
+    actor = MetricsActor(
+        ctx,
+        config,
+        MetricsSettings.from_config(config, down_grace_s=30.0),
+        clock=clock,
+        wall_clock=lambda: 1_700_000_000.0 + clock(),
+    )
+    down_at = clock()
+    actor.record_status("kills", {"connection": connection("reconnecting", age_s=0.0)})
+    actor.evaluate(clock())
+    clock.advance(45.0)
+    actor.record_status("kills", {"connection": connection("reconnecting", age_s=45.0)})
+    actor.evaluate(clock())
+    clock.advance(75.0)
+    actor.record_status("kills", {"connection": connection("connected")})
+    actor.evaluate(clock())
+    assert {name for name, _ in registry.told} == {Names.NOTIFIER}
+    raised, resolved, recovered = (message for _, message in registry.told)
+    assert isinstance(raised, Announce)
+    assert isinstance(resolved, Announce)
+    (alert,) = raised.notifications
+    assert alert.kind == "alert"
+    assert alert.title == "Alert raised: connection:kills"
+    assert resolved.notifications[0].title == "Alert resolved: connection:kills"
+    assert recovered == FeedRecovered("kills", 1_700_000_000.0 + down_at, 1_700_000_000.0 + clock())

@@ -384,3 +384,68 @@ def test_names_missing_from_map_events_come_from_the_tracked_state(
     assert rally.key == "rally:home:9"
     assert isinstance(rally.details, RallyPointDetails)
     assert rally.details.system_name == "J100005"
+
+
+def test_kill_outside_tracked_systems_is_titled_with_the_feeds_solar_system_name(
+    tracked: TrackedState,
+) -> None:
+    data = killmail(victim=VICTIM) | {"solar_system_name": "Jita"}
+    result = decide(data, tracked)
+    assert notified(result).system_name == "Jita"
+    assert isinstance(result, Notification)
+    assert result.title == "Rifter destroyed in Jita"
+
+
+def test_kill_details_name_top_damage_only_when_it_is_not_the_final_blow(
+    tracked: TrackedState,
+) -> None:
+    # killmail(): attacker 0 has the final blow, damage grows with the index
+    fleet = notified(decide(killmail(system_id=HOME, attackers=(11, 12, 13)), tracked))
+    assert fleet.final_blow is not None
+    assert fleet.final_blow.name == "Attacker 0"
+    assert fleet.top_damage is not None
+    assert fleet.top_damage.name == "Attacker 2"
+    assert not fleet.solo
+    solo = notified(decide(killmail(system_id=HOME), tracked))
+    assert solo.solo
+    assert solo.top_damage is None
+
+
+def test_kill_details_carry_the_feeds_tickers_and_older_name_fields(
+    tracked: TrackedState,
+) -> None:
+    data = killmail(system_id=HOME)
+    data["victim"] = {"character_id": STRANGER, "victim_name": "Old Style", "ship_name": "Rifter",
+                      "corporation_ticker": "OLD", "alliance_ticker": "ALLY"}  # fmt: skip
+    victim = notified(decide(data, tracked)).victim
+    assert (victim.name, victim.corporation_ticker, victim.alliance_ticker) == (
+        "Old Style",
+        "OLD",
+        "ALLY",
+    )
+
+
+def test_a_kill_outside_the_chain_takes_region_and_class_from_the_static_info(
+    tracked: TrackedState,
+) -> None:
+    from realtime.static_info import StaticInfoView, SystemStaticInfo
+
+    static = StaticInfoView(
+        {KSPACE: SystemStaticInfo(KSPACE, "Jita", region_name="The Forge", security=0.9459)}
+    )
+    result = kill_notification(
+        kill_event(killmail(victim=VICTIM)), tracked, ALL_ON, MAX_AGE, NOW, static=static
+    )
+    details = notified(result)
+    assert (details.system_name, details.region_name, details.system_label) == (
+        "Jita",
+        "The Forge",
+        "High-sec 0.9",
+    )
+
+
+def test_map_notifications_name_their_map(tracked: TrackedState) -> None:
+    event = map_event("add_system", {"solar_system_id": HOME, "name": "J100005"})
+    result = map_notification(event, tracked, MapNotifyConfig())
+    assert result is not None
+    assert result.maps == ("home",)

@@ -43,7 +43,7 @@ def test_each_notification_is_one_plain_line_marked_sent_at_once(tmp_path: Path)
         status = tree.registry.ask(Names.NOTIFIER, GetStatus())
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("KILL      Rifter destroyed in J100005 | victim Victim Pilot")
+    assert lines[0].startswith("KILL      Rifter destroyed in J100005 | Victim Pilot lost a Rifter")
     assert "https://zkillboard.com/kill/3001/" in lines[0]
     assert "\x1b[" not in stream.getvalue()
     assert status["sent"] == 2
@@ -73,7 +73,7 @@ def test_a_line_claimed_but_not_printed_before_a_crash_is_printed_at_the_next_st
     )
     assert isinstance(lost, Notification)
     with Ledger.open(database(config)) as ledger:
-        ledger.claim("kill:3005@console", 2, "console", notifier.ConsoleSink.payload(lost))
+        ledger.claim("console", "kill:3005", 2, notifier.ConsoleSink.payload(lost))
     stream = io.StringIO()
     with pipeline(config, stdout=stream) as tree:
         # the journal redelivers both after the crash: neither is claimed again
@@ -92,5 +92,5 @@ def test_a_kill_is_decided_with_what_tracking_applied_before_answering(tmp_path:
         handle(tree, [added], name=Names.TRACKING)
         assert handle(tree, [added, kill]) == 2
     lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("SYSTEM    System Jita added to home")
+    assert lines[0].startswith("SYSTEM    New system Jita on home")
     assert lines[1].startswith("KILL      Rifter destroyed in Jita")

@@ -10,7 +10,7 @@ import pytest
 
 from actors.notifier import Delivery, SendQueue
 from realtime.event import Event, Priority
-from realtime.ledger import Claim, Ledger, nonce_for
+from realtime.ledger import Claim, Ledger, LedgerKey, nonce_for
 from realtime.tracking import TrackedSnapshot, TrackedState
 
 
@@ -23,7 +23,9 @@ class Clock:
 
 
 def delivery(key: str) -> Delivery:
-    return Delivery(key=key, nonce=nonce_for(key, "discord"), body={}, received_at=None)
+    return Delivery(
+        key=LedgerKey("discord", key), nonce=nonce_for("discord", key), body={}, received_at=None
+    )
 
 
 def test_the_send_queue_holds_at_most_its_capacity_counting_deliveries_in_flight() -> None:
@@ -33,7 +35,7 @@ def test_the_send_queue_holds_at_most_its_capacity_counting_deliveries_in_flight
     assert not queue.offer(delivery("c"))
     taken = queue.take()
     assert taken is not None
-    assert taken.key == "a"
+    assert taken.key.notification == "a"
     assert not queue.offer(delivery("c"))
     queue.again(taken, 5.0)  # a retry always fits: it is still held
     assert queue.statistics().waiting == 2
@@ -62,11 +64,11 @@ def test_a_retry_waits_for_its_due_time_behind_deliveries_due_now() -> None:
     queue.offer(delivery("b"))
     second = queue.take()
     assert second is not None
-    assert second.key == "b"
+    assert second.key.notification == "b"
     clock.now += 1.0
     third = queue.take()
     assert third is not None
-    assert third.key == "a"
+    assert third.key.notification == "a"
 
 
 def test_closing_the_send_queue_wakes_its_workers_and_forgets_what_waits() -> None:
@@ -128,30 +130,32 @@ def _map_event(kind: str, payload: dict[str, object]) -> Event:
 
 def test_claim_many_is_one_transaction_and_answers_like_claim(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "journal.sqlite3") as ledger:
-        ledger.claim("kill:1@discord", 1, "discord")
+        ledger.claim("discord", "kill:1", 1)
         entries = ledger.claim_many(
             [
-                Claim("kill:1@discord", 5, "discord"),
-                Claim("kill:2@discord", 6, "discord", b"{}"),
-                Claim("kill:2@discord", 7, "discord"),
-                Claim("kill:2@console", 6, "console"),
+                Claim("discord", "kill:1", 5),
+                Claim("discord", "kill:2", 6, b"{}"),
+                Claim("discord", "kill:2", 7),
+                Claim("console", "kill:2", 6),
             ]
         )
         assert [entry is not None for entry in entries] == [False, True, False, True]
         assert entries[1] is not None
-        assert entries[1].nonce == nonce_for("kill:2@discord", "discord")
+        assert entries[1].nonce == nonce_for("discord", "kill:2")
         assert ledger.statistics().pending == 3
-        assert [e.key for e in ledger.pending(channel="console")] == ["kill:2@console"]
+        assert [e.key for e in ledger.pending(routes={"console"})] == [
+            LedgerKey("console", "kill:2")
+        ]
         assert ledger.claim_many([]) == []
 
 
 def test_a_failed_claim_many_commits_none_of_its_claims(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     with Ledger.open(path) as ledger:
-        bad = Claim("kill:4@discord", 1, "discord")
+        bad = Claim("discord", "kill:4", 1)
         object.__setattr__(bad, "seq", object())  # an unbindable parameter fails the insert
         with pytest.raises(sqlite3.ProgrammingError):
-            ledger.claim_many([Claim("kill:3@discord", 1, "discord"), bad])
+            ledger.claim_many([Claim("discord", "kill:3", 1), bad])
         assert ledger.statistics().pending == 0
-        assert ledger.get("kill:3@discord") is None
-        assert ledger.claim("kill:3@discord", 1, "discord") is not None
+        assert ledger.get(LedgerKey("discord", "kill:3")) is None
+        assert ledger.claim("discord", "kill:3", 1) is not None

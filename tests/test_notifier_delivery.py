@@ -10,7 +10,7 @@ import pytest
 
 from actors import notifier
 from actors.protocol import Names
-from realtime.ledger import nonce_for
+from realtime.ledger import LedgerKey, nonce_for
 from simulator.discord_fake import DiscordFake
 from supervision import Crash, GetStatus
 from tests.notifier_support import (
@@ -55,7 +55,7 @@ def test_a_kill_handled_four_times_with_new_seqs_is_posted_once(
     assert posted_kills(fake) == [5001]
     assert ledger_states(database(config)) == {"sent": 1}
     [message] = fake.messages(CHANNEL)
-    assert message["nonce"] == nonce_for("kill:5001@discord", "discord")
+    assert message["nonce"] == nonce_for("discord", "kill:5001")
 
 
 def test_a_kill_in_an_untracked_system_without_tracked_characters_is_not_posted(
@@ -78,8 +78,7 @@ def test_a_tracked_attacker_in_an_untracked_system_is_posted(
         assert handle(tree, [kill_event(data, 1)]) == 1
         settled(database(config), 1)
     [message] = fake.messages(CHANNEL)
-    tracked = [f for f in message["embeds"][0]["fields"] if f["name"] == "Tracked pilots"]
-    assert tracked == [{"name": "Tracked pilots", "value": "Attacker 1", "inline": False}]
+    assert message["embeds"][0]["author"]["name"] == "Kill \u2022 Attacker 1"
 
 
 def test_one_slow_answer_does_not_hold_up_the_others(fake: DiscordFake, tmp_path: Path) -> None:
@@ -131,7 +130,7 @@ def test_map_events_routed_to_the_notifier_are_posted_once(
         settled(database(config), 2)
     # concurrent workers: the channel's order is not the claim order
     titles = sorted(message["embeds"][0]["title"] for message in fake.messages(CHANNEL))
-    assert titles == ["Rally point in J100005 on home", "System Jita added to home"]
+    assert titles == ["New system: Jita", "Rally point in J100005"]
 
 
 def test_status_reports_the_ledger_the_queue_and_the_sinks(
@@ -174,7 +173,7 @@ def test_a_failing_worker_crashes_the_notifier_whose_restart_delivers_the_entry(
 ) -> None:
     config = app_config(tmp_path, discord=bot_config(fake))
     attempt = notifier.DiscordSink._attempt
-    calls: list[str] = []
+    calls: list[LedgerKey] = []
 
     def bug_once(sink: notifier.DiscordSink, delivery: notifier.Delivery, rand: Random) -> None:
         calls.append(delivery.key)

@@ -65,8 +65,8 @@ def test_a_kill_with_200_tracked_attackers_still_fits(fake: DiscordFake, tmp_pat
         settled(database(config), 1)
     [message] = fake.messages(CHANNEL)
     fields = {field["name"]: field["value"] for field in message["embeds"][0]["fields"]}
-    assert fields["Attackers"] == "200"
-    assert fields["Tracked pilots"].endswith("more")
+    assert "and 199 others." in message["embeds"][0]["description"]
+    assert fields["Our pilots"].endswith("more")
     assert 400 not in fake.statistics().by_status
 
 
@@ -88,7 +88,7 @@ def test_webhook_mode_posts_with_wait_and_records_the_message_id(
     assert "nonce" not in message
 
 
-def test_a_deleted_webhook_stops_sending_and_raises_an_alert(
+def test_a_deleted_webhook_stops_its_route_and_raises_an_alert(
     fake: DiscordFake, tmp_path: Path
 ) -> None:
     url = fake.add_webhook(CHANNEL)
@@ -100,7 +100,7 @@ def test_a_deleted_webhook_stops_sending_and_raises_an_alert(
         assert handle(tree, [kill_event(killmail(4100 + n), n) for n in range(3)]) == 3
         status = wait_for(
             lambda: (s := tree.registry.ask(Names.NOTIFIER, GetStatus()))["error"] and s,
-            what="the sink stopped",
+            what="the route stopped",
         )
         assert handle(tree, [kill_event(killmail(4200), 10)]) == 1
         reports = wait_for(
@@ -109,10 +109,12 @@ def test_a_deleted_webhook_stops_sending_and_raises_an_alert(
         )
         last = tree.registry.ask(Names.NOTIFIER, GetStatus())
     assert "404" in status["error"]
+    assert status["error"].startswith("route discord: ")
     assert url not in status["error"]
-    assert status["sinks"]["discord"]["state"] == "stopped"
-    assert sum(report.counters.get("sink_stopped", 0) for report in reports) == 1
-    assert reports[-1].gauges["sink_stopped"] == 1.0
+    assert status["routes"]["discord"]["state"] == "stopped"
+    assert status["routes"]["discord"]["destination"] == "webhook ([notify.discord])"
+    assert sum(report.counters.get("route_stopped", 0) for report in reports) == 1
+    assert reports[-1].gauges["routes_stopped"] == 1.0
     # one request, then nothing: the unsent entries wait in the ledger
     assert fake.statistics().requests == 1
     assert last["pending"] == 4

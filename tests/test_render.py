@@ -19,24 +19,10 @@ from realtime.notifications import (
     RallyPointDetails,
     SystemDetails,
 )
-from realtime.render import (
-    ELLIPSIS,
-    EMPTY_FIELD,
-    GREEN,
-    GREY,
-    ORANGE,
-    RED,
-    YELLOW,
-    console_line,
-    discord_length,
-    fit_to_limits,
-    format_isk,
-    kill_embed,
-    map_embed,
-    message_payload,
-    truncate,
-    value_colour,
-)
+from realtime.render import console_line, message_payload
+from realtime.render.cards import embed_for, kill_embed
+from realtime.render.limits import ELLIPSIS, EMPTY_FIELD, discord_length, fit_to_limits, truncate
+from realtime.render.text import GREEN, GREY, ORANGE, RED, YELLOW, format_isk, value_colour
 
 LIMITS = {
     "content": 2000,
@@ -191,22 +177,28 @@ def test_value_bands_give_the_embed_colour(value: float, colour: int) -> None:
 def test_kill_embed_shows_victim_final_blow_attackers_value_and_links() -> None:
     embed = kill_embed(kill(attackers=7, value=1_250_000_000))
     assert embed["url"] == "https://zkillboard.com/kill/123456789/"
-    assert embed["thumbnail"] == {"url": "https://images.evetech.net/types/587/render?size=64"}
+    assert embed["thumbnail"] == {"url": "https://images.evetech.net/types/587/render?size=128"}
     assert embed["color"] == ORANGE
-    assert embed["author"]["name"] == "Example Pilot (Example Pilot)"
+    assert embed["author"] == {"name": "Kill in J100005"}
     assert embed["timestamp"] == "2027-01-15T08:00:00Z"
     fields = {field["name"]: field["value"] for field in embed["fields"]}
     assert fields["Value"] == "1.25B ISK"
-    assert fields["Attackers"] == "7"
-    assert fields["Final blow"] == "Example Pilot in Example Pilot"
-    assert fields["System"] == "J100005"
-    assert "Rifter" in embed["description"]
+    assert fields["When"] == "<t:1800000000:R>"
+    assert fields["System"] == "[J100005](https://zkillboard.com/system/31000005/)"
+    assert embed["description"] == (
+        "[Example Pilot](https://zkillboard.com/character/2117000001/) lost a **Rifter** to "
+        "[Example Pilot](https://zkillboard.com/character/2117000002/) in an **Example Pilot** "
+        "and 6 others."
+    )
 
 
-def test_kill_embed_lists_tracked_pilots_and_escapes_their_markdown() -> None:
+def test_kill_embed_lists_our_pilots_and_escapes_their_markdown() -> None:
     embed = kill_embed(kill(name="*bold*", tracked_pilots=2))
     fields = {field["name"]: field["value"] for field in embed["fields"]}
-    assert fields["Tracked pilots"] == "\\*bold\\*0, \\*bold\\*1"
+    assert fields["Our pilots"] == (
+        "[\\*bold\\*0](https://zkillboard.com/character/2117000100/), "
+        "[\\*bold\\*1](https://zkillboard.com/character/2117000101/)"
+    )
 
 
 def test_message_payload_has_one_embed_no_mentions_and_no_nonce() -> None:
@@ -226,19 +218,18 @@ def test_message_payload_has_one_embed_no_mentions_and_no_nonce() -> None:
     ],
 )
 def test_map_notifications_render_and_fit(kind: NotificationKind) -> None:
-    embed = map_embed(map_notification(kind))
+    embed = embed_for(map_notification(kind))
     assert "J100005" in embed["description"] or "J100005" in str(embed.get("fields"))
     assert_within_limits(message_payload(map_notification(kind, "x" * 10_000)))
     with pytest.raises(TypeError):
         kill_embed(map_notification(kind))
-    with pytest.raises(TypeError):
-        map_embed(kill())
 
 
-def test_rally_message_is_the_description_and_cannot_ping_everyone() -> None:
+def test_rally_message_is_quoted_in_the_description_and_cannot_ping_everyone() -> None:
     payload = message_payload(map_notification(NotificationKind.RALLY_POINT, "@everyone up"))
-    assert payload["embeds"][0]["description"] == "\\@everyone up"
+    assert payload["embeds"][0]["description"].endswith("\n> \\@everyone up")
     assert payload["allowed_mentions"] == {"parse": []}
+    assert "content" not in payload
 
 
 def test_kill_with_200_attackers_and_256_character_names_fits() -> None:
@@ -246,8 +237,8 @@ def test_kill_with_200_attackers_and_256_character_names_fits() -> None:
     payload = message_payload(kill(name=name * 2, attackers=200, tracked_pilots=200))
     assert_within_limits(payload)
     fields = {field["name"]: field["value"] for field in payload["embeds"][0]["fields"]}
-    assert fields["Attackers"] == "200"
     assert fields["Value"] == "12.5M ISK"
+    assert payload["embeds"][0]["description"].endswith("and 199 others.")
 
 
 # -- truncation ------------------------------------------------------------------

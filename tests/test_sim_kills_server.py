@@ -409,3 +409,51 @@ def test_publish_many_pushes_in_order_and_refuses_a_bad_batch_whole(
     first, third = batch[0]["killmail_id"], batch[2]["killmail_id"]
     assert received == [first, first, third, third]
     assert server.stats().kills_published == 3
+
+
+def test_a_join_with_systems_gets_only_their_kills_even_of_its_characters(
+    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+) -> None:
+    probe = connect()
+    probe.joined([SYSTEM], [PILOT])
+    assert server.publish(kill_in(generator, clock, OTHER_SYSTEM, involving=PILOT)) == 0
+    assert server.publish(kill_in(generator, clock, SYSTEM)) == 1
+    assert probe.frame()["payload"]["system_id"] == SYSTEM
+
+
+def test_a_characters_only_join_gets_their_kills_anywhere_and_nothing_else(
+    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+) -> None:
+    probe = connect()
+    probe.joined([], [PILOT])
+    assert server.publish(kill_in(generator, clock, OTHER_SYSTEM)) == 0
+    mine = kill_in(generator, clock, SYSTEM, involving=PILOT)
+    assert server.publish(mine) == 1
+    assert probe.frame()["payload"]["killmails"] == [mine]
+
+
+def test_characters_subscribed_after_an_empty_join_get_nothing(
+    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+) -> None:
+    probe = connect()
+    probe.joined([], [])
+    probe.reply(probe.send(LOBBY, "subscribe_characters", {"characters": [PILOT]}))
+    assert server.stats().connection(probe.local_port).characters == {PILOT}
+    assert server.publish(kill_in(generator, clock, OTHER_SYSTEM, involving=PILOT)) == 0
+
+
+def test_a_join_reads_characters_under_either_name(connect: ProbeFactory) -> None:
+    probe = connect()
+    ref = probe.send(LOBBY, "phx_join", {"systems": [], "characters": [PILOT], "character_ids": []})
+    assert probe.reply(ref)["payload"]["response"]["subscribed_characters"] == [PILOT]
+
+
+def test_a_raw_preload_can_go_to_the_systems_joins_only(
+    server: KillsServer, connect: ProbeFactory
+) -> None:
+    systems, characters = connect(), connect()
+    systems.joined([SYSTEM])
+    characters.joined([], [PILOT])
+    assert server.send_raw('{"preload": 1}', systems_joins_only=True) == 1
+    assert systems.frame() == {"preload": 1}
+    assert_silent(characters)

@@ -170,8 +170,8 @@ def test_map_activity_follows_the_map_payload_shapes_and_its_own_state() -> None
             assert re.fullmatch(r"[A-Z]{3}-\d{3}", payload["signature_id"])
         elif kind == "character_added":
             assert set(payload) == {
-                "character_eve_id", "name", "corporation_id", "alliance_id",
-                "ship_type_id", "solar_system_id", "online",
+                "character_eve_id", "name", "corporation_id", "corporation_ticker",
+                "alliance_id", "alliance_ticker", "ship_type_id", "solar_system_id", "online",
             }  # fmt: skip
             assert isinstance(payload["character_eve_id"], str)
             pilots.add(payload["character_eve_id"])

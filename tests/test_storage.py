@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from realtime.journal_store import JournalStore
-from realtime.ledger import Claim, Ledger
+from realtime.ledger import Claim, Ledger, LedgerKey
 from realtime.schema import TABLES
 from realtime.storage import (
     Database,
@@ -47,7 +47,7 @@ def test_a_file_holding_only_the_ledgers_table_is_completed_into_a_journal(path:
         for statement in notifications.statements:
             raw.execute(statement)
     with Ledger.open(path) as ledger:
-        assert ledger.claim("kill:1@discord", 1, "discord") is not None
+        assert ledger.claim("discord", "kill:1", 1) is not None
     with JournalStore.open(path) as journal:
         assert journal.last_seq() == 0
     with Ledger.open(path) as ledger:
@@ -84,14 +84,14 @@ def test_the_size_cap_binds_the_ledger_too_and_a_full_write_changes_nothing(path
         full: StorageFullError | None = None
         while full is None and claimed < 1000:
             try:
-                ledger.claim_many([Claim(f"kill:{claimed}@discord", 0, "discord", b"x" * 4000)])
+                ledger.claim_many([Claim("discord", f"kill:{claimed}", 0, b"x" * 4000)])
                 claimed += 1
             except StorageFullError as error:
                 full = error
         assert full is not None
         assert "database or disk is full" in str(full)
         assert ledger.statistics().pending == claimed
-        assert ledger.get(f"kill:{claimed}@discord") is None
+        assert ledger.get(LedgerKey("discord", f"kill:{claimed}")) is None
 
 
 def test_a_lock_held_past_the_busy_timeout_is_classified_busy(path: Path) -> None:

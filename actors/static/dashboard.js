@@ -182,6 +182,24 @@
     put("alerts", rows.length ? rows : [el("div", { class: "empty" }, "none")]);
   }
 
+  function renderRoutes(doc) {
+    const notifier = doc.notifier || {};
+    const routes = Object.entries(notifier.routes || {});
+    const unrouted = Object.entries(notifier.unrouted || {});
+    text("route-summary", unrouted.length ?
+      "unrouted: " + unrouted.map(([kind, n]) => `${kind} ${num(n, 0)}`).join(", ") : "");
+    if (!routes.length) { put("routes", el("div", { class: "empty" }, "no Discord sink")); return; }
+    put("routes", el("table", {},
+      el("tr", {}, ["route", "state", "sent", "pending", "failed"].map((h) => el("th", {}, h))),
+      routes.map(([name, r]) => el("tr", { "data-route": name, title: `${r.kinds.join(", ")} → ${r.destination}` +
+          (r.mention ? ` · pings ${r.mention}` : "") + (r.error ? ` · ${r.error}` : "") },
+        el("td", {}, name),
+        el("td", { class: r.state === "stopped" ? "fail" : "", "data-field": "state" }, r.state),
+        el("td", { class: "n", "data-field": "sent" }, num(r.sent, 0)),
+        el("td", { class: "n", "data-field": "pending" }, num(r.pending, 0)),
+        el("td", { class: "n" + (r.failed ? " fail" : ""), "data-field": "failed" }, num(r.failed, 0))))));
+  }
+
   function renderThroughput(doc) {
     const throughput = (doc.metrics || {}).throughput || {};
     const history = throughput.history || [];
@@ -285,6 +303,7 @@
     renderHeader(doc);
     renderConnections(doc);
     renderAlerts(doc);
+    renderRoutes(doc);
     renderThroughput(doc);
     renderLatency(doc);
     renderComponents(doc);

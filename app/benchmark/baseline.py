@@ -39,7 +39,7 @@ from pathlib import Path
 
 import websocket
 
-from actors.notifier import CONSOLE, ConsoleSink, ledger_key
+from actors.notifier import CONSOLE, ConsoleSink
 from actors.router import routing_table
 from app.benchmark.pipeline import null_stream
 from app.benchmark.world import RemoteWorld
@@ -206,10 +206,7 @@ class BareLoop:
         self.processed += len(committed)
 
     def _notify(self, notifications: list[tuple[Notification, Event]]) -> None:
-        claims = [
-            Claim(ledger_key(n.key, CONSOLE), e.seq, CONSOLE, ConsoleSink.payload(n))
-            for n, e in notifications
-        ]
+        claims = [Claim(CONSOLE, n.key, e.seq, ConsoleSink.payload(n)) for n, e in notifications]
         entries = self.ledger.claim_many(claims)
         sent = [
             entry.key
