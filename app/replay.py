@@ -153,7 +153,9 @@ def _wait_done(tree: SupervisionTree, count: int, timeout_s: float) -> dict[str,
     deadline = time.monotonic() + timeout_s
     while True:
         status: dict[str, Any] = dict(tree.registry.ask(Names.JOURNAL, GetStatus(), 10))
-        if status.get("checkpoint", 0) >= count:
+        # The checkpoint moves when the last event settles; its outcome is
+        # counted once written, with the commit after it.
+        if status.get("checkpoint", 0) >= count and not status.get("unwritten_outcomes"):
             return status
         if tree.failed.is_set() or time.monotonic() > deadline:
             msg = f"replay stopped at seq {status.get('checkpoint')} of {count}"
