@@ -48,7 +48,7 @@ import requests
 from realtime.config import DEFAULT_ROUTE, MASK, DiscordConfig, RouteConfig, default_route
 from realtime.ratelimit import (
     RateLimits,
-    RateLimitStats,
+    RateLimitStatistics,
     Route,
     WaitCause,
     is_global_429,
@@ -247,7 +247,7 @@ class Destination:
 
 
 @dataclass(frozen=True, slots=True)
-class SenderStats:
+class SenderStatistics:
     """Counters of a :class:`DiscordSender` (outcome counts by result type name).
 
     ``destinations``: route name -> its rate-limit route, safe to print.
@@ -259,7 +259,7 @@ class SenderStats:
     outcomes: Mapping[str, int]
     idle_sessions: int
     max_idle_sessions: int
-    limits: RateLimitStats
+    limits: RateLimitStatistics
     answers_bounded: int
 
 
@@ -409,9 +409,9 @@ class DiscordSender:
         with self._lock:
             return self._limits.wait_s(destination.route, self._clock())
 
-    def statistics(self) -> SenderStats:
+    def statistics(self) -> SenderStatistics:
         with self._lock:
-            return SenderStats(
+            return SenderStatistics(
                 mode=self._mode,
                 destinations=MappingProxyType(
                     {name: str(d.route) for name, d in self._destinations.items()}

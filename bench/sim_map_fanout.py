@@ -73,7 +73,7 @@ def measure_server() -> float:
         readers = [Reader(stream_socket(server), EVENTS + 1) for _ in range(STREAMS)]
         for reader in readers:
             reader.start()
-        while server.stats().open_streams < STREAMS:
+        while server.statistics().open_streams < STREAMS:
             time.sleep(0.001)
         started = time.perf_counter()
         for _ in range(EVENTS):

@@ -84,7 +84,7 @@ def _kills_server(pipe: Connection, kill_count: int, seed: int) -> None:
             if command == "stop":
                 return
             if command == "wait_joined":
-                while not any(c.joined for c in server.stats().connections):
+                while not any(c.joined for c in server.statistics().connections):
                     time.sleep(0.001)
             elif command == "publish":
                 for start in range(0, len(kills), 500):
@@ -108,7 +108,7 @@ def _map_server(pipe: Connection, event_count: int, seed: int) -> None:
             if command == "stop":
                 return
             if command == "wait_streaming":
-                while server.stats().open_streams == 0:
+                while server.statistics().open_streams == 0:
                     time.sleep(0.001)
             elif command == "publish":
                 started = time.monotonic()

@@ -82,7 +82,7 @@ hostile value is cut to this, and counted (``waits_capped``)."""
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimitStats:
+class RateLimitStatistics:
     """A snapshot of :class:`RateLimits` (counts since creation unless noted)."""
 
     buckets: int
@@ -261,7 +261,7 @@ class RateLimits:
         if status in INVALID_STATUSES and not (status == 429 and scope == "shared"):
             self._count_invalid(now)
 
-    def statistics(self, now: float) -> RateLimitStats:
+    def statistics(self, now: float) -> RateLimitStatistics:
         """Sizes, bounds and counters, as of ``now``."""
         self._expire_invalid(now)
         exhausted = sum(
@@ -269,7 +269,7 @@ class RateLimits:
             for b in self._buckets.values()
             if b.remaining == 0 and b.reset_at is not None and now < b.reset_at
         )
-        return RateLimitStats(
+        return RateLimitStatistics(
             buckets=len(self._buckets),
             max_buckets=self._max_buckets,
             routes_mapped=len(self._route_bucket),

@@ -106,7 +106,7 @@ class LoggedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class FakeStats:
+class DiscordFakeStatistics:
     """Counters and bounds of a :class:`DiscordFake`."""
 
     requests: int
@@ -453,9 +453,9 @@ class DiscordFake:
         with self._lock:
             return list(self._log)
 
-    def statistics(self) -> FakeStats:
+    def statistics(self) -> DiscordFakeStatistics:
         with self._lock:
-            return FakeStats(
+            return DiscordFakeStatistics(
                 requests=self._requests,
                 by_status=MappingProxyType(dict(self._by_status)),
                 answered_429=self._by_status[429],

@@ -31,7 +31,7 @@ Fault switches for tests: :meth:`KillsServer.drop_all`,
 :meth:`KillsServer.refuse_joins`,
 :meth:`KillsServer.restart`. The server runs an asyncio event loop in a thread
 it owns; every public method is thread-safe and must not be called from that
-thread. Every queue and history has a bound and :meth:`KillsServer.stats`
+thread. Every queue and history has a bound and :meth:`KillsServer.statistics`
 shows how full it is.
 """
 
@@ -84,7 +84,7 @@ _SUBSCRIPTION_EVENTS: Final = {
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionStats:
+class ConnectionStatistics:
     """One open WebSocket connection, as the server sees it.
 
     Attributes:
@@ -113,7 +113,7 @@ class ConnectionStats:
 
 
 @dataclass(frozen=True, slots=True)
-class KillsServerStats:
+class KillsServerStatistics:
     """Counters since :meth:`KillsServer.start` (they survive restarts) and current state.
 
     ``frames_sent`` counts every frame written to a socket (replies included);
@@ -141,9 +141,9 @@ class KillsServerStats:
     frames_withheld: int
     history_size: int
     history_capacity: int
-    connections: tuple[ConnectionStats, ...]
+    connections: tuple[ConnectionStatistics, ...]
 
-    def connection(self, peer_port: int) -> ConnectionStats:
+    def connection(self, peer_port: int) -> ConnectionStatistics:
         """The connection whose client uses local port ``peer_port``.
 
         Raises:
@@ -356,9 +356,9 @@ class KillsServer:
             lambda world: world.restart(down_s), self._call_timeout_s + down_s + closing_s
         )
 
-    def stats(self) -> KillsServerStats:
+    def statistics(self) -> KillsServerStatistics:
         """A consistent snapshot of the counters and of every open connection."""
-        return self._call(lambda world: world.stats())
+        return self._call(lambda world: world.statistics())
 
     def run_traffic(
         self, generator: TrafficGenerator, schedule: Schedule, *, tick_s: float = 0.1
@@ -574,9 +574,9 @@ class _Client:
         times = self.update_times
         return len(times) == times.maxlen and now - times[0] < UPDATE_WINDOW_S
 
-    def stats(self) -> ConnectionStats:
+    def statistics(self) -> ConnectionStatistics:
         peer = self.socket.remote_address
-        return ConnectionStats(
+        return ConnectionStatistics(
             number=self.number,
             peer_port=int(peer[1]) if peer else 0,
             joined=self.joined,
@@ -725,9 +725,9 @@ class _World:
             self._send(client, data)
         return len(clients)
 
-    def stats(self) -> KillsServerStats:
+    def statistics(self) -> KillsServerStatistics:
         counts = self._counts
-        return KillsServerStats(
+        return KillsServerStatistics(
             listening=self._server is not None,
             half_open=self.half_open,
             restarts=counts["restarts"],
@@ -749,7 +749,7 @@ class _World:
             frames_withheld=counts["frames_withheld"],
             history_size=len(self._history),
             history_capacity=self._settings.history_limit,
-            connections=tuple(c.stats() for c in self._clients.values()),
+            connections=tuple(c.statistics() for c in self._clients.values()),
         )
 
     # -- one connection --------------------------------------------------------

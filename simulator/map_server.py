@@ -14,7 +14,7 @@ Behaviour mirrored from the real server (``wanderer-industries/wanderer``):
   every backfilled event that follows it: a client must not take it as its
   resume point;
 - the resume point is read only from the ``last_event_id`` query parameter; the
-  ``Last-Event-ID`` header is recorded (see :meth:`MapServer.stats`), never used;
+  ``Last-Event-ID`` header is recorded (see :meth:`MapServer.statistics`), never used;
 - a ``last_event_id`` that is not a ULID replays nothing;
 - a backfill is the oldest ``max_backfill`` matching events newer than
   ``last_event_id``; when it is cut there, the stream goes live from the moment
@@ -155,7 +155,7 @@ class ConnectAttempt:
 
 
 @dataclass(frozen=True, slots=True)
-class MapServerStats:
+class MapServerStatistics:
     """A snapshot of the server's counters and bounds.
 
     Attributes:
@@ -274,7 +274,7 @@ class MapServer:
         max_retained: bound of the backfill log (oldest events go first).
         max_queued_per_stream: bound of each stream's outgoing queue; a stream
             whose client reads too slowly to keep under it is closed.
-        max_recorded_attempts: how many connect attempts :meth:`stats` keeps.
+        max_recorded_attempts: how many connect attempts :meth:`statistics` keeps.
         max_systems, max_characters: bounds of the map's state.
         static_info: the answer of ``/api/common/system-static-info`` for a
             system id (its ``data``), ``None`` for unknown (404); by default
@@ -631,10 +631,10 @@ class MapServer:
         """
         return self._on_loop(self._queue_raw(data), 0)
 
-    def stats(self) -> MapServerStats:
-        """A consistent snapshot of the counters (see :class:`MapServerStats`)."""
+    def statistics(self) -> MapServerStatistics:
+        """A consistent snapshot of the counters (see :class:`MapServerStatistics`)."""
         with self._lock:
-            return MapServerStats(
+            return MapServerStatistics(
                 connect_attempts=tuple(self._attempts),
                 connect_attempts_total=self._attempts_total,
                 open_streams=len(self._streams),

@@ -27,7 +27,7 @@ from supervision._mailbox import (
     Control,
     MailboxFullError,
     MailboxSpec,
-    MailboxStats,
+    MailboxStatistics,
     OverflowPolicy,
 )
 from supervision._registry import ActorUnavailableError, Registry
@@ -58,7 +58,7 @@ __all__ = [
     "InjectedCrashError",
     "MailboxFullError",
     "MailboxSpec",
-    "MailboxStats",
+    "MailboxStatistics",
     "OverflowPolicy",
     "Ping",
     "Registry",

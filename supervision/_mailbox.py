@@ -69,7 +69,7 @@ class MailboxSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class MailboxStats:
+class MailboxStatistics:
     """A point-in-time view of a mailbox.
 
     Attributes:
@@ -285,9 +285,9 @@ class BoundedMailbox:
             self._cond.notify_all()
             self._room.notify_all()
 
-    def statistics(self) -> MailboxStats:
+    def statistics(self) -> MailboxStatistics:
         with self._cond:
-            return MailboxStats(
+            return MailboxStatistics(
                 size=len(self._user),
                 capacity=self._spec.capacity,
                 high_water=self._high_water,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervision._actor import ExitReason
-from supervision._mailbox import MailboxStats
+from supervision._mailbox import MailboxStatistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class TreeNode:
     state: str
     restarts: int
     last_failure: ExitReason | None
-    mailbox: MailboxStats | None
+    mailbox: MailboxStatistics | None
     children: tuple[TreeNode, ...] = ()
     restart_latency_s: float | None = None
     stuck: bool = False

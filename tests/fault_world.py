@@ -308,7 +308,7 @@ class FaultWorld:
     def wait_rejoined(self, joins_before: int, timeout_s: float = 15.0) -> None:
         """Wait for a join after ``joins_before`` (a ``joins_ok`` count); :meth:`wait_connected`."""
         wait_for(
-            lambda: self.kills.stats().joins_ok > joins_before,
+            lambda: self.kills.statistics().joins_ok > joins_before,
             timeout_s=timeout_s,
             interval_s=0.01,
             what="a new join",
@@ -320,7 +320,7 @@ class FaultWorld:
         if program is not None and not program.alive():
             msg = f"run.py exited with {program.process.returncode}:\n{program.log_text()}"
             raise AssertionError(msg)
-        joined = [c for c in self.kills.stats().connections if c.joined]
+        joined = [c for c in self.kills.statistics().connections if c.joined]
         # kills joins with the systems, kills:characters with the characters; the
         # server may still count an abandoned socket as joined, so the program
         # must say both of its connections are joined (connected) now
@@ -342,12 +342,12 @@ class FaultWorld:
         )
 
     def map_streaming(self) -> bool:
-        return self.map.stats().open_streams > 0
+        return self.map.statistics().open_streams > 0
 
     def wait_map_request(self, requests_before: int, timeout_s: float = 10.0) -> None:
         """Wait for a stream request after ``requests_before`` (``connect_attempts_total``)."""
         wait_for(
-            lambda: self.map.stats().connect_attempts_total > requests_before,
+            lambda: self.map.statistics().connect_attempts_total > requests_before,
             timeout_s=timeout_s,
             interval_s=0.01,
             what="a new request for the map's event stream",

@@ -117,7 +117,7 @@ def test_the_kills_socket_reads_frames_that_arrived_together_in_one_read() -> No
         socket = BoundedWebSocket(1 << 20, 1024)
         socket.connect(server.url, suppress_origin=True)  # type: ignore[no-untyped-call]
         try:
-            wait_for(lambda: server.stats().connections_current == 1, timeout_s=5)
+            wait_for(lambda: server.statistics().connections_current == 1, timeout_s=5)
             assert server.send_raw('{"first": 1}') == 1
             assert server.send_raw('{"second": 2}') == 1
             wait_for(lambda: b"second" in _peek(socket), timeout_s=5)

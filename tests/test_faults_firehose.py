@@ -41,7 +41,7 @@ def small_killmail(killmail_id: int, kill_time: str) -> dict[str, Any]:
 
 
 def outbox(world: FaultWorld) -> int:
-    connections = world.kills.stats().connections
+    connections = world.kills.statistics().connections
     return max((c.outbox_size for c in connections), default=0)
 
 
@@ -59,7 +59,7 @@ def test_a_firehose_burst_is_slowed_down_by_the_program_never_dropped_nor_reconn
     extra = f"\n[mailbox]\njournal = {JOURNAL_MAILBOX}\n"
     with fault_world(tmp_path, seed=81, heartbeat_s=2.0, config_extra=extra) as world:
         program = world.program_running()
-        before = world.kills.stats()
+        before = world.kills.statistics()
         kill_time = format_time(time.time() - 600)
         published: set[int] = set()
         first_id = 500_000_000
@@ -87,11 +87,11 @@ def test_a_firehose_burst_is_slowed_down_by_the_program_never_dropped_nor_reconn
         assert journaled_kill_ids(world) == published
         # its heartbeats went on (the server closes a socket silent for 5 s)
         wait_for(
-            lambda: world.kills.stats().heartbeats_answered > before.heartbeats_answered,
+            lambda: world.kills.statistics().heartbeats_answered > before.heartbeats_answered,
             timeout_s=10,
             what="a heartbeat answered",
         )
-        after = world.kills.stats()
+        after = world.kills.statistics()
         # the program never closed its connection nor dialled again
         assert after.connections_accepted == before.connections_accepted
         assert after.joins_ok == before.joins_ok

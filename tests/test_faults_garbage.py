@@ -89,7 +89,7 @@ def test_a_rejected_event_with_a_bogus_id_does_not_become_the_resume_point(
         world.wait_delivered()
         world.map.send_raw(b"id: not-a-ulid\nevent: add_system\ndata: {broken\n\n")
         wait_for(lambda: rejects(world)["map:faults"] >= 1, timeout_s=5)
-        attempts = world.map.stats().connect_attempts_total
+        attempts = world.map.statistics().connect_attempts_total
         world.map.fail_next(503, None)
         world.map.drop_all()
         world.wait_map_request(attempts)

@@ -24,7 +24,7 @@ def test_websocket_dropped_abruptly_again_and_again_loses_and_duplicates_nothing
 ) -> None:
     with fault_world(tmp_path, seed=11) as world:
         for cycle in range(5):
-            joins = world.kills.stats().joins_ok
+            joins = world.kills.statistics().joins_ok
             world.wait_notified(world.publish_mix(7))
             world.publish_map_events(2, first_system=31000300 + 10 * cycle)
             # frames are in flight when the sockets are aborted (RST, no close frame)
@@ -35,7 +35,7 @@ def test_websocket_dropped_abruptly_again_and_again_loses_and_duplicates_nothing
         world.publish_mix(7)
         world.wait_delivered()
         world.assert_exactly_once()
-        assert world.kills.stats().sockets_dropped >= 5
+        assert world.kills.statistics().sockets_dropped >= 5
 
 
 def test_a_half_open_websocket_is_abandoned_and_its_lost_kills_come_back_with_the_preload(
@@ -44,7 +44,7 @@ def test_a_half_open_websocket_is_abandoned_and_its_lost_kills_come_back_with_th
     with fault_world(tmp_path, seed=12) as world:
         world.wait_notified(world.publish_mix(7))
         world.publish_recoverable(1)
-        sockets = world.kills.stats().sockets_open
+        sockets = world.kills.statistics().sockets_open
         world.kills.set_half_open(True)
         # the server now discards every push: these exist only in its history
         world.publish_recoverable(1)
@@ -54,11 +54,11 @@ def test_a_half_open_websocket_is_abandoned_and_its_lost_kills_come_back_with_th
         # both connections (kills and kills:characters) must have dialled again, since a
         # characters-only join has no preload to bring back what it missed
         wait_for(
-            lambda: world.kills.stats().sockets_open >= sockets + 2,
+            lambda: world.kills.statistics().sockets_open >= sockets + 2,
             timeout_s=10,
             what="new connection attempts after the half-open ones",
         )
-        assert world.kills.stats().frames_withheld > 0
+        assert world.kills.statistics().frames_withheld > 0
         world.kills.set_half_open(False)
         world.wait_connected()
         world.publish_mix(7)
@@ -72,14 +72,14 @@ def test_a_kills_server_restart_on_the_same_port_brings_outage_kills_back_by_pre
     with fault_world(tmp_path, seed=13) as world:
         world.wait_notified(world.publish_mix(7))
         world.publish_recoverable(1)
-        restarts = world.kills.stats().restarts
+        restarts = world.kills.statistics().restarts
         restart = threading.Thread(target=world.kills.restart, kwargs={"down_s": 1.0})
         restart.start()
         try:
             wait_for(
                 lambda: (
-                    not world.kills.stats().listening
-                    and world.kills.stats().connections_current == 0
+                    not world.kills.statistics().listening
+                    and world.kills.statistics().connections_current == 0
                 ),
                 timeout_s=10,
                 what="the server down, every connection closed",
@@ -89,7 +89,7 @@ def test_a_kills_server_restart_on_the_same_port_brings_outage_kills_back_by_pre
             world.publish_map_events(3, first_system=31000500)
         finally:
             restart.join(15)
-        assert world.kills.stats().restarts == restarts + 1
+        assert world.kills.statistics().restarts == restarts + 1
         world.wait_connected()
         world.publish_mix(7)
         world.wait_delivered()

@@ -13,7 +13,7 @@ from tests.support import wait_for
 
 def answered_at_least(world: FaultWorld, status: int, count: int) -> bool:
     """Whether ``count`` stream requests were answered ``status``."""
-    attempts = world.map.stats().connect_attempts
+    attempts = world.map.statistics().connect_attempts
     return sum(1 for attempt in attempts if attempt.status == status) >= count
 
 
@@ -23,7 +23,7 @@ def test_sse_dropped_resumes_exactly_after_the_last_journaled_event(tmp_path: Pa
         for cycle in range(3):
             world.publish_mix(6)
             published += [world.rally_point(), world.add_system(31000600 + cycle)]
-            attempts = world.map.stats().connect_attempts_total
+            attempts = world.map.statistics().connect_attempts_total
             # every reconnection is refused until the test says so: what follows is
             # emitted while the program is disconnected, and must come by backfill
             world.map.fail_next(503, None)
@@ -43,7 +43,7 @@ def test_sse_dropped_resumes_exactly_after_the_last_journaled_event(tmp_path: Pa
         # exact: every event once, none replayed by a resume from too far back
         assert set(published) <= set(journaled)
         assert max(journaled.values()) == 1
-        resumed = [a for a in world.map.stats().connect_attempts if a.status == 200][1:]
+        resumed = [a for a in world.map.statistics().connect_attempts if a.status == 200][1:]
         assert resumed
         assert all(attempt.last_event_id for attempt in resumed)
 
@@ -70,7 +70,7 @@ def test_sse_answering_500_then_429_then_401_backs_off_and_recovers_without_loss
         world.publish_mix(3)
         world.wait_delivered()
         world.assert_exactly_once()
-        failing = [a for a in world.map.stats().connect_attempts if a.status != 200]
+        failing = [a for a in world.map.statistics().connect_attempts if a.status != 200]
         gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(failing)]
         # an answering-but-failing server is never hammered in a tight loop
         assert min(gaps) >= 0.04, gaps
@@ -79,7 +79,7 @@ def test_sse_answering_500_then_429_then_401_backs_off_and_recovers_without_loss
 def test_a_silent_sse_stream_is_given_up_by_its_watchdog_and_backfilled(tmp_path: Path) -> None:
     with fault_world(tmp_path, seed=23) as world:
         world.publish_mix(6)
-        attempts = world.map.stats().connect_attempts_total
+        attempts = world.map.statistics().connect_attempts_total
         # connected, yet nothing comes, not even a keepalive: a half-open stream
         world.map.set_silent(True)
         world.publish_map_events(4, first_system=31000750)
@@ -90,4 +90,4 @@ def test_a_silent_sse_stream_is_given_up_by_its_watchdog_and_backfilled(tmp_path
         world.publish_map_events(2, first_system=31000760)
         world.wait_delivered()
         world.assert_exactly_once()
-        assert world.map.stats().connect_attempts_total >= attempts + 2
+        assert world.map.statistics().connect_attempts_total >= attempts + 2

@@ -60,7 +60,7 @@ def joined(tree: SupervisionTree, name: str, server: KillsServer) -> dict[str, A
         report = tree.registry.ask(name, GetStatus())
         port = int(report["socket"]["local_port"])
         try:
-            connection = server.stats().connection(port)
+            connection = server.statistics().connection(port)
         except KeyError:
             return {}
         return dataclasses.asdict(connection) if connection.joined else {}

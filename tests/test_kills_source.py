@@ -104,7 +104,7 @@ def joined_port(tree: SupervisionTree, server: KillsServer) -> int:
         if report["connection"]["state"] not in ("connected", "degraded"):
             return 0
         try:
-            return port if server.stats().connection(port).joined else 0
+            return port if server.statistics().connection(port).joined else 0
         except KeyError:
             return 0
 
@@ -137,10 +137,10 @@ def test_join_carries_tracked_systems_and_characters_but_never_an_invalid_id(
     tracking = TrackingLog([SYSTEM, OTHER_SYSTEM, 0, 60_000_000], [CHARACTER, 42])
     tree = start(trees, server, JournalLog(), tracking)
     port = joined_port(tree, server)
-    connection = server.stats().connection(port)
+    connection = server.statistics().connection(port)
     assert connection.systems == {SYSTEM, OTHER_SYSTEM}
     assert connection.characters == {CHARACTER}
-    stats = server.stats()
+    stats = server.statistics()
     assert (stats.joins_ok, stats.joins_error) == (1, 0)
     assert status(tree)["subscription"]["dropped_ids"] == {
         "invalid_system_ids": 2,
@@ -157,15 +157,15 @@ def test_subscription_follows_tracking_changes_without_rejoining(
     tree.registry.tell(Names.KILLS, tracking.set([OTHER_SYSTEM, THIRD_SYSTEM], [OTHER_CHARACTER]))
     wait_for(
         lambda: (
-            server.stats().connection(port).systems == {OTHER_SYSTEM, THIRD_SYSTEM}
-            and server.stats().connection(port).characters == {OTHER_CHARACTER}
+            server.statistics().connection(port).systems == {OTHER_SYSTEM, THIRD_SYSTEM}
+            and server.statistics().connection(port).characters == {OTHER_CHARACTER}
         ),
         what="the server's subscription follows tracking",
     )
-    connection = server.stats().connection(port)
+    connection = server.statistics().connection(port)
     assert connection.joins == 1
     assert connection.subscription_updates == 4  # unsubscribe and subscribe, of each kind
-    assert server.stats().connections_accepted == 1
+    assert server.statistics().connections_accepted == 1
 
 
 def test_tracking_that_starts_late_is_asked_again_and_followed_without_rejoining(
@@ -174,10 +174,10 @@ def test_tracking_that_starts_late_is_asked_again_and_followed_without_rejoining
     tracking = TrackingLog([SYSTEM], [CHARACTER], answering=False)
     tree = start(trees, server, JournalLog(), tracking, tracking_grace_s=0.1)
     port = joined_port(tree, server)
-    assert server.stats().connection(port).systems == set()
+    assert server.statistics().connection(port).systems == set()
     tracking.answering.set()
-    wait_for(lambda: server.stats().connection(port).systems == {SYSTEM}, what="late tracking")
-    assert server.stats().connection(port).joins == 1
+    wait_for(lambda: server.statistics().connection(port).systems == {SYSTEM}, what="late tracking")
+    assert server.statistics().connection(port).joins == 1
     assert status(tree)["subscription"]["tracking_known"] is True
 
 
@@ -194,7 +194,7 @@ def test_heartbeat_and_ping_round_trips_are_measured_from_their_replies(
     assert 0 < report["phoenix"]["last_rtt_s"] < 0.1
     assert 0 < report["socket"]["ping_rtt_ms"] < 100
     assert 0 < report["connection"]["rtt_ms"] < 100
-    assert server.stats().connection(port).heartbeats >= 2
+    assert server.statistics().connection(port).heartbeats >= 2
 
 
 def test_half_open_connection_is_detected_within_the_heartbeat_timeout_and_recovered(
@@ -233,7 +233,7 @@ def test_abrupt_drops_are_recovered_with_a_growing_backoff(
     report = status(tree)
     assert report["connection"]["reconnects"] == 3
     assert report["reconnect"]["resets"] == 0
-    assert server.stats().joins_ok == 4
+    assert server.statistics().joins_ok == 4
 
 
 def test_preload_replays_are_flagged_and_live_kills_are_not(
@@ -301,8 +301,8 @@ def test_garbage_frames_of_every_kind_are_rejected_with_reasons_and_the_connecti
     report = status(tree)
     assert sum(report["rejects"].values()) == len(frames)
     assert report["rejects"]["invalid_payload"] == 2
-    assert server.stats().connections_accepted == 1
-    assert server.stats().connection(port).joins == 1
+    assert server.statistics().connections_accepted == 1
+    assert server.statistics().connection(port).joins == 1
     raw = next(r.raw for r in journal.rejects if r.reason == "binary_frame")
     assert raw == b"\x00\xff\xfe"
 
@@ -362,7 +362,7 @@ def test_refused_batches_are_held_and_resent_once_the_journal_takes_them(
     report = status_when(tree, lambda r: r["journal"]["gate"]["open"] is True, "the gate reopened")
     assert report["journal"]["size"] == 0
     assert report["journal"]["refused_total"] >= 1
-    assert server.stats().connections_accepted == 1
+    assert server.statistics().connections_accepted == 1
 
 
 def test_a_journal_that_falls_behind_slows_the_feed_and_nothing_is_dropped_or_reconnected(
@@ -388,9 +388,9 @@ def test_a_journal_that_falls_behind_slows_the_feed_and_nothing_is_dropped_or_re
             "the reader paused for longer than the heartbeat timeout",
         )
         # The pause the program chose is not a dead peer: its heartbeats go on.
-        heartbeats = server.stats().connection(port).heartbeats
+        heartbeats = server.statistics().connection(port).heartbeats
         wait_for(
-            lambda: server.stats().connection(port).heartbeats >= heartbeats + 2,
+            lambda: server.statistics().connection(port).heartbeats >= heartbeats + 2,
             what="heartbeats while paused",
         )
         assert status(tree)["reconnect"]["failures"] == 0
@@ -403,8 +403,8 @@ def test_a_journal_that_falls_behind_slows_the_feed_and_nothing_is_dropped_or_re
     assert report["reconnect"]["failures"] == 0
     assert report["journal"]["gate"]["waits_total"] >= 1
     assert report["journal"]["held_total"] == 0
-    assert server.stats().connections_accepted == 1
-    assert server.stats().connection(port).joins == 1
+    assert server.statistics().connections_accepted == 1
+    assert server.statistics().connection(port).joins == 1
 
 
 def test_a_refusing_journal_pauses_reading_on_the_same_connection_until_it_takes_again(
@@ -421,8 +421,8 @@ def test_a_refusing_journal_pauses_reading_on_the_same_connection_until_it_takes
     journal.refusing.clear()
     expected = [str(40 + n) for n in range(4) for _twice in range(2)]
     wait_for(lambda: [e.id for e in journal.events] == expected, what="everything, in order")
-    assert server.stats().connections_accepted == 1
-    assert server.stats().connection(port).joins == 1
+    assert server.statistics().connections_accepted == 1
+    assert server.statistics().connection(port).joins == 1
 
 
 def test_stopping_closes_the_socket_and_ends_the_reader_thread(
@@ -431,5 +431,5 @@ def test_stopping_closes_the_socket_and_ends_the_reader_thread(
     tree = start(trees, server, JournalLog(), TrackingLog([SYSTEM]))
     joined_port(tree, server)
     tree.stop()
-    wait_for(lambda: server.stats().connections_current == 0, what="the server sees the close")
+    wait_for(lambda: server.statistics().connections_current == 0, what="the server sees the close")
     assert not [t for t in threading.enumerate() if t.name.startswith("kills-reader")]

@@ -137,11 +137,11 @@ def test_requested_events_are_the_defaults_unless_configured(
 ) -> None:
     tree = start(trees, server)
     live(tree)
-    assert server.stats().connect_attempts[0].events == ",".join(DEFAULT_MAP_EVENTS)
+    assert server.statistics().connect_attempts[0].events == ",".join(DEFAULT_MAP_EVENTS)
     trees.stop_all()
     tree = start(trees, server, events=("add_system", "map_kill"))
     live(tree)
-    assert server.stats().connect_attempts[-1].events == "add_system,map_kill"
+    assert server.statistics().connect_attempts[-1].events == "add_system,map_kill"
 
 
 @pytest.mark.parametrize("framing", ["lf", "crlf", "cr", "split", "coalesce"])
@@ -180,7 +180,7 @@ def test_resume_after_a_drop_gets_exactly_the_missed_events(
     live(tree)
     wait_for(lambda: len(journal.events) == 7, what="the missed events")
     assert journaled_ids(journal) == before + missed
-    resumed = server.stats().connect_attempts[-1]
+    resumed = server.statistics().connect_attempts[-1]
     assert (resumed.status, resumed.last_event_id, resumed.last_event_id_header) == (
         200,
         before[-1],
@@ -210,7 +210,7 @@ def test_an_error_answering_server_is_retried_with_growing_delays(
     server.fail_next(503, count=5)
     tree = start(trees, server)
     live(tree)
-    attempts = server.stats().connect_attempts
+    attempts = server.statistics().connect_attempts
     assert [attempt.status for attempt in attempts] == [503] * 5 + [200]
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(attempts)]
     # Each delay is at least the previous one's ceiling (equal jitter): they never shrink.
@@ -230,7 +230,7 @@ def test_unauthorized_is_reported_as_failed_and_retried_slowly_never_in_a_loop(
         tree = start(trees, server)
         wait_for(lambda: state(tree) == "failed", what="failed on 401")
         status_when(tree, lambda r: r["sse"]["config_errors"] >= 3, "three slow attempts")
-    attempts = server.stats().connect_attempts
+    attempts = server.statistics().connect_attempts
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(attempts)]
     assert all(gap >= 0.3 - 0.01 for gap in gaps)  # config_error_retry_s
     assert any("api_key" in record.getMessage() for record in caplog.records)
@@ -250,7 +250,7 @@ def test_a_wrong_api_key_fails_the_rest_bootstrap_and_says_what_to_fix(
     (record,) = [r for r in caplog.records if r.name == "actors.map_source"]
     assert "401" in record.getMessage()
     assert "api_key" in record.getMessage()
-    assert server.stats().connect_attempts_total == 0  # the stream was never tried
+    assert server.statistics().connect_attempts_total == 0  # the stream was never tried
 
 
 def test_keepalive_comments_keep_a_quiet_stream_and_silence_is_detected(
@@ -258,8 +258,8 @@ def test_keepalive_comments_keep_a_quiet_stream_and_silence_is_detected(
 ) -> None:
     tree = start(trees, server)
     live(tree)
-    wait_for(lambda: server.stats().keepalives_written >= 8, what="a quiet stream kept alive")
-    assert server.stats().connect_attempts_total == 1
+    wait_for(lambda: server.statistics().keepalives_written >= 8, what="a quiet stream kept alive")
+    assert server.statistics().connect_attempts_total == 1
     assert state(tree) == "connected"
     server.set_silent(True)
     went_silent = time.monotonic()
@@ -282,7 +282,7 @@ def test_a_200_stream_without_the_connected_event_never_resets_the_backoff(
     tree = start(trees, server, keepalive_timeout_s=0.2, options={"stable_s": 0.0})
     report = status_when(tree, lambda r: r["reconnect"]["attempt"] >= 3, "three silent streams")
     assert report["reconnect"]["resets"] == 0
-    assert {attempt.status for attempt in server.stats().connect_attempts} == {200}
+    assert {attempt.status for attempt in server.statistics().connect_attempts} == {200}
     assert report["connection"]["errors"]["keepalive_timeout"] >= 3
     server.set_silent(False)
     live(tree)
@@ -296,7 +296,7 @@ def test_bootstrap_is_sent_again_only_after_a_gap_longer_than_the_backfill_windo
     live(tree)
     wait_for(lambda: len(tracking.bootstraps) == 1, what="the start bootstrap")
     server.drop_all()
-    wait_for(lambda: server.stats().connect_attempts_total == 2, what="a quick reconnect")
+    wait_for(lambda: server.statistics().connect_attempts_total == 2, what="a quick reconnect")
     live(tree)
     assert len(tracking.bootstraps) == 1
     server.fail_next(503, count=None)
@@ -367,7 +367,7 @@ def test_garbage_events_are_rejected_with_reasons_and_the_stream_goes_on(
     report = status(tree)
     assert sum(report["rejects"].values()) == len(GARBAGE)
     assert report["sse"]["parser"]["oversize_lines"] == 1
-    assert server.stats().connect_attempts_total == 1
+    assert server.statistics().connect_attempts_total == 1
     assert journal.cursor(SOURCE) == published
 
 
@@ -386,7 +386,7 @@ def test_a_refusing_journal_pauses_the_stream_without_closing_it_and_loses_nothi
     wait_for(lambda: len(journal.events) == 6, what="everything journaled")
     assert journaled_ids(journal) == first + refused
     assert journal.cursor(SOURCE) == refused[-1]
-    assert server.stats().connect_attempts_total == 1
+    assert server.statistics().connect_attempts_total == 1
 
 
 def test_a_journal_that_falls_behind_pauses_the_stream_past_the_keepalive_timeout(
@@ -412,7 +412,7 @@ def test_a_journal_that_falls_behind_pauses_the_stream_past_the_keepalive_timeou
     wait_for(lambda: len(journal.events) >= len(published), what="every event journaled")
     assert journaled_ids(journal) == published
     assert journal.cursor(SOURCE) == published[-1]
-    assert server.stats().connect_attempts_total == 1
+    assert server.statistics().connect_attempts_total == 1
     assert status(tree)["reconnect"]["failures"] == 0
 
 
@@ -430,11 +430,11 @@ def test_an_unanswered_cursor_ask_is_retried_and_the_committed_cursor_resumes_th
         lambda r: r["connection"]["errors"].get("journal_unavailable", 0) >= 2,
         "the cursor asked again",
     )
-    assert server.stats().connect_attempts_total == 0
+    assert server.statistics().connect_attempts_total == 0
     journal.cursor_unavailable.clear()
     live(tree)
     wait_for(lambda: journaled_ids(journal) == missed, what="exactly the events after the cursor")
-    attempt = server.stats().connect_attempts[-1]
+    attempt = server.statistics().connect_attempts[-1]
     assert (attempt.last_event_id, attempt.last_event_id_header) == (committed[-1], committed[-1])
 
 
@@ -449,8 +449,8 @@ def test_the_servers_retry_field_lengthens_the_reconnection_delay(
     wait_for(lambda: journaled_ids(journal) == [marker], what="the retry field parsed")
     dropped_at = time.monotonic()
     server.drop_all()
-    wait_for(lambda: server.stats().connect_attempts_total == 2, what="the reconnection")
-    assert server.stats().connect_attempts[-1].at - dropped_at >= 0.4
+    wait_for(lambda: server.statistics().connect_attempts_total == 2, what="the reconnection")
+    assert server.statistics().connect_attempts[-1].at - dropped_at >= 0.4
     assert status(tree)["sse"]["server_retry_s"] == 0.4
 
 
@@ -460,5 +460,5 @@ def test_stopping_closes_the_stream_and_ends_the_reader_thread(
     tree = start(trees, server)
     live(tree)
     tree.stop()
-    wait_for(lambda: server.stats().open_streams == 0, what="the server sees the stream end")
+    wait_for(lambda: server.statistics().open_streams == 0, what="the server sees the stream end")
     assert not [t for t in threading.enumerate() if t.name.startswith("map-reader")]

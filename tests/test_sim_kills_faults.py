@@ -55,8 +55,8 @@ def test_drop_all_aborts_connections_without_a_close_frame(
     assert server.drop_all() == 1
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionResetError)):
         probe.ws.recv_data(control_frame=True)
-    wait_for(lambda: server.stats().sockets_open == 0)
-    stats = server.stats()
+    wait_for(lambda: server.statistics().sockets_open == 0)
+    stats = server.statistics()
     assert (stats.sockets_dropped, stats.connections_current) == (1, 0)
     open_probe(server, probes).joined([SYSTEM])
 
@@ -76,7 +76,7 @@ def half_open_exchange(server: KillsServer, probe: Probe) -> None:
     probe.ws.settimeout(1.0)  # more than three idle timeouts
     with pytest.raises(websocket.WebSocketTimeoutException):
         probe.ws.recv_data_frame(control_frame=True)
-    stats = server.stats()
+    stats = server.statistics()
     assert stats.half_open
     assert (stats.sockets_open, stats.idle_timeouts) == (1, 0)
     assert stats.frames_withheld == 2  # the kill's two pushes went nowhere
@@ -126,7 +126,7 @@ def test_stop_returns_promptly_while_half_open_with_a_pending_handshake() -> Non
     try:
         probe.joined([SYSTEM])
         server.set_half_open(True)
-        wait_for(lambda: server.stats().sockets_open == 2)
+        wait_for(lambda: server.statistics().sockets_open == 2)
         started = time.monotonic()
         server.stop()
         assert time.monotonic() - started < 3.0
@@ -182,7 +182,7 @@ def test_frame_that_is_not_a_v1_message_crashes_the_socket_with_1011(
     else:
         probe.ws.send(garbage)
     assert close_code(probe) == 1011
-    assert server.stats().socket_crashes == 1
+    assert server.statistics().socket_crashes == 1
 
 
 def test_restart_closes_with_1001_and_listens_again_on_the_same_port(
@@ -200,7 +200,7 @@ def test_restart_closes_with_1001_and_listens_again_on_the_same_port(
     again.reply(again.join([SYSTEM]))
     _, preloads = again.until(lambda frame: frame["event"] == "preload_complete")
     assert len(preloads) == 1  # the history survived the restart
-    stats = server.stats()
+    stats = server.statistics()
     assert (stats.restarts, stats.connections_accepted, stats.listening) == (1, 2, True)
 
 
@@ -210,7 +210,7 @@ def test_restart_with_down_time_refuses_connections_meanwhile(
     restarting = threading.Thread(target=server.restart, kwargs={"down_s": 0.5})
     restarting.start()
     try:
-        wait_for(lambda: not server.stats().listening)
+        wait_for(lambda: not server.statistics().listening)
         with pytest.raises(ConnectionRefusedError):
             websocket.create_connection(server.url, timeout=1.0)
     finally:
@@ -225,8 +225,8 @@ def test_a_client_that_lets_its_outbox_fill_is_dropped(probes: list[Probe]) -> N
         for _ in range(30):  # 60 MiB the client never reads
             if server.send_raw("x" * (2 << 20)) == 0:
                 break
-        wait_for(lambda: server.stats().slow_consumer_drops == 1)
-        wait_for(lambda: server.stats().connections_current == 0)
+        wait_for(lambda: server.statistics().slow_consumer_drops == 1)
+        wait_for(lambda: server.statistics().connections_current == 0)
 
 
 def test_stop_closes_connections_joins_the_thread_and_frees_the_port() -> None:
@@ -242,7 +242,7 @@ def test_stop_closes_connections_joins_the_thread_and_frees_the_port() -> None:
         probe.close()
     assert not any(t.name == "kills-server" for t in threading.enumerate())
     with pytest.raises(RuntimeError, match="not running"):
-        server.stats()
+        server.statistics()
     server.stop()
     with KillsServer(port=port) as reborn:
         assert reborn.port == port
@@ -261,7 +261,7 @@ def test_traffic_runner_publishes_to_subscribers_until_stopped(
     update, _ = probe.until(lambda frame: frame["event"] == "killmail_update")
     assert update["topic"] == LOBBY
     assert update["payload"]["preload"] is False
-    assert server.stats().kills_published == runner.published
+    assert server.statistics().kills_published == runner.published
 
 
 def test_stopping_the_server_stops_its_traffic_runners() -> None:

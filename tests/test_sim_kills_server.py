@@ -101,7 +101,7 @@ def test_one_invalid_id_rejects_the_whole_join(
     reply = probe.reply(probe.join(systems, characters))
     assert reply["payload"]["status"] == "error"
     assert reply["payload"]["response"]["reason"]
-    stats = server.stats()
+    stats = server.statistics()
     assert (stats.joins_ok, stats.joins_error) == (0, 1)
     assert not stats.connection(probe.local_port).joined
 
@@ -193,7 +193,7 @@ def test_subscription_changes_without_rejoining(
     assert unchanged["payload"]["response"] == {
         "message": "Already subscribed to all requested characters"
     }
-    connection = server.stats().connection(probe.local_port)
+    connection = server.statistics().connection(probe.local_port)
     assert connection.joins == 1
     assert connection.systems == {OTHER_SYSTEM}
     assert connection.characters == {PILOT}
@@ -225,7 +225,7 @@ def test_eleventh_subscription_update_within_a_minute_is_rejected(
     clock.advance(15.0)  # the first update is now more than a minute old
     allowed = probe.reply(probe.send(LOBBY, "subscribe_characters", {"character_ids": [PILOT]}))
     assert allowed["payload"]["status"] == "ok"
-    stats = server.stats()
+    stats = server.statistics()
     assert (stats.subscription_updates, stats.subscription_updates_rate_limited) == (11, 1)
 
 
@@ -243,7 +243,7 @@ def test_heartbeat_reply_carries_the_same_ref_joined_or_not(
     probe.joined([SYSTEM])
     refs = [probe.heartbeat() for _ in range(5)]
     assert [probe.frame()["ref"] for _ in refs] == refs
-    assert server.stats().heartbeats_answered == 6
+    assert server.statistics().heartbeats_answered == 6
 
 
 def test_get_status_reports_the_subscription(connect: ProbeFactory) -> None:
@@ -270,7 +270,7 @@ def test_rejoin_closes_the_old_channel_and_replays_the_preload(
     assert probe.frame()["ref"] == second_ref
     _, preloads = probe.until(is_event("preload_complete"))
     assert [frame["payload"]["preload"] for frame in preloads] == [True]
-    assert server.stats().connection(probe.local_port).joins == 2
+    assert server.statistics().connection(probe.local_port).joins == 2
 
 
 def test_unknown_event_crashes_the_channel_until_the_next_join(connect: ProbeFactory) -> None:
@@ -293,7 +293,7 @@ def test_malformed_subscription_payload_crashes_the_channel(
     probe.joined([])
     probe.send(LOBBY, "subscribe_systems", {"systems": "31000005"})
     assert probe.frame()["event"] == "phx_error"
-    assert server.stats().channel_crashes == 1
+    assert server.statistics().channel_crashes == 1
 
 
 def test_message_before_join_or_to_another_topic_is_unmatched(connect: ProbeFactory) -> None:
@@ -336,7 +336,7 @@ def test_idle_socket_is_closed_with_code_1000(clock: FakeClock) -> None:
         assert opcode == websocket.ABNF.OPCODE_CLOSE
         assert int.from_bytes(data[:2], "big") == 1000
         assert 0.2 < waited < 2.0
-        assert server.stats().idle_timeouts == 1
+        assert server.statistics().idle_timeouts == 1
 
 
 def test_websocket_pings_alone_keep_an_idle_socket_open(clock: FakeClock) -> None:
@@ -350,7 +350,7 @@ def test_websocket_pings_alone_keep_an_idle_socket_open(clock: FakeClock) -> Non
                 pinging.ws.settimeout(0.1)
                 with pytest.raises(websocket.WebSocketTimeoutException):
                     pinging.ws.recv()
-            assert server.stats().idle_timeouts == 0
+            assert server.statistics().idle_timeouts == 0
         finally:
             pinging.close()
 
@@ -368,7 +368,7 @@ def test_history_is_bounded_and_keeps_the_newest(
         kills = [kill_in(generator, clock, SYSTEM) for _ in range(5)]
         for kill in kills:
             server.publish(kill)
-        stats = server.stats()
+        stats = server.statistics()
         assert (stats.history_size, stats.history_capacity) == (3, 3)
         probe = Probe(server.url)
         try:
@@ -384,7 +384,7 @@ def test_publish_refuses_a_killmail_without_integer_ids(server: KillsServer) -> 
     for broken in ({"killmail_id": "1", "system_id": SYSTEM}, {"killmail_id": 1}):
         with pytest.raises(ValueError, match="integer"):
             server.publish(broken)
-    assert server.stats().kills_published == 0
+    assert server.statistics().kills_published == 0
 
 
 def test_frames_are_v1_json_objects(connect: ProbeFactory) -> None:
@@ -402,13 +402,13 @@ def test_publish_many_pushes_in_order_and_refuses_a_bad_batch_whole(
     batch = [kill_in(generator, clock, system) for system in (SYSTEM, OTHER_SYSTEM, SYSTEM)]
     with pytest.raises(ValueError, match="integer"):
         server.publish_many([*batch, {"killmail_id": None, "system_id": SYSTEM}])
-    assert server.stats().kills_published == 0
+    assert server.statistics().kills_published == 0
 
     assert server.publish_many(batch) == 2
     received = [probe.frame()["payload"]["killmails"][0]["killmail_id"] for _ in range(4)]
     first, third = batch[0]["killmail_id"], batch[2]["killmail_id"]
     assert received == [first, first, third, third]
-    assert server.stats().kills_published == 3
+    assert server.statistics().kills_published == 3
 
 
 def test_a_join_with_systems_gets_only_their_kills_even_of_its_characters(
@@ -438,7 +438,7 @@ def test_characters_subscribed_after_an_empty_join_get_nothing(
     probe = connect()
     probe.joined([], [])
     probe.reply(probe.send(LOBBY, "subscribe_characters", {"characters": [PILOT]}))
-    assert server.stats().connection(probe.local_port).characters == {PILOT}
+    assert server.statistics().connection(probe.local_port).characters == {PILOT}
     assert server.publish(kill_in(generator, clock, OTHER_SYSTEM, involving=PILOT)) == 0
 
 

@@ -123,7 +123,7 @@ def test_drop_all_closes_every_stream_without_the_final_chunk(server: MapServer)
     streams = [connected_stream(server) for _ in range(2)]
     try:
         assert server.drop_all() == 2
-        assert server.stats().open_streams == 0
+        assert server.statistics().open_streams == 0
         for stream in streams:
             with pytest.raises(EOFError):
                 stream.chunk()
@@ -154,7 +154,7 @@ def test_drop_all_mid_event_cuts_the_next_event_which_backfill_then_replays(
     with raw_stream(server, f"last_event_id={before}") as resumed:
         assert [e.id for e in resumed.events(2)[1:]] == [cut]
     # ``before`` live and ``cut`` on the resume only; counted once the write has returned.
-    wait_for(lambda: server.stats().events_written == 2)
+    wait_for(lambda: server.statistics().events_written == 2)
 
 
 def test_send_raw_writes_the_bytes_as_they_are_in_one_write(server: MapServer) -> None:
@@ -173,7 +173,7 @@ def test_send_raw_writes_the_bytes_as_they_are_in_one_write(server: MapServer) -
     finally:
         stream.close()
     assert received == garbage
-    wait_for(lambda: server.stats().raw_writes == len(garbage))
+    wait_for(lambda: server.statistics().raw_writes == len(garbage))
 
 
 def test_send_raw_and_events_keep_their_order(server: MapServer) -> None:
@@ -214,8 +214,8 @@ def test_set_silent_kills_open_streams_for_good(server: MapServer) -> None:
             stream.chunk()
     finally:
         stream.close()
-    assert server.stats().events_written == 0
-    assert server.stats().keepalives_written == 0
+    assert server.statistics().events_written == 0
+    assert server.statistics().keepalives_written == 0
 
 
 def test_a_client_that_does_not_read_is_dropped_when_its_queue_is_full() -> None:
@@ -227,12 +227,12 @@ def test_a_client_that_does_not_read_is_dropped_when_its_queue_is_full() -> None
             big = {"blob": "x" * 200_000}
             for _ in range(400):
                 server.publish("signatures_updated", big)
-                if server.stats().slow_consumer_drops:
+                if server.statistics().slow_consumer_drops:
                     break
-            wait_for(lambda: server.stats().open_streams == 0)
+            wait_for(lambda: server.statistics().open_streams == 0)
         finally:
             response.close()
-        assert server.stats().slow_consumer_drops == 1
+        assert server.statistics().slow_consumer_drops == 1
 
 
 def test_the_fault_switches_are_harmless_when_the_server_is_not_running() -> None:
@@ -241,7 +241,7 @@ def test_the_fault_switches_are_harmless_when_the_server_is_not_running() -> Non
     assert server.send_raw(b"x") == 0
     server.set_silent(True)
     server.publish("add_system", PAYLOAD)
-    assert server.stats().retained_events == 1
+    assert server.statistics().retained_events == 1
 
 
 def test_a_requests_client_sees_a_dropped_stream_as_an_error_not_a_clean_end(

@@ -92,7 +92,7 @@ def test_an_event_without_a_usable_id_is_published_but_changes_nothing(server: M
     server.publish("character_added", {"character_eve_id": "not-a-number"})
     assert set(systems(server)) == {31000005}
     assert tracked_eve_ids(server) == ["2117000001"]
-    assert server.stats().events_published == 2
+    assert server.statistics().events_published == 2
 
 
 def test_seeding_methods_add_state_without_publishing(server: MapServer) -> None:
@@ -100,8 +100,8 @@ def test_seeding_methods_add_state_without_publishing(server: MapServer) -> None
     server.add_character(2117000009, "Ninth")
     assert set(systems(server)) == {31000005, 31000006}
     assert tracked_eve_ids(server) == ["2117000001", "2117000009"]
-    assert server.stats().events_published == 0
-    assert server.stats().retained_events == 0
+    assert server.statistics().events_published == 0
+    assert server.statistics().retained_events == 0
 
 
 def test_the_map_state_is_bounded() -> None:
@@ -115,7 +115,7 @@ def test_the_map_state_is_bounded() -> None:
     server.add_character(90000001, "one")
     with pytest.raises(ValueError, match="full"):
         server.publish("character_added", {"eve_id": 90000002})
-    stats = server.stats()
+    stats = server.statistics()
     assert (stats.systems, stats.characters, stats.events_published) == (1, 1, 0)
 
 
@@ -131,8 +131,8 @@ def test_rest_needs_the_bearer_key_and_a_known_map(server: MapServer) -> None:
 def test_fail_next_leaves_rest_requests_alone(server: MapServer) -> None:
     server.fail_next(500, None)
     assert get(server, "systems").status_code == 200
-    assert server.stats().rest_requests == 1
-    assert server.stats().connect_attempts_total == 0
+    assert server.statistics().rest_requests == 1
+    assert server.statistics().connect_attempts_total == 0
 
 
 def test_publish_refuses_bad_types_and_payloads(server: MapServer) -> None:
@@ -142,4 +142,4 @@ def test_publish_refuses_bad_types_and_payloads(server: MapServer) -> None:
         server.publish("add_system", {"solar_system_id": object()})
     with pytest.raises(ValueError, match="killmail_id"):
         server.publish_map_kill({"killmail_id": "123"})
-    assert server.stats().events_published == 0
+    assert server.statistics().events_published == 0

@@ -40,7 +40,7 @@ def test_a_stream_request_without_a_bearer_token_gets_a_json_401(server: MapServ
         "code": "UNAUTHORIZED",
         "status": 401,
     }
-    assert server.stats().connect_attempts[-1].status == 401
+    assert server.statistics().connect_attempts[-1].status == 401
 
 
 def test_a_wrong_api_key_gets_401(server: MapServer) -> None:
@@ -148,7 +148,7 @@ def test_backfill_replays_exactly_the_events_newer_than_last_event_id(
         events += stream.events(1)
     assert events[0].event == "connected"
     assert [e.id for e in events[1:]] == [*ids[2:], live]
-    attempt = server.stats().connect_attempts[-1]
+    attempt = server.statistics().connect_attempts[-1]
     assert attempt.last_event_id == ids[1]
     assert attempt.status == 200
 
@@ -217,7 +217,7 @@ def test_the_last_event_id_header_is_recorded_but_only_the_query_resumes(
         assert [e.id for e in stream.events(1)] == [live]
     with raw_stream(server, f"last_event_id={first}", {"Last-Event-ID": second}) as stream:
         assert [e.id for e in stream.events(2)[1:]] == [second]
-    attempts = server.stats().connect_attempts
+    attempts = server.statistics().connect_attempts
     assert (attempts[0].last_event_id, attempts[0].last_event_id_header) == (None, first)
     assert (attempts[1].last_event_id, attempts[1].last_event_id_header) == (first, second)
 
@@ -243,13 +243,13 @@ def test_events_older_than_the_retention_window_are_not_replayed(
         events = stream.events(3)
     assert oldest not in [e.id for e in events]
     assert [e.id for e in events[1:]] == [middle, newest]
-    assert server.stats().retained_events == 2
+    assert server.statistics().retained_events == 2
 
 
 def test_the_retained_log_is_bounded_and_drops_its_oldest_events(clock: FakeClock) -> None:
     with MapServer(clock=clock, max_retained=3) as server:
         ids = [server.publish("add_system", {"solar_system_id": n}) for n in range(5)]
-        stats = server.stats()
+        stats = server.statistics()
         assert (stats.retained_events, stats.retained_capacity) == (3, 3)
         with raw_stream(server, f"last_event_id={ulid.encode(0, 0)}") as stream:
             assert [e.id for e in stream.events(4)[1:]] == ids[2:]
@@ -263,7 +263,7 @@ def test_a_silent_stream_gets_a_keepalive_comment_after_keepalive_s(server: MapS
         waited = time.monotonic() - started
     assert chunk == b": keepalive\n\n"
     assert KEEPALIVE_S * 0.8 <= waited < KEEPALIVE_S * 5
-    wait_for(lambda: server.stats().keepalives_written >= 1)
+    wait_for(lambda: server.statistics().keepalives_written >= 1)
 
 
 def test_keepalives_can_be_switched_off(server: MapServer) -> None:
@@ -273,7 +273,7 @@ def test_keepalives_can_be_switched_off(server: MapServer) -> None:
         stream.sock.settimeout(KEEPALIVE_S * 3)
         with pytest.raises(TimeoutError):
             stream.chunk()
-    assert server.stats().keepalives_written == 0
+    assert server.statistics().keepalives_written == 0
 
 
 def test_streams_beyond_the_per_key_limit_get_429_until_one_closes(server: MapServer) -> None:
@@ -284,13 +284,13 @@ def test_streams_beyond_the_per_key_limit_get_429_until_one_closes(server: MapSe
             assert refused.status == 429
             assert b'"API_KEY_CONNECTION_LIMIT"' in refused.body
         clients[0].close()
-        wait_for(lambda: server.stats().open_streams == 2)
+        wait_for(lambda: server.statistics().open_streams == 2)
         with raw_stream(server) as admitted:
             assert admitted.status == 200
     finally:
         for client in clients:
             client.close()
-    wait_for(lambda: server.stats().open_streams == 0)
+    wait_for(lambda: server.statistics().open_streams == 0)
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 429, 500, 503])
@@ -307,7 +307,7 @@ def test_fail_next_answers_the_next_attempts_with_that_status_and_a_json_body(
             assert {"error", "code", "status"} == set(response.json())
         response.close()
     assert answers == [status, status, 200]
-    assert [a.status for a in server.stats().connect_attempts] == answers
+    assert [a.status for a in server.statistics().connect_attempts] == answers
 
 
 def test_fail_next_without_a_count_fails_until_cleared(server: MapServer) -> None:
@@ -334,7 +334,7 @@ def test_connect_attempts_carry_increasing_monotonic_times(server: MapServer) ->
     for _ in range(3):
         requests.get(stream_url(server), headers=AUTH, timeout=5)
     after = time.monotonic()
-    times = [attempt.at for attempt in server.stats().connect_attempts]
+    times = [attempt.at for attempt in server.statistics().connect_attempts]
     assert times == sorted(times)
     assert before <= times[0]
     assert times[-1] <= after
@@ -345,7 +345,7 @@ def test_recorded_connect_attempts_are_bounded(clock: FakeClock) -> None:
         server.fail_next(500, None)
         for _ in range(5):
             requests.get(stream_url(server), headers=AUTH, timeout=5)
-        stats = server.stats()
+        stats = server.statistics()
     assert len(stats.connect_attempts) == 2
     assert stats.connect_attempts_total == 5
 

@@ -69,10 +69,10 @@ def test_an_unknown_system_is_404_and_a_bad_key_401(server: MapServer) -> None:
 
 def test_requests_are_counted_per_system_and_failures_can_be_injected(server: MapServer) -> None:
     system_id = 31000777
-    before = server.stats().static_info_requests.get(system_id, 0)
+    before = server.statistics().static_info_requests.get(system_id, 0)
     server.fail_static_info(503, count=2)
     assert [ask(server, system_id).status_code for _ in range(3)] == [503, 503, 200]
-    assert server.stats().static_info_requests[system_id] == before + 3
+    assert server.statistics().static_info_requests[system_id] == before + 3
 
 
 def test_every_system_of_the_universe_has_static_info() -> None:

@@ -52,4 +52,4 @@ def test_the_opening_adds_the_showcase_systems_to_the_map(world: World) -> None:
     for _ in missing:
         world.open_next()
     assert set(showcase_systems()) <= {s["solar_system_id"] for s in world.generator.map_systems()}
-    assert world.maps["demo"].stats().events_published >= len(missing)
+    assert world.maps["demo"].statistics().events_published >= len(missing)

@@ -69,7 +69,7 @@ def tracking(*systems: int) -> TrackingChanged:
 
 
 def requests_for(server: MapServer, *systems: int) -> list[int]:
-    counts = server.stats().static_info_requests
+    counts = server.statistics().static_info_requests
     return [counts.get(system, 0) for system in systems]
 
 

@@ -58,7 +58,7 @@ from actors.notifier.announcer import ProcessStart
 from actors.notifier.console import ConsoleSink
 from actors.notifier.discord_sink import DiscordSink, Outcomes, SharedLedger
 from actors.notifier.planner import CONSOLE
-from actors.notifier.send_queue import Delivery, SendQueue, SendQueueStats
+from actors.notifier.send_queue import Delivery, SendQueue, SendQueueStatistics
 from actors.notifier.view import TrackingUnavailableError
 
 __all__ = [
@@ -72,7 +72,7 @@ __all__ = [
     "Outcomes",
     "ProcessStart",
     "SendQueue",
-    "SendQueueStats",
+    "SendQueueStatistics",
     "SharedLedger",
     "TrackingUnavailableError",
     "child_spec",

@@ -40,7 +40,7 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
-class SendQueueStats:
+class SendQueueStatistics:
     """How full a :class:`SendQueue` is.
 
     Attributes:
@@ -164,9 +164,9 @@ class SendQueue:
             self._later.clear()
             self._cond.notify_all()
 
-    def statistics(self) -> SendQueueStats:
+    def statistics(self) -> SendQueueStatistics:
         with self._cond:
-            return SendQueueStats(
+            return SendQueueStatistics(
                 waiting=len(self._due) + len(self._later),
                 in_flight=self._in_flight,
                 capacity=self._capacity,

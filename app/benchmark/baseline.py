@@ -229,7 +229,7 @@ def measure(
     loop = BareLoop(world, directory, notify=notify, batch=batch)
     try:
         loop.join()
-        frames_before = world.stats().frames_sent
+        frames_before = world.statistics().frames_sent
         started, cpu_started = time.monotonic(), time.process_time()
         world.begin_burst(kills)
         loop.run(2 * kills)

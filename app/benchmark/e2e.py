@@ -164,14 +164,14 @@ class Driver:
 
     def _lag(self) -> tuple[int, int, int]:
         """``(offered so far, settled so far, backlog)``."""
-        stats = self.world.stats()
+        stats = self.world.statistics()
         journal = self.pipeline.journal()
         return stats.events_offered, int(journal["checkpoint"]), int(journal["backlog"])
 
     def drain(self, timeout_s: float = 120.0) -> None:
         self.world.set_rate(0)
         wait_until(
-            lambda: self.world.stats().outbox == 0 and self.pipeline.drained(),
+            lambda: self.world.statistics().outbox == 0 and self.pipeline.drained(),
             timeout_s,
             "the pipeline draining its backlog",
         )
@@ -379,12 +379,12 @@ def measure_memory(world: RemoteWorld, events: int, rate: float, directory: Path
         if not pipe.poll(60) or pipe.recv() != "ready":
             msg = "the memory run's pipeline did not start within 60s"
             raise RuntimeError(msg)
-        offered0 = world.stats().events_offered
+        offered0 = world.statistics().events_offered
         started = time.monotonic()
         limit_s = 60.0 + MEMORY_RUN_SLACK * events / rate
         world.set_rate(rate)
         samples: list[tuple[int, float]] = []
-        while world.stats().events_offered - offered0 < events:
+        while world.statistics().events_offered - offered0 < events:
             _check_time(started, limit_s, f"the memory run offering {events} events")
             time.sleep(2.0)
             sample = _ask_child(pipe, "sample")
@@ -393,7 +393,7 @@ def measure_memory(world: RemoteWorld, events: int, rate: float, directory: Path
         while True:
             _check_time(started, limit_s, f"the memory run settling {events} events")
             sample = _ask_child(pipe, "sample")
-            if sample["drained"] and world.stats().outbox == 0:
+            if sample["drained"] and world.statistics().outbox == 0:
                 break
             time.sleep(0.5)
         seconds = time.monotonic() - started
@@ -404,7 +404,7 @@ def measure_memory(world: RemoteWorld, events: int, rate: float, directory: Path
         if child.is_alive():
             child.kill()
     return MemoryRun(
-        events=world.stats().events_offered - offered0,
+        events=world.statistics().events_offered - offered0,
         rate=rate,
         seconds=seconds,
         peak_rss_mb=round(final["peak_rss_kb"] / 1024, 1),

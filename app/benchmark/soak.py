@@ -224,7 +224,7 @@ def run_soak(minutes: float, *, log: Callable[[str], None], rate: float = 40.0) 
             report.samples.append(_sample(session, url, world, time.monotonic() - started))
             report.restarts = pipeline.restarts()
         posted = world.discord_kill_ids()
-        report.discord_429 = world.stats().discord_429
+        report.discord_429 = world.statistics().discord_429
     _judge(report, plan, published, posted)
     return report
 
@@ -234,7 +234,7 @@ def _sample(session: requests.Session, url: str, world: RemoteWorld, at_s: float
     return Sample(
         at_s=round(at_s, 1),
         rss_mb=round(rss_mb(), 1),
-        events_offered=world.stats().events_offered,
+        events_offered=world.statistics().events_offered,
         structures=structures(status),
     )
 
@@ -242,7 +242,7 @@ def _sample(session: requests.Session, url: str, world: RemoteWorld, at_s: float
 def _drain(world: RemoteWorld, pipeline: Pipeline, published: int, timeout_s: float) -> None:
     try:
         wait_until(
-            lambda: world.stats().discord_messages >= published and pipeline.drained(),
+            lambda: world.statistics().discord_messages >= published and pipeline.drained(),
             timeout_s,
             "every published kill posted",
         )

@@ -105,7 +105,7 @@ class WorldUrls:
 
 
 @dataclass(frozen=True, slots=True)
-class WorldStats:
+class WorldStatistics:
     """Counters of the world since start.
 
     ``events_offered`` counts what the pipeline is sent: two pushes per kill
@@ -286,7 +286,7 @@ def _serve(pipe: Connection, settings: WorldSettings) -> None:  # noqa: PLR0912,
                 traffic.set_rate(kills_per_s, seed)
             elif command == "burst":
                 traffic.burst(int(argument))
-            elif command == "stats":
+            elif command == "statistics":
                 answer = _stats(traffic, kills, map_server, discord)
             elif command == "wait_sent":
                 answer = _wait_sent(kills, int(argument))
@@ -314,11 +314,11 @@ def _serve(pipe: Connection, settings: WorldSettings) -> None:  # noqa: PLR0912,
         pipe.send(None)
 
 
-def _stats(traffic: _Traffic, kills: Any, map_server: Any, discord: Any) -> WorldStats:
-    server = kills.stats()
-    map_stats = map_server.stats()
+def _stats(traffic: _Traffic, kills: Any, map_server: Any, discord: Any) -> WorldStatistics:
+    server = kills.statistics()
+    map_stats = map_server.statistics()
     fake = discord.statistics() if discord is not None else None
-    return WorldStats(
+    return WorldStatistics(
         kills_published=traffic.kills_published,
         map_kills_published=traffic.map_kills_published,
         map_events_published=traffic.map_events_published,
@@ -337,7 +337,7 @@ def _stats(traffic: _Traffic, kills: Any, map_server: Any, discord: Any) -> Worl
 def _wait_sent(kills: Any, frames: int, timeout_s: float = 120.0) -> float:
     """``time.monotonic()`` once the server has written ``frames`` frames in all."""
     deadline = time.monotonic() + timeout_s
-    while kills.stats().frames_sent < frames:
+    while kills.statistics().frames_sent < frames:
         if time.monotonic() > deadline:
             msg = f"the kills server did not send {frames} frames in {timeout_s}s"
             raise TimeoutError(msg)
@@ -410,8 +410,8 @@ class RemoteWorld:
     def end_burst(self) -> None:
         self._answer("burst", ANSWER_TIMEOUT_S)
 
-    def stats(self) -> WorldStats:
-        stats: WorldStats = self._call("stats")
+    def statistics(self) -> WorldStatistics:
+        stats: WorldStatistics = self._call("statistics")
         return stats
 
     def wait_sent(self, frames: int) -> float:
@@ -448,7 +448,7 @@ class RemoteWorld:
             self._process.join(5)
 
 
-def describe(stats: WorldStats) -> dict[str, Any]:
+def describe(stats: WorldStatistics) -> dict[str, Any]:
     return asdict(stats) | {"events_offered": stats.events_offered}
 
 
