@@ -14,8 +14,9 @@ failure, what to fix:
 - ``kills``: the wanderer-kills URL connects and the channel joins with the
   maps' systems; ``kills:characters``: the characters-only join, when the maps
   track characters; each says how many ids the server took;
-- ``discord``: the bot token can read the channel (``GET /channels/{id}``), or
-  the webhook exists (``GET`` of its URL). Nothing is ever posted.
+- ``discord:{route}`` for each ``[[routes]]`` (``discord`` without any): the
+  bot token can read the route's channel (``GET /channels/{id}``), or the
+  route's webhook exists (``GET`` of its URL). Nothing is ever posted.
 
 Every network step is bounded by ``timeout_s`` (connect and read alike), so a
 run takes at most a few timeouts per check. No secret is printed: every line
@@ -433,12 +434,28 @@ def _join(
 
 
 def _check_discord(session: requests.Session, config: Config, timeout_s: float) -> list[Check]:
+    """One line per route (``discord:{route}``; just ``discord`` without ``[[routes]]``).
+
+    A channel or webhook that several routes share is asked once.
+    """
     if "discord" not in config.notify.sinks:
         return [Check("discord", True, "not in [notify] sinks: nothing to check")]
     discord = config.notify.discord
-    if discord.mode == "webhook":
-        return [_check_webhook(session, "discord", discord.webhook_url, timeout_s)]
-    return [_check_channel(session, config, "discord", discord.channel_id, timeout_s)]
+    asked: dict[str, Check] = {}
+    checks: list[Check] = []
+    for route in config.effective_routes:
+        name = f"discord:{route.name}" if config.routes else "discord"
+        if discord.mode == "webhook":
+            webhook = route.webhook_url or discord.webhook_url
+            destination = webhook.value
+            if destination not in asked:
+                asked[destination] = _check_webhook(session, name, webhook, timeout_s)
+        else:
+            destination = route.channel_id or discord.channel_id
+            if destination not in asked:
+                asked[destination] = _check_channel(session, config, name, destination, timeout_s)
+        checks.append(dataclasses.replace(asked[destination], name=name))
+    return checks
 
 
 def _check_channel(

@@ -244,3 +244,41 @@ def test_the_command_exits_1_on_a_failed_check_and_2_on_a_bad_config(
     bad = run_cli("doctor", "--config", str(config))
     assert bad.returncode == 2
     assert "app.unknown: unknown key" in bad.stderr
+
+
+def test_each_route_is_checked_at_its_own_channel_and_a_shared_one_is_asked_once(
+    world: World,
+) -> None:
+    other = "100000000000000043"
+    routes = [
+        {"name": "kills", "kinds": ["kill"]},
+        {"name": "rally", "kinds": ["rally_point"], "channel_id": other},
+        {"name": "ops", "kinds": ["alert", "status"], "channel_id": CHANNEL},
+    ]
+    world.discord.set_channel_access(other, "forbidden")
+    checks = run_checks(world.config(routes=routes), timeout_s=TIMEOUT_S, environ={})
+    by_name = {check.name: check for check in checks if check.name.startswith("discord")}
+    assert sorted(by_name) == ["discord:kills", "discord:ops", "discord:rally"]
+    assert by_name["discord:kills"].ok
+    assert by_name["discord:ops"].ok
+    assert not by_name["discord:rally"].ok
+    assert f"channel {other} answered 403" in by_name["discord:rally"].detail
+    reads = [r for r in world.discord.requests() if r.path.endswith(CHANNEL)]
+    assert len(reads) == 1
+
+
+def test_each_routes_webhook_is_checked(world: World) -> None:
+    kept = world.discord.add_webhook(CHANNEL)
+    deleted = world.discord.add_webhook(CHANNEL, webhook_id="900000000000000001")
+    world.discord.delete_webhook("900000000000000001")
+    routes = [
+        {"name": "kills", "kinds": ["kill"], "webhook_url": "env:KEPT"},
+        {"name": "rally", "kinds": ["rally_point"], "webhook_url": "env:DELETED"},
+    ]
+    notify = discord_table(world, mode="webhook")
+    environ = world.environ() | {"KEPT": kept, "DELETED": deleted}
+    checks = run_checks(parse(world.table(notify=notify, routes=routes), environ), environ={})
+    by_name = {check.name: check for check in checks if check.name.startswith("discord")}
+    assert by_name["discord:kills"].ok
+    assert not by_name["discord:rally"].ok
+    assert "webhook 900000000000000001 was deleted" in by_name["discord:rally"].fix
