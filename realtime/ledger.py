@@ -86,13 +86,21 @@ _INSERT_CLAIMS = (
 )
 _CLAIM_WIDTH = 9
 _INSERT_CLAIMS_TAIL = " ON CONFLICT (route, notification) DO NOTHING"
+# Rows are found by key through a join with the keys' VALUES, which searches the
+# primary key once per key: SQLite answers "(route, notification) IN (VALUES ...)"
+# by scanning the whole table (a batch's cost grew with every notification ever sent).
+_JOIN_KEYS = ") AS k JOIN notifications AS n ON n.route = k.column1 AND n.notification = k.column2"
 _MARK_SENT = (
     "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
     " attempts = attempts + 1, last_error = NULL, updated_at = ?"
-    " WHERE state = 'pending' AND (route, notification) IN (VALUES "
+    " WHERE rowid IN (SELECT n.rowid FROM (VALUES "
 )
-_SELECT_KEYS = "SELECT route, notification FROM notifications WHERE (route, notification) IN ("
-_SELECT_KEYS_VALUES = "VALUES "
+_MARK_SENT_TAIL = (
+    ") AS k JOIN notifications AS n ON n.route = k.column1 AND n.notification = k.column2"
+    " WHERE n.state = 'pending')"
+)
+_SELECT_KEYS = "SELECT n.route, n.notification FROM (VALUES "
+_SELECT_STATES = "SELECT n.route, n.notification, n.state FROM (VALUES "
 
 _COLUMNS = (
     "route",
@@ -383,7 +391,7 @@ class Ledger:
     def _existing(self, db: sqlite3.Connection, keys: Sequence[LedgerKey]) -> set[LedgerKey]:
         found: set[LedgerKey] = set()
         for start, size in chunks(len(keys), 2, self._max_variables):
-            sql = rows_sql(_SELECT_KEYS + _SELECT_KEYS_VALUES, 2, size, ")")
+            sql = rows_sql(_SELECT_KEYS, 2, size, _JOIN_KEYS)
             flat = [part for key in keys[start : start + size] for part in key]
             found.update(LedgerKey(str(r), str(n)) for r, n in db.execute(sql, flat).fetchall())
         return found
@@ -433,23 +441,27 @@ class Ledger:
         unique = list(dict.fromkeys(keys))
         now = self._clock()
         with self._database.transaction("mark_sent") as db:
-            entries = {entry.key: entry for entry in self._entries(db, unique)}
-            if len(entries) < len(unique):
-                raise KeyError(min(set(unique) - set(entries)))
-            marked = [key for key in unique if entries[key].state is LedgerState.PENDING]
+            states = self._states(db, unique)
+            if len(states) < len(unique):
+                raise KeyError(min(set(unique) - set(states)))
+            marked = [key for key in unique if states[key] is LedgerState.PENDING]
             for start, size in chunks(len(marked), 2, self._max_variables - 2):
                 flat = [part for key in marked[start : start + size] for part in key]
-                db.execute(rows_sql(_MARK_SENT, 2, size, ")"), (message_id, now, *flat))
+                db.execute(rows_sql(_MARK_SENT, 2, size, _MARK_SENT_TAIL), (message_id, now, *flat))
         for key in marked:
             self._move(key.route, LedgerState.PENDING, LedgerState.SENT)
         return len(marked)
 
-    def _entries(self, db: sqlite3.Connection, keys: Sequence[LedgerKey]) -> list[LedgerEntry]:
-        found: list[LedgerEntry] = []
+    def _states(
+        self, db: sqlite3.Connection, keys: Sequence[LedgerKey]
+    ) -> dict[LedgerKey, LedgerState]:
+        """The state of each of ``keys`` the ledger holds."""
+        found: dict[LedgerKey, LedgerState] = {}
         for start, size in chunks(len(keys), 2, self._max_variables):
-            sql = rows_sql(f"{_SELECT} WHERE (route, notification) IN (VALUES ", 2, size, ")")
+            sql = rows_sql(_SELECT_STATES, 2, size, _JOIN_KEYS)
             flat = [part for key in keys[start : start + size] for part in key]
-            found += [_entry(row) for row in db.execute(sql, flat).fetchall()]
+            for route, notification, state in db.execute(sql, flat).fetchall():
+                found[LedgerKey(str(route), str(notification))] = LedgerState(str(state))
         return found
 
     def mark_attempt(self, key: LedgerKey, error: str) -> bool:

@@ -9,6 +9,7 @@ import pytest
 
 from realtime.journal_store import JournalStore
 from realtime.ledger import (
+    Claim,
     Ledger,
     LedgerKey,
     LedgerState,
@@ -155,6 +156,34 @@ def test_statistics_count_entries_per_state_and_survive_reopening(
         assert ledger.statistics().total == 6
     with Ledger.open(path, clock=clock) as reopened:
         assert reopened.statistics() == expected
+
+
+def test_a_batch_finds_its_keys_through_the_primary_key_not_by_scanning_the_ledger(
+    ledger: Ledger,
+) -> None:
+    # A scan made every batch cost as much as the whole ledger: quadratic over a run.
+    ledger.claim_many([Claim("console", f"kill:{n}", n) for n in range(50)])
+    plans: list[str] = []
+    with ledger._database.reading("trace") as db:
+        statements: list[str] = []
+        db.set_trace_callback(statements.append)
+        try:
+            ledger.claim_many([Claim("console", f"kill:{n}", n) for n in range(40, 60)])
+            ledger.mark_sent_many([K("console", f"kill:{n}") for n in range(40, 60)])
+            ledger.existing([K("console", "kill:1"), K("discord", "kill:1")])
+        finally:
+            db.set_trace_callback(None)
+        for sql in statements:
+            if "notifications" in sql and sql.lstrip().upper().startswith(("SELECT", "UPDATE")):
+                plan = db.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
+                plans += [str(row[3]) for row in plan]
+    assert plans
+    assert not [
+        step
+        for step in plans
+        if step.startswith("SCAN") and "CONSTANT ROWS" not in step and not step.startswith("SCAN k")
+    ]
+    assert ledger.statistics().sent == 20
 
 
 def test_pending_is_oldest_first_and_bounded(ledger: Ledger) -> None:
