@@ -49,6 +49,7 @@ from typing import Any
 
 import pykka
 
+from actors.allocator import release_free_memory
 from actors.base import ReportingActor
 from actors.journal_writer import (
     Commit,
@@ -91,6 +92,9 @@ from supervision import (
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY_S = 0.2
+RELEASE_MEMORY_EVERY_S = 1.0
+"""How often the C allocator's free pages go back to the system (see actors.allocator):
+the journal's ingest is where a burst's events are held, and a release costs about 1 ms."""
 WRITER_STOP_MARGIN_S = 5.0
 """How much longer than the busy timeout a stop waits for a running commit."""
 
@@ -170,6 +174,7 @@ class JournalActor(ReportingActor):
         self._epoch = time.monotonic_ns()
         self._stall = Stall(storage_backoff(config), "writing the journal")
         self._retry_at = 0.0
+        self._release_at = 0.0
         self.error: str | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -577,6 +582,10 @@ class JournalActor(ReportingActor):
             tail.popleft()
 
     def _tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._release_at:
+            self._release_at = now + RELEASE_MEMORY_EVERY_S
+            release_free_memory()
         if self.error is not None and time.monotonic() >= self._retry_at:
             if self.store is None:
                 self._open()

@@ -34,6 +34,7 @@ from actors import (
     static_info,
     tracking,
 )
+from actors.allocator import limit_arenas
 from actors.metrics import MetricsActor
 from actors.protocol import Names
 from actors.web import WebActor, WebApp
@@ -200,7 +201,12 @@ def metrics_spec(config: Config) -> ChildSpec:
 
 
 def build(config: Config) -> App:
-    """Assemble (without starting) the tree for ``config``."""
+    """Assemble (without starting) the tree for ``config``.
+
+    Limits the C allocator's arenas first (see :mod:`actors.allocator`): the
+    tree's threads have not started yet.
+    """
+    limit_arenas()
     registry = Registry()
     web_app = WebApp(config, registry)
     listening = Listening()
