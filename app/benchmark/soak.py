@@ -18,7 +18,11 @@ pipeline drain, and compares what Discord received with what was published.
 
 It passes when RSS grew less than 10 % from the reference time (minute 2;
 second 20 of a one-minute soak, every period scaled alike) to the end, and
-every published kill was posted exactly once.
+every published kill was posted exactly once. Beside RSS it samples what the
+C allocator holds in use and keeps free (``mallinfo2``, see
+:mod:`actors.allocator`) and the Python objects allocated, so that the report
+tells growth of live memory (a leak, or a bound still filling) from memory
+freed but kept by the allocator (fragmentation).
 
 "Memory flat" must mean flat, not "flat but for what is still filling": the
 only structure that fills over longer than minutes by design, the dedup
@@ -45,6 +49,7 @@ from typing import Any
 
 import requests
 
+from actors import allocator
 from app.benchmark.e2e import machine
 from app.benchmark.pipeline import Pipeline, pipeline_config
 from app.benchmark.world import RemoteWorld, WorldSettings, wait_until
@@ -88,6 +93,12 @@ class Sample:
     at_s: float
     rss_mb: float
     events_offered: int
+    heap_in_use_mb: float
+    """What ``malloc`` holds allocated (0 where the C library cannot tell)."""
+    heap_free_mb: float
+    """What ``malloc`` keeps freed (given back to the system or not)."""
+    python_blocks: int
+    """Memory blocks Python has allocated (``sys.getallocatedblocks()``)."""
     structures: dict[str, tuple[float, float]]
     """Name -> ``(size, capacity)``."""
 
@@ -104,6 +115,8 @@ class SoakReport:
     duplicated: list[int] = field(default_factory=list)
     rss_reference_mb: float = 0.0
     rss_end_mb: float = 0.0
+    reference: Sample | None = None
+    """The sample at the reference time (the end is the last sample)."""
     restarts: int = 0
     discord_429: int = 0
     passed: bool = False
@@ -231,10 +244,14 @@ def run_soak(minutes: float, *, log: Callable[[str], None], rate: float = 40.0) 
 
 def _sample(session: requests.Session, url: str, world: RemoteWorld, at_s: float) -> Sample:
     status = session.get(f"{url}/api/status", timeout=10).json()
+    heap = allocator.statistics()
     return Sample(
         at_s=round(at_s, 1),
         rss_mb=round(rss_mb(), 1),
         events_offered=world.statistics().events_offered,
+        heap_in_use_mb=round(heap.in_use_bytes / 2**20, 1) if heap else 0.0,
+        heap_free_mb=round(heap.free_bytes / 2**20, 1) if heap else 0.0,
+        python_blocks=sys.getallocatedblocks(),
         structures=structures(status),
     )
 
@@ -257,6 +274,7 @@ def _judge(report: SoakReport, plan: SoakPlan, published: list[int], posted: lis
     report.lost = sorted(set(published) - set(counts))
     report.duplicated = sorted(kill for kill, count in counts.items() if count > 1)
     reference = next((s for s in report.samples if s.at_s >= plan.reference_s), report.samples[0])
+    report.reference = reference
     report.rss_reference_mb = reference.rss_mb
     report.rss_end_mb = report.samples[-1].rss_mb
     report.passed = report.rss_growth < MAX_RSS_GROWTH and not report.lost and not report.duplicated
@@ -270,7 +288,9 @@ def _describe(sample: Sample) -> str:
     ]
     s = sample.structures
     return (
-        f"  t={sample.at_s:6.1f}s RSS {sample.rss_mb:6.1f} MB  offered {sample.events_offered:7d}"
+        f"  t={sample.at_s:6.1f}s RSS {sample.rss_mb:6.1f} MB (heap in use "
+        f"{sample.heap_in_use_mb:5.1f}, free {sample.heap_free_mb:5.1f})"
+        f"  offered {sample.events_offered:7d}"
         f"  backlog {s.get('journal_backlog', (0, 0))[0]:.0f}"
         f"  dedup {s.get('dedup_window', (0, 0))[0]:.0f}"
         f"  flow {s.get('flow_buffer', (0, 0))[0]:.0f}"
@@ -302,6 +322,7 @@ def render(report: SoakReport) -> str:
             f"{report.rss_end_mb} MB at the end ({report.rss_growth:+.1%}, limit "
             f"{MAX_RSS_GROWTH:.0%}; dedup window {plan['dedup_window_s']:g} s, full by then)"
         ),
+        *_memory_lines(report),
         (
             f"kills published {report.published}, posted {report.posted}: "
             f"lost {len(report.lost)}, posted twice {len(report.duplicated)}"
@@ -314,6 +335,20 @@ def render(report: SoakReport) -> str:
         f"{'PASS' if report.passed else 'FAIL'}",
     ]
     return "\n".join(lines)
+
+
+def _memory_lines(report: SoakReport) -> list[str]:
+    """Where RSS went between the reference sample and the last one."""
+    start, end = report.reference, report.samples[-1] if report.samples else None
+    if start is None or end is None:
+        return []
+    return [
+        "  from the reference to the end:",
+        f"    RSS                     {start.rss_mb:7.1f} -> {end.rss_mb:7.1f} MB",
+        f"    malloc, in use          {start.heap_in_use_mb:7.1f} -> {end.heap_in_use_mb:7.1f} MB",
+        f"    malloc, freed and kept  {start.heap_free_mb:7.1f} -> {end.heap_free_mb:7.1f} MB",
+        f"    Python blocks allocated {start.python_blocks:7d} -> {end.python_blocks:7d}",
+    ]
 
 
 def run_cli(minutes: float, *, as_json: bool) -> int:
