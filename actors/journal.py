@@ -651,13 +651,26 @@ class JournalActor(ReportingActor):
         }
 
 
+def mailbox_size(message: object) -> int:
+    """What a message takes of the journal's mailbox: an ingest, its events and rejects.
+
+    A reader's batch holds up to ``[journal] batch_max`` events (each ~17 KB
+    decoded), so a bound counted in messages would let the mailbox hold that
+    many times more than it says.
+    """
+    if isinstance(message, Ingest):
+        return len(message.events) + len(message.rejects)
+    return 1
+
+
 def child_spec(config: Config) -> ChildSpec:
     handover = Handover()
     return ChildSpec(
         name=Names.JOURNAL,
         start=lambda ctx: JournalActor.start(ctx, config, handover),
         # A full journal refuses ingest (MailboxFullError) rather than block a
-        # source's reader thread; the source holds the batch and pauses.
-        mailbox=MailboxSpec(config.mailbox.journal, OverflowPolicy.REJECT),
+        # source's reader thread; the source holds the batch and pauses. The
+        # bound counts events (mailbox_size).
+        mailbox=MailboxSpec(config.mailbox.journal, OverflowPolicy.REJECT, mailbox_size),
         shutdown_s=config.supervision.shutdown_timeout_s,
     )

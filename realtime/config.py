@@ -310,7 +310,8 @@ class FiltersConfig:
 
 @dataclass(frozen=True, slots=True)
 class MailboxConfig:
-    """Mailbox capacity per actor (messages, not events: a batch is one message)."""
+    """Mailbox capacity per actor (messages, not events: a batch is one message;
+    the journal's counts the events and rejects of its ingest batches)."""
 
     dedup: int = 1000
     flow_control: int = 10000

@@ -21,6 +21,7 @@ import collections
 import enum
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,10 +58,17 @@ class MailboxFullError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class MailboxSpec:
-    """Capacity and overflow policy of one actor's mailbox."""
+    """Capacity and overflow policy of one actor's mailbox.
+
+    ``size_of`` says how much of the capacity a user message takes (at least
+    1; by default every message takes 1): a mailbox of batches can be bounded
+    by what the batches hold. A message larger than the whole capacity is
+    taken when the user lane is empty, so that none is refused for ever.
+    """
 
     capacity: int
     policy: OverflowPolicy = OverflowPolicy.BLOCK
+    size_of: Callable[[Any], int] | None = None
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
@@ -73,8 +81,9 @@ class MailboxStatistics:
     """A point-in-time view of a mailbox.
 
     Attributes:
-        size: user messages queued now.
-        capacity: the bound on user messages.
+        size: user messages queued now (the sum of their sizes, with a
+            ``size_of``).
+        capacity: the bound on ``size``.
         high_water: the largest ``size`` ever seen.
         control: control messages queued now.
         timers: timer messages queued now.
@@ -124,6 +133,8 @@ class BoundedMailbox:
         self._room = threading.Condition(lock)
         self._blocked = 0
         self._user: collections.deque[Envelope[Any]] = collections.deque()
+        # The sizes of the user messages queued (their number, without size_of).
+        self._load = 0
         self._control: collections.deque[Envelope[Any]] = collections.deque()
         # Each timer envelope with the count of user messages put before it: it
         # is served once that many have left the user lane (taken or dropped).
@@ -141,6 +152,7 @@ class BoundedMailbox:
     def configure(self, spec: MailboxSpec) -> None:
         with self._cond:
             self._spec = spec
+            self._load = sum(self._size(envelope) for envelope in self._user)
             self._room.notify_all()
 
     def resume_size(self) -> int:
@@ -159,15 +171,29 @@ class BoundedMailbox:
                 self._control.append(envelope)
                 self._cond.notify_all()
                 return
-            if len(self._user) >= self._spec.capacity and not self._make_room(envelope):
+            if self._no_room_for(envelope) and not self._make_room(envelope):
                 return
             self._append_user(envelope)
             self._cond.notify()
 
+    def _size(self, envelope: Envelope[Any]) -> int:
+        size_of = self._spec.size_of
+        return 1 if size_of is None else max(1, size_of(envelope.message))
+
+    def _no_room_for(self, envelope: Envelope[Any]) -> bool:
+        return bool(self._user) and self._load + self._size(envelope) > self._spec.capacity
+
     def _append_user(self, envelope: Envelope[Any]) -> None:
         self._user.append(envelope)
         self._user_added += 1
-        self._high_water = max(self._high_water, len(self._user))
+        self._load += self._size(envelope)
+        self._high_water = max(self._high_water, self._load)
+
+    def _pop_user(self) -> Envelope[Any]:
+        envelope = self._user.popleft()
+        self._user_removed += 1
+        self._load -= self._size(envelope)
+        return envelope
 
     def put_timer(self, envelope: Envelope[Any]) -> bool:
         """Queue a timer's message behind the user messages queued now, whatever the bound.
@@ -184,9 +210,7 @@ class BoundedMailbox:
     def offer(self, envelope: Envelope[Any]) -> bool:
         """Queue ``envelope`` only if there is room now; never blocks, never drops another."""
         with self._cond:
-            if self._closed or (
-                not is_control(envelope.message) and len(self._user) >= self._spec.capacity
-            ):
+            if self._closed or (not is_control(envelope.message) and self._no_room_for(envelope)):
                 return False
             if is_control(envelope.message):
                 self._control.append(envelope)
@@ -203,7 +227,7 @@ class BoundedMailbox:
             self._blocked_puts += 1
             self._blocked += 1
             try:
-                while len(self._user) > self.resume_size() and not self._closed:
+                while self._user and self._load > self.resume_size() and not self._closed:
                     self._room.wait(self._BLOCK_SLICE_S)
             finally:
                 self._blocked -= 1
@@ -213,16 +237,17 @@ class BoundedMailbox:
                 raise pykka.ActorDeadError("actor stopped while a sender waited for room")
             return True
         if policy is OverflowPolicy.DROP_OLDEST:
-            self._user_removed += 1
-            self._refuse(self._user.popleft(), "dropped as the oldest message of a full mailbox")
-            self._dropped += 1
+            while self._no_room_for(envelope):
+                self._refuse(self._pop_user(), "dropped as the oldest message of a full mailbox")
+                self._dropped += 1
             return True
         if policy is OverflowPolicy.DROP_NEWEST:
             self._refuse(envelope, "dropped: the mailbox was full")
             self._dropped += 1
             return False
         self._rejected += 1
-        msg = f"mailbox full ({self._spec.capacity} messages)"
+        unit = "messages" if self._spec.size_of is None else "in size"
+        msg = f"mailbox full ({self._load} of {self._spec.capacity} {unit})"
         raise MailboxFullError(msg)
 
     @staticmethod
@@ -243,9 +268,8 @@ class BoundedMailbox:
                 return self._control.popleft()
             if self._timers and self._timers[0][0] <= self._user_removed:
                 return self._timers.popleft()[1]
-            envelope = self._user.popleft()
-            self._user_removed += 1
-            if self._blocked and len(self._user) <= self.resume_size():
+            envelope = self._pop_user()
+            if self._blocked and self._load <= self.resume_size():
                 self._room.notify_all()
             return envelope
 
@@ -263,6 +287,7 @@ class BoundedMailbox:
         with self._cond:
             envelopes = list(self._user)
             self._user.clear()
+            self._load = 0
             self._user_removed += len(envelopes)
             self._room.notify_all()
         messages = []
@@ -288,7 +313,7 @@ class BoundedMailbox:
     def statistics(self) -> MailboxStatistics:
         with self._cond:
             return MailboxStatistics(
-                size=len(self._user),
+                size=self._load,
                 capacity=self._spec.capacity,
                 high_water=self._high_water,
                 control=len(self._control),
