@@ -56,6 +56,7 @@ from app.benchmark.world import RemoteWorld, WorldSettings, wait_until
 
 SEED = 42
 MAX_RSS_GROWTH = 0.10
+STATUS_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +243,25 @@ def run_soak(minutes: float, *, log: Callable[[str], None], rate: float = 40.0) 
     return report
 
 
+def read_status(session: requests.Session, url: str) -> Mapping[str, Any]:
+    """``/api/status``, asked again (on a new connection) when the connection fails.
+
+    The web face closes idle keep-alive connections; a request that meets one
+    being closed fails with a reset, which says nothing about the pipeline.
+    """
+    for _ in range(STATUS_ATTEMPTS - 1):
+        try:
+            answer: Mapping[str, Any] = session.get(f"{url}/api/status", timeout=10).json()
+        except requests.ConnectionError:
+            session.close()
+        else:
+            return answer
+    last: Mapping[str, Any] = session.get(f"{url}/api/status", timeout=10).json()
+    return last
+
+
 def _sample(session: requests.Session, url: str, world: RemoteWorld, at_s: float) -> Sample:
-    status = session.get(f"{url}/api/status", timeout=10).json()
+    status = read_status(session, url)
     heap = allocator.statistics()
     return Sample(
         at_s=round(at_s, 1),
