@@ -22,8 +22,8 @@ from tests.support import wait_for
 
 KILLS = 100_000
 FRAME_KILLS = 20
-JOURNAL_MAILBOX = 8
-"""Batches (frames) the journal's mailbox holds: full after a few milliseconds of burst."""
+JOURNAL_MAILBOX = 8 * FRAME_KILLS
+"""Events the journal's mailbox holds (eight frames): full after a few milliseconds of burst."""
 OUTBOX_HIGH = 2_000
 """Frames queued on the server for the connection before the publisher waits for it to drain."""
 
@@ -98,8 +98,10 @@ def test_a_firehose_burst_is_slowed_down_by_the_program_never_dropped_nor_reconn
         assert after.idle_timeouts == after.slow_consumer_drops == 0
         assert program.alive()
         journal = next(node for node in walk(program.tree()) if node["name"] == "journal")
-        # the journal's mailbox was full: the reader met it and waited
-        assert journal["mailbox"]["high_water"] == JOURNAL_MAILBOX
+        # the journal's mailbox was full: the reader met it and waited (a
+        # reader's batch of more events than the whole capacity is taken by
+        # an empty mailbox, so its load may have gone beyond it)
+        assert journal["mailbox"]["high_water"] >= JOURNAL_MAILBOX
         assert journal["mailbox"]["rejected"] > 0
         assert high_water > 0, "the server never had to queue: no backpressure was exercised"
 
