@@ -11,8 +11,8 @@ from pathlib import Path
 
 import requests
 
-from tests.process import ROOT, free_port, running, write_config
-from tests.support import wait_for
+from tests.support.process import ROOT, free_port, running, write_config
+from tests.support.waiting import wait_for
 
 ACTION = {"X-Requested-With": "test"}
 """What a state-changing request carries when no token is set (no cross-site form can)."""
@@ -137,7 +137,7 @@ def test_tree_exits_1_when_no_instance_answers() -> None:
 def test_events_writes_the_journal_as_jsonl_and_msgpack_with_filters(tmp_path: Path) -> None:
     from realtime.export import read_msgpack
     from realtime.journal_store import JournalStore
-    from tests.pipeline_support import kill_event, map_event
+    from tests.support.pipeline import kill_event, map_event
 
     config = write_config(tmp_path, QUIET, free_port())
     with JournalStore.open(tmp_path / "data" / "journal.sqlite3") as store:

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from simulator.discord_fake import ChannelAccess, DiscordFake, bucket_hash, form_errors
-from tests.discord_support import ManualClock
+from tests.support.discord import ManualClock
 
 CHANNEL = "424242"
 

@@ -11,7 +11,7 @@ import pytest
 from actors.discord_http import MAX_ERROR_DEPTH, DiscordSender, Invalid, RetryAfter
 from realtime.config import DiscordConfig, Secret
 from realtime.ratelimit import MAX_WAIT_S
-from tests.discord_support import ManualClock
+from tests.support.discord import ManualClock
 
 Answer = tuple[int, dict[str, str], bytes]
 

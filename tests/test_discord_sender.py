@@ -27,7 +27,7 @@ from realtime.config import DiscordConfig, Secret
 from realtime.ratelimit import RateLimits
 from simulator.discord_fake import DiscordFake
 from supervision import Backoff
-from tests.discord_support import ManualClock, closed_port, deliver
+from tests.support.discord import ManualClock, closed_port, deliver
 
 CHANNEL = "424242"
 BOT_TOKEN = "MTA5ODc2NTQzMjEw.Gsecret.bot-token-value"

@@ -21,7 +21,7 @@ from realtime.config import Config, parse
 from simulator.discord_fake import DiscordFake
 from simulator.kills_server import KillsServer
 from simulator.map_server import MapCharacter, MapServer, MapSystem
-from tests.process import free_port
+from tests.support.process import free_port
 from tests.test_app_process import run_cli
 
 MAP_KEY = "map-key-0123456789"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fault_world import FaultWorld, fault_world
-from tests.process import ROOT
-from tests.support import wait_for
+from tests.support.fault_world import FaultWorld, fault_world
+from tests.support.process import ROOT
+from tests.support.waiting import wait_for
 
 CRASH_FOR_S = 4.0
 """How long the notifier is crashed again and again: longer than the router's

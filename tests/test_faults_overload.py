@@ -19,7 +19,7 @@ from pathlib import Path
 from actors.notifier import Delivery, SendQueue
 from realtime.event import Priority
 from realtime.ledger import LedgerKey, nonce_for
-from tests.fault_world import (
+from tests.support.fault_world import (
     TRACKED_CHARACTER,
     TRACKED_SYSTEMS,
     UNTRACKED_SYSTEMS,

@@ -20,7 +20,7 @@ from supervision import (
     MailboxSpec,
     SupervisionTree,
 )
-from tests.pipeline_support import (
+from tests.support.pipeline import (
     Handled,
     checkpoint_reaches,
     config_for,
@@ -30,8 +30,8 @@ from tests.pipeline_support import (
     map_event,
     pipeline,
 )
-from tests.process import ROOT
-from tests.support import wait_for
+from tests.support.process import ROOT
+from tests.support.waiting import wait_for
 
 
 def killmail_ids(events: Sequence[Event]) -> list[int]:

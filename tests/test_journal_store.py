@@ -29,7 +29,7 @@ from realtime.storage import (
     StorageSettings,
     StorageUnavailableError,
 )
-from tests.journal_sigkill_writer import CURSOR_SOURCE, expected_event
+from tests.support.journal_sigkill_writer import CURSOR_SOURCE, expected_event
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -611,7 +611,7 @@ def kill_writer_after(path: Path, acknowledgements: int, delay_s: float) -> list
         every seq it acknowledged, in order.
     """
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.journal_sigkill_writer", str(path), "200"],
+        [sys.executable, "-m", "tests.support.journal_sigkill_writer", str(path), "200"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -19,11 +19,17 @@ from app.system import source_children
 from realtime.config import Config, MapConfig
 from simulator.kills_server import KillsServer
 from supervision import GetStatus, SupervisionTree
-from tests.pipeline_support import Handled, checkpoint_reaches, ingest, pipeline
-from tests.pipeline_support import config_for as pipeline_config
-from tests.sources_support import JournalLog, TrackingLog, Trees, journal_spec, tracking_spec
-from tests.sources_support import trees as start_trees
-from tests.support import wait_for
+from tests.support.pipeline import Handled, checkpoint_reaches, ingest, pipeline
+from tests.support.pipeline import config_for as pipeline_config
+from tests.support.source_neighbours import (
+    JournalLog,
+    TrackingLog,
+    Trees,
+    journal_spec,
+    tracking_spec,
+)
+from tests.support.source_neighbours import trees as start_trees
+from tests.support.waiting import wait_for
 from tests.test_kills_source import CHARACTER, OTHER_SYSTEM, SYSTEM, config_for, recent_kill
 
 STRANGER = 2117000999

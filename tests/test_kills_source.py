@@ -18,16 +18,16 @@ from realtime.config import Config, KillsSourceConfig, SourcesConfig
 from realtime.event import format_time
 from simulator.kills_server import KillsServer
 from supervision import ChildSpec, GetStatus, SupervisionTree
-from tests.phoenix_support import killmail
-from tests.sources_support import (
+from tests.support.phoenix import killmail
+from tests.support.source_neighbours import (
     JournalLog,
     TrackingLog,
     Trees,
     journal_spec,
     tracking_spec,
 )
-from tests.sources_support import trees as start_trees
-from tests.support import wait_for
+from tests.support.source_neighbours import trees as start_trees
+from tests.support.waiting import wait_for
 
 SYSTEM = 31000005
 OTHER_SYSTEM = 30000142

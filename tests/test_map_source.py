@@ -21,9 +21,15 @@ from realtime.event import Cursor
 from realtime.map_events import DEFAULT_MAP_EVENTS
 from simulator.map_server import Framing, MapCharacter, MapServer, MapSystem
 from supervision import ChildSpec, GetStatus, SupervisionTree
-from tests.sources_support import JournalLog, TrackingLog, Trees, journal_spec, tracking_spec
-from tests.sources_support import trees as start_trees
-from tests.support import wait_for
+from tests.support.source_neighbours import (
+    JournalLog,
+    TrackingLog,
+    Trees,
+    journal_spec,
+    tracking_spec,
+)
+from tests.support.source_neighbours import trees as start_trees
+from tests.support.waiting import wait_for
 
 SLUG = "demo"
 API_KEY = "demo-key"

@@ -22,8 +22,8 @@ from actors.protocol import Announce, FeedRecovered, Names, StatsReport
 from realtime.config import Config, MapConfig
 from realtime.metrics import series_key
 from supervision import ActorContext, Control, MailboxSpec, Registry
-from tests.metrics_support import STATUSES, Emit, FakeClock, RejectFrame, running_tree
-from tests.support import wait_for
+from tests.support.metrics_tree import STATUSES, Emit, FakeClock, RejectFrame, running_tree
+from tests.support.waiting import wait_for
 
 KILLS_SERIES = series_key("events_total", source="wanderer-kills", type="killmail")
 

@@ -13,7 +13,7 @@ from actors.protocol import Names
 from realtime.ledger import LedgerKey, nonce_for
 from simulator.discord_fake import DiscordFake
 from supervision import Crash, GetStatus
-from tests.notifier_support import (
+from tests.support.notifier import (
     CHANNEL,
     HOME,
     KSPACE,
@@ -31,7 +31,7 @@ from tests.notifier_support import (
     posted_kills,
     settled,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_a_full_send_queue_leaves_entries_in_the_ledger_and_posts_them_in_order(
 def test_map_events_routed_to_the_notifier_are_posted_once(
     fake: DiscordFake, tmp_path: Path
 ) -> None:
-    from tests.notifier_support import map_event
+    from tests.support.notifier import map_event
 
     config = app_config(tmp_path, discord=bot_config(fake))
     rally = map_event(

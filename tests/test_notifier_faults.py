@@ -12,7 +12,7 @@ from actors.protocol import Names
 from realtime.config import DiscordConfig
 from simulator.discord_fake import DiscordFake
 from supervision import GetStatus
-from tests.notifier_support import (
+from tests.support.notifier import (
     app_config,
     bot_config,
     database,

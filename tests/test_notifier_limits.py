@@ -11,7 +11,7 @@ import pytest
 from actors.protocol import Names, StatsReport
 from simulator.discord_fake import DiscordFake
 from supervision import GetStatus
-from tests.notifier_support import (
+from tests.support.notifier import (
     CHANNEL,
     HOME,
     STRANGER,
@@ -28,7 +28,7 @@ from tests.notifier_support import (
     settled,
     webhook_config,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 LONG = "Ünïcødé 🚀 " * 900  # far beyond every limit, with astral characters
 

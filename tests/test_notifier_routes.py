@@ -23,7 +23,7 @@ from realtime.ledger import Ledger
 from realtime.notifications import alert_notification
 from simulator.discord_fake import DiscordFake
 from supervision import ActorUnavailableError, ChildSpec, Crash, GetStatus, SupervisionTree
-from tests.notifier_support import (
+from tests.support.notifier import (
     CHANNEL,
     HOME,
     SLUG,
@@ -40,7 +40,7 @@ from tests.notifier_support import (
     settled,
     webhook_config,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 BIG, OPS = "100200301", "100200302"
 

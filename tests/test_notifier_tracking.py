@@ -10,7 +10,7 @@ from actors import tracking
 from actors.protocol import Bootstrap, GetTracking, Names, TrackingChanged
 from realtime.tracking import TrackedSnapshot
 from supervision import ActorUnavailableError, ChildSpec, Crash, GetStatus, SupervisionTree
-from tests.notifier_support import (
+from tests.support.notifier import (
     HOME,
     KSPACE,
     SHOOTER,
@@ -21,7 +21,7 @@ from tests.notifier_support import (
     map_event,
     running_tree,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 OTHER_SYSTEM = 31000777
 PILOT = 2117000555

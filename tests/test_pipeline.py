@@ -11,7 +11,7 @@ from actors.protocol import Names
 from realtime.event import Event, Outcome
 from realtime.journal_store import JournalStore
 from supervision import Crash, GetStatus, SupervisionTree
-from tests.pipeline_support import (
+from tests.support.pipeline import (
     Handled,
     checkpoint_reaches,
     config_for,
@@ -21,7 +21,7 @@ from tests.pipeline_support import (
     map_event,
     pipeline,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 
 def killmail_ids(events: Sequence[Event]) -> list[int]:

@@ -13,8 +13,8 @@ import websocket
 
 from simulator.kills_server import KillsServer
 from simulator.traffic import Schedule, TrafficGenerator
-from tests.sim_kills_probe import LOBBY, Probe
-from tests.support import wait_for
+from tests.support.kills_probe import LOBBY, Probe
+from tests.support.waiting import wait_for
 
 SYSTEM = 31000005
 

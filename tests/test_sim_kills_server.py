@@ -12,7 +12,7 @@ import websocket
 
 from simulator.kills_server import KillsServer
 from simulator.traffic import TrafficGenerator, iso_seconds
-from tests.sim_kills_probe import LOBBY, FakeClock, Probe
+from tests.support.kills_probe import LOBBY, FakeClock, Probe
 
 SYSTEM = 31000005
 OTHER_SYSTEM = 30000142

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from simulator.map_server import MapCharacter, MapServer, MapSystem
-from tests.sim_map_helpers import AUTH, FakeClock
+from tests.support.sim_map import AUTH, FakeClock
 
 
 @pytest.fixture

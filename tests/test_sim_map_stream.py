@@ -10,8 +10,8 @@ import sseclient
 
 from simulator import ulid
 from simulator.map_server import MapServer
-from tests.sim_map_helpers import AUTH, FakeClock, RawStream, parse_sse, raw_stream
-from tests.support import wait_for
+from tests.support.sim_map import AUTH, FakeClock, RawStream, parse_sse, raw_stream
+from tests.support.waiting import wait_for
 
 KEEPALIVE_S = 0.2
 STREAM_PATH = "/api/maps/demo/events/stream"

@@ -10,7 +10,7 @@ from realtime.static_info import SecurityBand, parse_static_info, system_label
 from simulator import static_info as universe
 from simulator.map_server import MapServer
 from simulator.traffic import KSPACE_SYSTEMS, WORMHOLE_SYSTEMS, security_band, system_name
-from tests.sim_map_helpers import AUTH
+from tests.support.sim_map import AUTH
 
 
 @pytest.fixture(scope="module")

@@ -28,9 +28,9 @@ from realtime.config import AppConfig, Config, MapConfig, NotifyConfig, Secret, 
 from realtime.tracking import TrackedSnapshot
 from simulator.map_server import MapServer
 from supervision import Registry, SupervisionTree
-from tests.notifier_support import Recorded, map_event, tree_spec
-from tests.notifier_support import running_tree as running_children
-from tests.support import wait_for
+from tests.support.notifier import Recorded, map_event, tree_spec
+from tests.support.notifier import running_tree as running_children
+from tests.support.waiting import wait_for
 
 A, B, C = 31000054, 31000174, 30000142
 FetchResult = Fetched | FetchFailed
@@ -165,7 +165,7 @@ def test_a_new_systems_card_and_the_kills_in_it_carry_the_fetched_static_info(
 ) -> None:
     from actors import tracking
     from simulator import static_info as universe
-    from tests.notifier_support import handle, kill_event, killmail, notifier_spec
+    from tests.support.notifier import handle, kill_event, killmail, notifier_spec
 
     cfg = dataclasses.replace(config(tmp_path, server), notify=NotifyConfig(sinks=("console",)))
     stream = io.StringIO()

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import requests
 
-from tests.process import free_port, running
-from tests.support import closed_by_peer, wait_for
+from tests.support.process import free_port, running
+from tests.support.waiting import closed_by_peer, wait_for
 
 CLIENTS = 300
 MAX_CONNECTIONS = 100

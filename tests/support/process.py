@@ -14,9 +14,9 @@ from pathlib import Path
 
 import requests
 
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

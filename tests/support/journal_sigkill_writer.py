@@ -1,6 +1,6 @@
 """A writer process for the journal's SIGKILL durability test.
 
-``python -m tests.journal_sigkill_writer PATH BATCH`` appends batches of
+``python -m tests.support.journal_sigkill_writer PATH BATCH`` appends batches of
 ``BATCH`` events to the journal at ``PATH`` until it is killed, and prints the
 last seq of every committed batch on its own line. It expects to be the only
 writer, so the event it numbers ``n`` gets seq ``n``; :func:`expected_event`

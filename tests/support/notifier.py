@@ -32,7 +32,7 @@ from supervision import (
     SupervisionTree,
     SupervisorSpec,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 CHANNEL = "100200300"
 SLUG = "home"

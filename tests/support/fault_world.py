@@ -47,8 +47,8 @@ from simulator.discord_fake import DiscordFake
 from simulator.kills_server import KillsServer
 from simulator.map_server import MapServer
 from simulator.traffic import TrafficGenerator, iso_seconds
-from tests.process import ROOT, free_port
-from tests.support import wait_for
+from tests.support.process import ROOT, free_port
+from tests.support.waiting import wait_for
 
 SLUG = "faults"
 MAP_API_KEY = "fault-suite-map-key"

@@ -20,7 +20,7 @@ from realtime.config import Config, parse
 from realtime.event import KILLS_SOURCE, Event, Priority
 from realtime.keys import event_key
 from supervision import ActorContext, ChildSpec, MailboxFullError, MailboxSpec, SupervisionTree
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 
 @dataclass

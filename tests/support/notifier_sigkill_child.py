@@ -1,6 +1,6 @@
 """A notifier process for the SIGKILL test.
 
-``python -m tests.notifier_sigkill_child DATA_DIR API_BASE BOT_TOKEN COUNT`` runs
+``python -m tests.support.notifier_sigkill_child DATA_DIR API_BASE BOT_TOKEN COUNT`` runs
 tracking and the notifier (Discord bot mode against ``API_BASE``) on the
 journal database in ``DATA_DIR``, asks the notifier to handle ``COUNT``
 notifiable kills (the same ones on every run, as a journal redelivers them),
@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from realtime.config import DiscordConfig, Secret
-from tests.notifier_support import CHANNEL, app_config, handle, kill_event, killmail, pipeline
+from tests.support.notifier import CHANNEL, app_config, handle, kill_event, killmail, pipeline
 
 FIRST_KILL = 7_700_000
 
