@@ -1,10 +1,9 @@
-"""Helpers shared by the Discord tests: a manual clock and the notifier's retry loop."""
+"""Helpers shared by the Discord tests: the notifier's retry loop on a fake clock."""
 
 from __future__ import annotations
 
 import random
 import socket
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,25 +15,7 @@ from actors.discord_http import (
     SendAgain,
     SendResult,
 )
-
-EPOCH = 1_750_000_000.0
-
-
-class ManualClock:
-    """Seconds that pass only when a test says so; one clock can serve as both
-    the fake's epoch clock and the sender's monotonic clock."""
-
-    def __init__(self, start: float = EPOCH) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += max(0.0, seconds)
+from tests.support.clocks import FakeClock
 
 
 def deliver(
@@ -42,7 +23,7 @@ def deliver(
     plan: RetryPlan,
     payload: Mapping[str, Any],
     nonce: str,
-    clock: ManualClock,
+    clock: FakeClock,
     *,
     seed: int = 7,
     max_steps: int = 200,
@@ -57,7 +38,7 @@ def deliver(
         decision, state = plan.decide(state, result, rand)
         if not isinstance(decision, SendAgain):
             return decision, state, results
-        clock.advance(max(decision.after_s, sender.wait_s()))
+        clock.advance(max(0.0, decision.after_s, sender.wait_s()))
     msg = f"no decision after {max_steps} sends: {results[-5:]}"
     raise AssertionError(msg)
 

@@ -91,16 +91,3 @@ class Probe:
         with contextlib.suppress(websocket.WebSocketException, OSError):
             self.ws.close(timeout=0.5)
         self.ws.shutdown()  # type: ignore[no-untyped-call]  # websocket-client leaves it untyped
-
-
-class FakeClock:
-    """A wall clock that moves only when told to."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds

@@ -40,20 +40,6 @@ from supervision import (
 TOKEN = "tok-3f9a-secret"
 
 
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
-
-
 def config_on_free_port(**http: Any) -> Config:
     """The default configuration (kills enabled, no maps) on a free port with a token."""
     settings: dict[str, Any] = {"bind": "127.0.0.1", "port": 0, "token": Secret(TOKEN, "inline")}

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+import pytest
+
 from actors import notifier, tracking
 from actors.protocol import Bootstrap, GetTracking, Handle, Names
 from realtime.config import (
@@ -38,6 +40,9 @@ CHANNEL = "100200300"
 SLUG = "home"
 HOME, KSPACE = 31000005, 30000142
 VICTIM, SHOOTER, STRANGER = 2117000001, 2117000002, 2117000099
+
+ROOMY_DISCORD = pytest.mark.discord_fake(bucket_limit=1000, bucket_window_s=1.0)
+"""The ``discord_fake`` of the notifier tests: its rate-limit buckets never slow them down."""
 
 
 def bot_config(fake: DiscordFake, **changes: Any) -> DiscordConfig:

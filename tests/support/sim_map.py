@@ -17,19 +17,6 @@ API_KEY = "demo-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
-class FakeClock:
-    """Unix seconds that move only when a test says so."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass
 class SseEvent:
     event: str = "message"
