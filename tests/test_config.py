@@ -9,8 +9,9 @@ import pytest
 
 from realtime import config as config_module
 from realtime.config import ConfigError, load, parse
+from tests.support.process import ROOT
 
-SHIPPED = Path(__file__).resolve().parent.parent / "config.toml"
+SHIPPED = ROOT / "config.toml"
 
 
 def test_shipped_config_is_valid_and_runs_the_demo_world() -> None:

@@ -28,7 +28,8 @@ from realtime.ratelimit import RateLimits
 from simulator.discord_fake import DiscordFake
 from supervision import Backoff
 from tests.support.clocks import FakeClock
-from tests.support.discord import closed_port, deliver
+from tests.support.discord import deliver
+from tests.support.sockets import free_port
 
 CHANNEL = "424242"
 BOT_TOKEN = "MTA5ODc2NTQzMjEw.Gsecret.bot-token-value"
@@ -301,7 +302,7 @@ def test_a_closed_sender_refuses_to_send(make_sender: SenderFactory) -> None:
 
 
 def test_nothing_answering_is_retryable(make_sender: SenderFactory) -> None:
-    sender = make_sender(api_base=f"http://127.0.0.1:{closed_port()}/api/v10")
+    sender = make_sender(api_base=f"http://127.0.0.1:{free_port()}/api/v10")
     result = sender.send(KILL, "k")
     assert isinstance(result, Retryable)
     assert "ConnectionError" in result.reason
@@ -314,7 +315,7 @@ def test_no_secret_appears_in_logs_results_or_errors(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    dead = f"http://127.0.0.1:{closed_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     reasons: list[str] = []
     senders = [
         make_sender(),

@@ -15,7 +15,8 @@ from typing import Any
 
 import requests
 
-from tests.support.fault_world import UNTRACKED_SYSTEMS, FaultWorld, Program, fault_world
+from tests.support.fault_world import UNTRACKED_SYSTEMS, FaultWorld, fault_world
+from tests.support.process import Program
 from tests.support.waiting import wait_for
 
 

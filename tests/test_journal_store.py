@@ -31,8 +31,7 @@ from realtime.storage import (
 )
 from tests.support.clocks import FakeClock
 from tests.support.journal_sigkill_writer import CURSOR_SOURCE, expected_event
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.support.process import ROOT
 
 
 def event(
@@ -598,7 +597,7 @@ def kill_writer_after(path: Path, acknowledgements: int, delay_s: float) -> list
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.journal_sigkill_writer", str(path), "200"],
-        cwd=REPO_ROOT,
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,10 +40,3 @@ def deliver(
         clock.advance(max(0.0, decision.after_s, sender.wait_s()))
     msg = f"no decision after {max_steps} sends: {results[-5:]}"
     raise AssertionError(msg)
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -25,13 +25,9 @@ the footer, a rally point by its text (:func:`identity`).
 from __future__ import annotations
 
 import collections
-import os
 import random
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,7 +43,8 @@ from simulator.discord_fake import DiscordFake
 from simulator.kills_server import KillsServer
 from simulator.map_server import MapServer
 from simulator.traffic import TrafficGenerator, iso_seconds
-from tests.support.process import ROOT, free_port
+from tests.support.process import Program, run_cli, start
+from tests.support.sockets import free_port
 from tests.support.waiting import wait_for
 
 SLUG = "faults"
@@ -159,57 +156,6 @@ def identity(message: Mapping[str, Any]) -> Identity:
 
 
 @dataclass
-class Program:
-    """One run of ``python run.py`` on the world's configuration."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def rss_kib(self) -> int:
-        """The process's resident set size (``VmRSS`` in ``/proc/PID/status``), KiB."""
-        status = Path(f"/proc/{self.pid}/status").read_text(encoding="ascii")
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        msg = f"no VmRSS in /proc/{self.pid}/status"
-        raise AssertionError(msg)
-
-    def sigkill(self) -> None:
-        if self.alive():
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def terminate(self, timeout_s: float = 20.0) -> int:
-        """SIGTERM and the exit code."""
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout_s)
-
-    def tree(self) -> dict[str, Any]:
-        answer = requests.get(f"{self.url}/api/tree", timeout=5)
-        answer.raise_for_status()
-        tree: dict[str, Any] = answer.json()
-        return tree
-
-    def crash(self, actor: str) -> int:
-        """``POST /debug/crash/{actor}``; the HTTP status."""
-        return requests.post(
-            f"{self.url}/debug/crash/{actor}", headers={"X-Requested-With": "test"}, timeout=5
-        ).status_code
-
-    def log_text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-
-@dataclass
 class FaultWorld:
     """The servers, the program and the ledger of what was published (see the module doc)."""
 
@@ -276,29 +222,10 @@ class FaultWorld:
         assert self.program is None or not self.program.alive(), "the program already runs"
         self.runs += 1
         log = self.directory / f"run-{self.runs}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [sys.executable, str(ROOT / "run.py"), "--config", str(self.config_path)],
-                cwd=ROOT,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        program = Program(process, f"http://127.0.0.1:{self.http_port}", log)
-        self.program = program
-        wait_for(lambda: self._live(program), timeout_s=20, interval_s=0.02, what="/livez")
+        self.program = start(self.config_path, self.http_port, log=log)
         if wait_connected:
             self.wait_connected()
-        return program
-
-    def _live(self, program: Program) -> bool:
-        if not program.alive():
-            msg = f"run.py exited with {program.process.returncode}:\n{program.log_text()}"
-            raise AssertionError(msg)
-        try:
-            return requests.get(f"{program.url}/livez", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        return self.program
 
     def wait_connected(self, timeout_s: float = 15.0) -> None:
         """Wait until the program is joined on the kills feed and streaming the map."""
@@ -578,21 +505,8 @@ class FaultWorld:
 
     def journal_events(self, source: str) -> list[dict[str, Any]]:
         """The journal's events of ``source``, oldest first, as ``run.py events`` lists them."""
-        listed = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "run.py"),
-                "events",
-                "--config",
-                str(self.config_path),
-                "--source",
-                source,
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-            timeout=30,
-        )
+        listed = run_cli("events", "--config", str(self.config_path), "--source", source)
+        assert listed.returncode == 0, listed.stderr
         return [orjson.loads(line) for line in listed.stdout.splitlines()]
 
     def map_cursor(self) -> str | None:

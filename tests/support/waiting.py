@@ -1,8 +1,7 @@
-"""Helpers shared by the tests: waiting on conditions with a deadline, socket states."""
+"""Waiting for a condition with a deadline: how the tests synchronise (never a fixed sleep)."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,16 +26,3 @@ def wait_for(
             raise AssertionError(msg)
         # A short pause between polls; the condition, not the pause, synchronises.
         time.sleep(interval_s)
-
-
-def closed_by_peer(client: socket.socket) -> bool:
-    """Whether the other end has closed ``client`` (EOF or reset); never blocks."""
-    client.setblocking(False)
-    try:
-        return client.recv(1024) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-    finally:
-        client.setblocking(True)
