@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from realtime.config import KillNotifyConfig, MapNotifyConfig
-from realtime.event import Event, Priority, format_time
+from realtime.event import KILLS_SOURCE, Event, Priority, format_time
 from realtime.notifications import (
     CharacterDetails,
     Decision,
@@ -20,6 +20,7 @@ from realtime.notifications import (
     map_notification,
 )
 from realtime.tracking import TrackedState
+from tests.support import events
 
 NOW = 1_800_000_000.0
 HOME, KSPACE = 31000005, 30000142
@@ -66,17 +67,8 @@ def killmail(
 
 
 def kill_event(data: dict[str, Any], *, kind: str = "killmail", source: str = "") -> Event:
-    return Event(
-        id=str(data.get("killmail_id")),
-        source=source or "wanderer-kills",
-        type=kind,
-        time=NOW - 60,
-        received_at=0,
-        key=f"killmail:{data.get('killmail_id')}",
-        priority=Priority.NORMAL,
-        data=data,
-        seq=42,
-    )
+    """Seen a minute before ``NOW``, journaled as seq 42."""
+    return events.kill_event(data, at=NOW - 60, seq=42, kind=kind, source=source or KILLS_SOURCE)
 
 
 def decide(

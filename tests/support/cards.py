@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from realtime.event import Event, Priority, format_time
+from realtime.event import Event, format_time
 from realtime.static_info import StaticInfoView, SystemStaticInfo, parse_static_info
 from realtime.tracking import TrackedState
+from tests.support import events
 
 NOW = 1_800_000_000.0
 HOME, KSPACE = 31000005, 30000142
@@ -76,31 +77,13 @@ def killmail(
 
 
 def kill_event(data: dict[str, Any]) -> Event:
-    return Event(
-        id=str(data["killmail_id"]),
-        source="wanderer-kills",
-        type="killmail",
-        time=NOW - 60,
-        received_at=0,
-        key=f"killmail:{data['killmail_id']}",
-        priority=Priority.NORMAL,
-        data=data,
-        seq=7,
-    )
+    """The card tests' kill: seen a minute before :data:`NOW`, journaled as seq 7."""
+    return events.kill_event(data, at=NOW - 60, seq=7)
 
 
 def map_event(event_type: str, payload: dict[str, Any], sse_id: str) -> Event:
-    return Event(
-        id=sse_id,
-        source="map:home",
-        type=event_type,
-        time=NOW - 30,
-        received_at=0,
-        key=f"map:home:{sse_id}",
-        priority=Priority.NORMAL,
-        data=payload,
-        seq=8,
-    )
+    """The card tests' map event on map ``home``: 30 s before :data:`NOW`, seq 8."""
+    return events.map_event(event_type, payload, sse_id, at=NOW - 30, seq=8)
 
 
 def tracked() -> TrackedState:

@@ -23,7 +23,7 @@ from realtime.config import (
     NotifyConfig,
     Secret,
 )
-from realtime.event import Event, Priority, format_time
+from realtime.event import KILLS_SOURCE, Event, Priority, format_time
 from realtime.storage import DATABASE_FILE
 from simulator.discord_fake import DiscordFake
 from supervision import (
@@ -34,6 +34,7 @@ from supervision import (
     SupervisionTree,
     SupervisorSpec,
 )
+from tests.support import events
 from tests.support.waiting import wait_for
 
 CHANNEL = "100200300"
@@ -133,32 +134,29 @@ def killmail(
 
 
 def kill_event(
-    data: dict[str, Any], seq: int, *, kind: str = "killmail", source: str = "wanderer-kills"
+    data: dict[str, Any], seq: int, *, kind: str = "killmail", source: str = KILLS_SOURCE
 ) -> Event:
-    return Event(
-        id=str(data["killmail_id"]),
-        source=source,
-        type=kind,
-        time=time.time() - 60,
-        received_at=time.monotonic_ns(),
-        key=f"killmail:{data['killmail_id']}",
-        priority=Priority.HIGH,
-        data=data,
+    """A journaled kill (seq ``seq``) of high priority, received now, a minute old."""
+    return events.kill_event(
+        data,
         seq=seq,
+        kind=kind,
+        source=source,
+        priority=Priority.HIGH,
+        received_at=time.monotonic_ns(),
     )
 
 
 def map_event(kind: str, payload: dict[str, Any], seq: int, *, slug: str = SLUG) -> Event:
-    return Event(
-        id=f"01J{seq:023d}",
-        source=f"map:{slug}",
-        type=kind,
-        time=time.time(),
+    """A journaled map event (seq ``seq``, keyed by it), received now."""
+    return events.map_event(
+        kind,
+        payload,
+        f"01J{seq:023d}",
+        slug=slug,
+        seq=seq,
         received_at=time.monotonic_ns(),
         key=f"map:{slug}:{seq}",
-        priority=Priority.NORMAL,
-        data=payload,
-        seq=seq,
     )
 
 

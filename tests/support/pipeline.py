@@ -17,9 +17,10 @@ from actors.base import ReportingActor
 from actors.protocol import Handle, Ingest, Names, Refused
 from app.system import supervisor
 from realtime.config import Config, parse
-from realtime.event import KILLS_SOURCE, Event, Priority
+from realtime.event import KILLS_SOURCE, Event
 from realtime.keys import event_key
 from supervision import ActorContext, ChildSpec, MailboxFullError, MailboxSpec, SupervisionTree
+from tests.support import events
 from tests.support.waiting import wait_for
 
 
@@ -144,29 +145,26 @@ def kill_event(
     }
     type_ = "killmail" if source == KILLS_SOURCE else "map_kill"
     ident = str(killmail_id) if source == KILLS_SOURCE else f"01J{killmail_id:023d}"
-    return Event(
-        id=ident,
+    return events.kill_event(
+        data,
+        at=time.time() - age_s,
+        kind=type_,
         source=source,
-        type=type_,
-        time=time.time() - age_s,
         received_at=time.monotonic_ns(),
         key=event_key(source, type_, ident, data, "hybrid"),
-        priority=Priority.NORMAL,
-        data=data,
+        ident=ident,
     )
 
 
 def map_event(type_: str, ident: str, payload: Mapping[str, Any], slug: str = "demo") -> Event:
-    source = f"map:{slug}"
-    return Event(
-        id=ident,
-        source=source,
-        type=type_,
-        time=time.time(),
+    """A map event keyed as the sources key it (``hybrid``), received now."""
+    return events.map_event(
+        type_,
+        dict(payload),
+        ident,
+        slug=slug,
         received_at=time.monotonic_ns(),
-        key=event_key(source, type_, ident, payload, "hybrid"),
-        priority=Priority.NORMAL,
-        data=dict(payload),
+        key=event_key(f"map:{slug}", type_, ident, payload, "hybrid"),
     )
 
 
