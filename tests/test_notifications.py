@@ -254,16 +254,10 @@ def test_a_missing_victim_name_is_taken_from_the_tracked_characters(
 
 
 def map_event(kind: str, payload: dict[str, Any], *, slug: str = "home") -> Event:
-    return Event(
-        id="01JDZ3J9Q5V8K2M4N6P8R0T2W4",
-        source=f"map:{slug}",
-        type=kind,
-        time=NOW,
-        received_at=0,
-        key="map:home:01JDZ3J9Q5V8K2M4N6P8R0T2W4",
-        priority=Priority.NORMAL,
-        data=payload,
-        seq=7,
+    """Happened at ``NOW``, journaled as seq 7 (keyed on map ``home`` whatever ``slug``)."""
+    sse_id = "01JDZ3J9Q5V8K2M4N6P8R0T2W4"
+    return events.map_event(
+        kind, payload, sse_id, slug=slug, at=NOW, seq=7, key=f"map:home:{sse_id}"
     )
 
 

@@ -63,15 +63,10 @@ def _environment(env: Mapping[str, str] | None) -> dict[str, str]:
 def run_cli(
     *args: str, env: Mapping[str, str] | None = None, timeout_s: float = 60.0
 ) -> subprocess.CompletedProcess[str]:
-    """``python run.py ARGS...`` to its end; its exit code and output as text."""
-    return subprocess.run(
-        _command(args),
-        cwd=ROOT,
-        env=_environment(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
+    """``python run.py ARGS...`` to its end; its exit code and output as (UTF-8) text."""
+    done = run_cli_bytes(*args, env=env, timeout_s=timeout_s)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
     )
 
 
