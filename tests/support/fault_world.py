@@ -244,9 +244,8 @@ class FaultWorld:
 
     def kills_joined(self) -> bool:
         program = self.program
-        if program is not None and not program.alive():
-            msg = f"run.py exited with {program.process.returncode}:\n{program.log_text()}"
-            raise AssertionError(msg)
+        if program is not None:
+            program.check_running()
         joined = [c for c in self.kills.statistics().connections if c.joined]
         # kills joins with the systems, kills:characters with the characters; the
         # server may still count an abandoned socket as joined, so the program
@@ -460,10 +459,8 @@ class FaultWorld:
         """
 
         def done() -> bool:
-            program = self.program
-            if program is not None and not program.alive():
-                msg = f"run.py exited with {program.process.returncode}:\n{program.log_text()}"
-                raise AssertionError(msg)
+            if self.program is not None:
+                self.program.check_running()
             return not self.missing() and self.settled()
 
         try:

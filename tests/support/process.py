@@ -135,11 +135,15 @@ class Program:
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
-    def live(self) -> bool:
-        """Whether ``/livez`` answers 200; fails with the log if the program has exited."""
+    def check_running(self) -> None:
+        """Fails, with the program's log, if the program has exited (for a wait's condition)."""
         if not self.alive():
             msg = f"run.py exited with {self.process.returncode}:\n{self.log_text()}"
             raise AssertionError(msg)
+
+    def live(self) -> bool:
+        """Whether ``/livez`` answers 200; fails with the log if the program has exited."""
+        self.check_running()
         try:
             return requests.get(f"{self.url}/livez", timeout=2).status_code == 200
         except requests.RequestException:
