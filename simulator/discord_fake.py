@@ -2,7 +2,7 @@
 
 A real HTTP/1.1 server (stdlib ``ThreadingHTTPServer`` in a thread it owns)
 that answers the two ways to post a message the way Discord does
-(PROTOCOLS.md section 4):
+(docs/protocols.md, "Discord"):
 
 - ``POST /api/v10/channels/{channel_id}/messages`` with ``Authorization: Bot
   TOKEN`` (401 otherwise). A ``nonce`` with ``"enforce_nonce": true`` seen

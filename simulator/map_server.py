@@ -1,6 +1,6 @@
 """A Wanderer map server on loopback: SSE event stream, REST bootstrap, fault switches.
 
-It speaks the protocol of PROTOCOLS.md sections 2 and 3 over real HTTP/1.1 on a
+It speaks the protocol of docs/protocols.md ("Wanderer map") over real HTTP/1.1 on a
 real socket, so the map source, the demo, tests and benchmarks all exercise the
 same code they run against a real map. It owns an asyncio loop on a background
 thread and writes responses byte by byte itself: every SSE write is one HTTP

@@ -494,6 +494,12 @@ def test_the_readme_and_the_docs_refer_to_nothing_outside_the_repository() -> No
     assert outside_references(ROOT, documentation_files()) == []
 
 
+def test_no_tracked_file_refers_to_anything_outside_the_repository() -> None:
+    if shutil.which("git") is None:
+        pytest.fail("this test needs git (apt-get install git)")
+    assert outside_references(ROOT, tracked_files(ROOT)) == []
+
+
 def test_references_outside_the_repository_are_found_in_tracked_files(tmp_path: Path) -> None:
     if shutil.which("git") is None:
         pytest.fail("this test needs git (apt-get install git)")
