@@ -35,7 +35,7 @@ from typing import Any, Literal
 import pytest
 
 from app import cli
-from realtime.config import Config, Secret, load
+from realtime.config import Config, Secret, load, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -288,6 +288,13 @@ def test_the_shipped_config_parses_and_every_key_it_sets_is_documented() -> None
     documented = {row.key for row in reference_rows(REFERENCE.read_text())}
     table = tomllib.loads(shipped.read_text(encoding="utf-8"))
     assert sorted(set(toml_keys(table)) - documented) == []
+
+
+def test_the_readmes_routing_example_is_a_valid_config() -> None:
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Routing notifications")[1]
+    example = tomllib.loads(section.split("```toml\n")[1].split("```")[0])
+    config = parse({**example, "maps": [{"slug": "home"}]}, environ={})
+    assert [route.name for route in config.routes] == [route["name"] for route in example["routes"]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import random
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
+from actors.notifier.discord_sink import SharedLedger
 from realtime.journal_store import JournalStore
 from realtime.ledger import (
     Ledger,
@@ -18,6 +21,7 @@ from realtime.ledger import (
 )
 from realtime.schema import SCHEMA_VERSION
 from realtime.storage import Database, StorageBusyError, StorageCorruptError, StorageSettings
+from tests.support import wait_for
 
 K = LedgerKey
 
@@ -345,3 +349,76 @@ def test_whichever_owner_opens_an_old_file_first_migrates_it_and_reading_it_need
             K("discord", "kill:1"),
             K("console", "rally:home:7"),
         ]
+
+
+def test_a_worker_outcome_waits_out_a_locked_database_and_is_recorded_once_free(
+    path: Path,
+) -> None:
+    shared = SharedLedger()
+    shared.open(Ledger.open(path, StorageSettings(busy_timeout_s=0.01)))
+    with shared.held() as ledger:
+        entry = ledger.claim("discord", "k", 1)
+    assert entry is not None
+    journal = sqlite3.connect(path, isolation_level=None)
+    retries: list[int] = []
+    recorded: list[bool] = []
+    journal.execute("BEGIN IMMEDIATE")
+    worker = threading.Thread(
+        target=lambda: recorded.append(
+            shared.record(
+                lambda ledger: ledger.mark_sent(entry.key, "m1"),
+                lambda _error, attempt: retries.append(attempt),
+                random.Random(7).random,
+            )
+        )
+    )
+    worker.start()
+    try:
+        wait_for(lambda: len(retries) >= 2, timeout_s=10)
+    finally:
+        journal.execute("COMMIT")
+        journal.close()
+    worker.join(10)
+    assert recorded == [True]
+    with shared.held() as ledger:
+        stored = ledger.get(entry.key)
+    assert stored is not None
+    assert (stored.state, stored.discord_message_id) == ("sent", "m1")
+    assert retries[:2] == [0, 1]
+    shared.close()
+
+
+def test_a_worker_outcome_waiting_for_the_database_gives_up_when_the_ledger_closes(
+    path: Path,
+) -> None:
+    shared = SharedLedger()
+    shared.open(Ledger.open(path, StorageSettings(busy_timeout_s=0.01)))
+    with shared.held() as ledger:
+        entry = ledger.claim("discord", "k", 1)
+    assert entry is not None
+    journal = sqlite3.connect(path, isolation_level=None)
+    journal.execute("BEGIN IMMEDIATE")
+    retries: list[int] = []
+    recorded: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: recorded.append(
+            shared.record(
+                lambda ledger: ledger.mark_sent(entry.key, "m1"),
+                lambda _error, attempt: retries.append(attempt),
+                random.Random(7).random,
+            )
+        )
+    )
+    worker.start()
+    try:
+        wait_for(lambda: retries, timeout_s=10)
+        shared.close()
+        worker.join(10)
+    finally:
+        journal.execute("COMMIT")
+        journal.close()
+    assert recorded == [False]
+    with Ledger.open(path) as ledger:
+        stored = ledger.get(entry.key)
+    assert stored is not None
+    assert stored.state == "pending"  # resumed by the next start, with the same nonce

@@ -12,7 +12,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from actors.discord_http import (
     Deferred,
@@ -25,11 +25,16 @@ from actors.discord_http import (
 )
 from actors.notifier.send_queue import Delivery, SendQueue
 from realtime.ledger import Ledger
+from realtime.storage import StorageUnavailableError
+from supervision import Backoff
 
 logger = logging.getLogger(__name__)
 
 MAX_LATENCY_SAMPLES = 2048
 """Delivery latencies kept between two drains by the actor (the newest win)."""
+
+RECORD_RETRY = Backoff(0.05, 2.0, jitter=0.5)
+"""Delays between a worker's tries to record an outcome while the database is busy or full."""
 
 
 class LedgerClosedError(RuntimeError):
@@ -48,12 +53,14 @@ class SharedLedger:
     def __init__(self) -> None:
         self._ledger: Ledger | None = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def open(self, ledger: Ledger) -> None:
         """Share ``ledger`` (closing one shared before, if any)."""
         self.close()
         with self._lock:
             self._ledger = ledger
+            self._closed.clear()
 
     @contextlib.contextmanager
     def use(self) -> Iterator[Ledger | None]:
@@ -74,8 +81,40 @@ class SharedLedger:
                 raise LedgerClosedError(msg)
             yield self._ledger
 
+    def record(
+        self,
+        action: Callable[[Ledger], object],
+        on_retry: Callable[[StorageUnavailableError, int], None],
+        rand: Callable[[], float],
+    ) -> bool:
+        """Run ``action`` on the ledger until it is written; ``False`` if the ledger closed first.
+
+        A database that is busy or full (:class:`StorageUnavailableError`) is
+        not an end: ``on_retry`` is told (with the attempt number, 0 first),
+        and the action is tried again after
+        a growing delay (:data:`RECORD_RETRY`), with the ledger free for
+        others meanwhile. What a worker learnt from Discord is so never lost
+        to a passing storage fault; if the ledger closes first, the entry
+        stays pending and the next start resumes it with the same nonce.
+        """
+        attempt = 0
+        while True:
+            with self._lock:
+                if self._ledger is None:
+                    return False
+                try:
+                    action(self._ledger)
+                except StorageUnavailableError as error:
+                    on_retry(error, attempt)
+                else:
+                    return True
+            if self._closed.wait(RECORD_RETRY.delay(attempt, rand)):
+                return False
+            attempt += 1
+
     def close(self) -> None:
         with self._lock:
+            self._closed.set()
             if self._ledger is not None:
                 self._ledger.close()
                 self._ledger = None
@@ -226,28 +265,34 @@ class DiscordSink:
             logger.exception("notifier: a Discord worker failed")
             self.queue.close()
 
+    def _record(self, action: Callable[[Ledger], object], rand: random.Random) -> None:
+        def on_retry(error: StorageUnavailableError, attempt: int) -> None:
+            self._outcomes.count("ledger_retries")
+            if attempt == 0:
+                logger.warning("notifier: a Discord outcome waits for the database: %s", error)
+
+        self._ledger.record(action, on_retry, rand.random)
+
     def _attempt(self, delivery: Delivery, rand: random.Random) -> None:
         route = delivery.key.route
         result = self.sender.send(delivery.body, delivery.nonce, route)
         decision, delivery.retry = self._plan.decide(delivery.retry, result, rand.random)
+        key = delivery.key
         if isinstance(decision, Done):
-            with self._ledger.use() as ledger:
-                if ledger is not None:
-                    ledger.mark_sent(delivery.key, decision.message_id)
+            message_id = decision.message_id
+            self._record(lambda ledger: ledger.mark_sent(key, message_id), rand)
             self._outcomes.delivered(delivery.received_at)
             self.queue.done(delivery)
         elif isinstance(decision, SendAgain):
             if not isinstance(result, Deferred):
                 # an HTTP attempt was made and failed: count it on the entry
                 self._outcomes.count("retries")
-                with self._ledger.use() as ledger:
-                    if ledger is not None:
-                        ledger.mark_attempt(delivery.key, str(result))
+                failure = str(result)
+                self._record(lambda ledger: ledger.mark_attempt(key, failure), rand)
             self.queue.again(delivery, max(decision.after_s, self.sender.wait_s(route)))
         elif isinstance(decision, GiveUp):
-            with self._ledger.use() as ledger:
-                if ledger is not None:
-                    ledger.mark_failed(delivery.key, decision.reason)
+            reason = decision.reason
+            self._record(lambda ledger: ledger.mark_failed(key, reason), rand)
             self._outcomes.count("failed_discord")
             logger.warning("notifier: gave up on %s: %s", delivery.key, decision.reason)
             self.queue.done(delivery)
