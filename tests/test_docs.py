@@ -229,7 +229,7 @@ def reference_problems(settings: list[Setting], rows: list[Row]) -> list[str]:
         if not row.meaning:
             problems.append(f"{setting.key}: docs/configuration.md:{row.line} has no meaning")
     problems += [
-        f"{row.key}: docs/configuration.md:{row.line} documents a key realtime/config.py "
+        f"{row.key}: docs/configuration.md:{row.line} documents a key realtime.config "
         "does not have: remove the row (or add the field)"
         for row in rows
         if row.key not in known
