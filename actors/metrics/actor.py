@@ -446,13 +446,3 @@ def _nest(totals: Mapping[SeriesKey, float]) -> dict[str, dict[str, float]]:
     for (outer, inner), value in sorted(totals.items()):
         nested.setdefault(outer, {})[inner] = value
     return nested
-
-
-def _ratio_text(ratio: float | None) -> str:
-    return "?" if ratio is None else f"{ratio:.2g}x"
-
-
-def _seconds_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    return f"{seconds * 1000:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"

@@ -155,17 +155,8 @@ class PhoenixClient:
 
     @staticmethod
     def connect_url(base: str) -> str:
-        """The WebSocket URL for a configured base URL.
-
-        ``http(s)://host[:port][/prefix]`` becomes
-        ``ws(s)://host[:port][/prefix]/socket/websocket?vsn=1.0.0`` (a path
-        already ending in ``/socket/websocket`` is kept); a ``ws(s)://`` URL is
-        kept as it is, with ``vsn=1.0.0`` added when it has no ``vsn``. Other
-        query parameters are kept; a fragment is dropped.
-
-        Raises:
-            ValueError: another scheme, no host, or a ``vsn`` other than 1.0.0
-                (this client speaks only the V1 JSON serializer).
+        """The WebSocket URL for a configured base URL: see
+        :func:`realtime.phoenix.wire.connect_url` (raises ``ValueError`` likewise).
         """
         return connect_url(base)
 

@@ -200,15 +200,10 @@ class DiscordApi:
         authorization: str | None,
         payload: Any,
     ) -> tuple[Answer, str]:
-        refused_access = self._channel_refusal(channel_id, authorization)
-        if refused_access is not None:
-            return refused_access, ""
-        refused, limited, storm = self._rate_limit(now, CHANNEL_ROUTE, channel_id)
+        refusal = self._channel_refusal(channel_id, authorization)
+        refused, limited, fault = self._admit(now, refusal, CHANNEL_ROUTE, channel_id, payload)
         if refused is not None:
-            return refused, storm
-        not_valid = invalid(payload, limited)
-        if not_valid is not None:
-            return not_valid, ""
+            return refused, fault
         self._prune_nonces(now)
         nonce = payload.get("nonce")
         if nonce is not None and payload.get("enforce_nonce") is True:
@@ -222,6 +217,20 @@ class DiscordApi:
             if len(self.nonces) > self.max_messages:
                 self.nonces.popitem(last=False)
         return self._after_create(json_answer(200, message, limited))
+
+    def _admit(
+        self, now: float, refusal: Answer | None, route: str, major: str, payload: Any
+    ) -> tuple[Answer | None, tuple[tuple[str, str], ...], str]:
+        """A post's refusal in the order Discord checks: no access (``refusal``),
+        rate limited, an invalid body; else ``None``. With it, the bucket headers
+        of the slot taken and the fault applied (as :meth:`_rate_limit`).
+        """
+        if refusal is not None:
+            return refusal, (), ""
+        refused, limited, fault = self._rate_limit(now, route, major)
+        if refused is not None:
+            return refused, limited, fault
+        return invalid(payload, limited), limited, ""
 
     def _channel_refusal(self, channel_id: str, authorization: str | None) -> Answer | None:
         """401 for a wrong bot token, 403 or 404 for a channel set so, else ``None``."""
@@ -267,15 +276,10 @@ class DiscordApi:
         *,
         wait: bool,
     ) -> tuple[Answer, str]:
-        refused_access = self._webhook_refusal(webhook_id, token)
-        if refused_access is not None:
-            return refused_access, ""
-        refused, limited, storm = self._rate_limit(now, WEBHOOK_ROUTE, webhook_id)
+        refusal = self._webhook_refusal(webhook_id, token)
+        refused, limited, fault = self._admit(now, refusal, WEBHOOK_ROUTE, webhook_id, payload)
         if refused is not None:
-            return refused, storm
-        not_valid = invalid(payload, limited)
-        if not_valid is not None:
-            return not_valid, ""
+            return refused, fault
         channel_id = self.webhooks[webhook_id].channel_id
         message = self._create(now, channel_id, payload, webhook_id=webhook_id)
         answer = json_answer(200, message, limited) if wait else Answer(204, headers=limited)
