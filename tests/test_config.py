@@ -126,6 +126,9 @@ def test_dedup_window_defaults_to_twice_the_max_kill_age() -> None:
         ({"sources": {"resend_min_s": 5.0, "resend_max_s": 1.0}}, "sources.resend_min_s"),
         ({"sources": {"journal_wait_max_s": 0.0}}, "sources.journal_wait_max_s"),
         ({"sources": {"kills": {"max_frame_bytes": 0}}}, "sources.kills.max_frame_bytes"),
+        ({"sources": {"kills": {"max_systems": -1}}}, "sources.kills.max_systems"),
+        ({"sources": {"kills": {"max_characters": -1}}}, "sources.kills.max_characters"),
+        ({"sources": {"kills": {"push_timeout_s": 0}}}, "sources.kills.push_timeout_s"),
         ({"maps": [{"slug": "a", "max_rest_bytes": 0}]}, r"maps\[0\]\.max_rest_bytes"),
     ],
 )

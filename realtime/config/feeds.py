@@ -16,6 +16,10 @@ class KillsSourceConfig:
 
     ``max_frame_bytes`` bounds one WebSocket message, fragments together: a
     larger one is rejected (``frame_too_large``) by its frame header, unread.
+    ``max_systems`` and ``max_characters`` bound the ids one join or
+    subscription change carries (beyond them the highest ids are left out and
+    counted); ``push_timeout_s`` is how long a join or a subscription change
+    may wait for its reply before it counts as failed.
     """
 
     enabled: bool = True
@@ -28,6 +32,9 @@ class KillsSourceConfig:
     circuit_open_s: float = 120.0
     max_frame_bytes: int = 1_048_576
     subscription_updates_per_minute: int = 10
+    max_systems: int = 10_000
+    max_characters: int = 50_000
+    push_timeout_s: float = 10.0
     preload_limit_per_system: int = 20
     preload_since_hours: int = 24
 

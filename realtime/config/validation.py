@@ -151,6 +151,11 @@ def _validate_sources(sources: SourcesConfig) -> None:
         )
     if sources.kills.max_frame_bytes < 1:
         raise ConfigError("sources.kills.max_frame_bytes: must be at least 1")
+    for bound in ("max_systems", "max_characters"):
+        if getattr(sources.kills, bound) < 0:
+            raise ConfigError(f"sources.kills.{bound}: must not be negative")
+    if sources.kills.push_timeout_s <= 0:
+        raise ConfigError("sources.kills.push_timeout_s: must be positive")
     if sources.journal_wait_max_s <= 0:
         raise ConfigError("sources.journal_wait_max_s: must be positive")
     if not 0 < sources.resend_min_s <= sources.resend_max_s:
