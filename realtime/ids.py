@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """A JSON integer (``bool`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def as_id(value: Any) -> int | None:
@@ -10,9 +15,7 @@ def as_id(value: Any) -> int | None:
 
     ``None`` for anything else (booleans, floats, empty or non-numeric text).
     """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if is_int(value):
         return value
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeGuard
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import orjson
 
 from realtime.event import Event, Priority, Reject, map_source, parse_time
+from realtime.ids import as_id, is_int
 from realtime.json_depth import DEFAULT_JSON_DEPTH, nesting_exceeds
 from realtime.keys import Strategy, event_key
 from realtime.sse import SseEvent
@@ -243,7 +244,7 @@ def _event(
         raise _RejectedError("missing_payload", "the envelope has no payload")
     if not isinstance(payload, dict):
         raise _RejectedError("invalid_payload", f"payload is a {type(payload).__name__}")
-    if sse.type == "map_kill" and not _is_int(payload.get("killmail_id")):
+    if sse.type == "map_kill" and not is_int(payload.get("killmail_id")):
         found = payload.get("killmail_id")
         raise _RejectedError("missing_killmail_id", f"killmail_id is {found!r}, not an integer")
     data = dict(payload)
@@ -273,10 +274,6 @@ def _timestamp(envelope: Mapping[str, Any]) -> float:
         raise _RejectedError(
             "invalid_timestamp", f"timestamp {timestamp!r} is not ISO 8601"
         ) from None
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # --- REST bootstrap ---------------------------------------------------------------
@@ -352,7 +349,7 @@ def _system(index: int, entry: object) -> MapSystem:
     if not isinstance(entry, dict):
         msg = f"systems[{index}] is a {_shape(entry)}, not an object"
         raise ValueError(msg)
-    system_id = _as_id(entry.get("solar_system_id"))
+    system_id = as_id(entry.get("solar_system_id"))
     if system_id is None:
         msg = f"systems[{index}] has no integer solar_system_id: {entry.get('solar_system_id')!r}"
         raise ValueError(msg)
@@ -365,7 +362,7 @@ def _system(index: int, entry: object) -> MapSystem:
         original_name=_as_str(entry.get("original_name")),
         custom_name=_as_str(entry.get("custom_name")),
         temporary_name=_as_str(entry.get("temporary_name")),
-        status=status if _is_int(status) else None,
+        status=status if is_int(status) else None,
         position_x=_as_float(entry.get("position_x")),
         position_y=_as_float(entry.get("position_y")),
         locked=locked if isinstance(locked, bool) else False,
@@ -409,7 +406,7 @@ def _tracked_character(index: int, entry: object) -> TrackedCharacter:
     if not isinstance(character, dict):
         msg = f"data[{index}] has no character object"
         raise ValueError(msg)
-    eve_id = _as_id(character.get("eve_id"))
+    eve_id = as_id(character.get("eve_id"))
     if eve_id is None:
         msg = f"data[{index}].character has no decimal eve_id: {character.get('eve_id')!r}"
         raise ValueError(msg)
@@ -417,22 +414,13 @@ def _tracked_character(index: int, entry: object) -> TrackedCharacter:
     return TrackedCharacter(
         eve_id=eve_id,
         name=_as_str(character.get("name")),
-        corporation_id=_as_id(character.get("corporation_id")),
+        corporation_id=as_id(character.get("corporation_id")),
         corporation_ticker=_as_str(character.get("corporation_ticker")),
-        alliance_id=_as_id(character.get("alliance_id")),
+        alliance_id=as_id(character.get("alliance_id")),
         alliance_ticker=_as_str(character.get("alliance_ticker")),
         character_id=_as_str(entry.get("character_id")),
         tracked=tracked if isinstance(tracked, bool) else True,
     )
-
-
-def _as_id(value: object) -> int | None:
-    """An EVE id sent as an integer or a decimal string; ``None`` otherwise."""
-    if _is_int(value):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
 
 
 def _as_str(value: object) -> str | None:
@@ -443,7 +431,7 @@ def _as_float(value: object) -> float | None:
     """A JSON number as a float; ``None`` for anything else, or an integer too large for one."""
     if isinstance(value, float):
         return value
-    if not _is_int(value):
+    if not is_int(value):
         return None
     try:
         return float(value)

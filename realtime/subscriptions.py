@@ -19,7 +19,9 @@ import enum
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final, TypeGuard
+from typing import Final
+
+from realtime.ids import is_int
 
 MAX_SYSTEM_ID: Final = 50_000_000
 MIN_CHARACTER_ID: Final = 90_000_000
@@ -117,11 +119,6 @@ class _SlidingWindow:
             return False
         self.times.append(now)
         return True
-
-
-def is_int(value: object) -> TypeGuard[int]:
-    """A JSON integer (``bool`` is not one)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class Subscriptions:
