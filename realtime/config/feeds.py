@@ -16,9 +16,10 @@ class KillsSourceConfig:
 
     ``max_frame_bytes`` bounds one WebSocket message, fragments together: a
     larger one is rejected (``frame_too_large``) by its frame header, unread.
-    ``max_systems`` and ``max_characters`` bound the ids one join or
-    subscription change carries (beyond them the highest ids are left out and
-    counted); ``push_timeout_s`` is how long a join or a subscription change
+    ``max_systems`` and ``max_characters`` bound the ids the maps may track
+    (tracking refuses more, counted) and the ids one join or subscription
+    change carries (beyond them the highest are left out, counted);
+    ``push_timeout_s`` is how long a join or a subscription change
     may wait for its reply before it counts as failed.
     """
 

@@ -152,8 +152,8 @@ def _validate_sources(sources: SourcesConfig) -> None:
     if sources.kills.max_frame_bytes < 1:
         raise ConfigError("sources.kills.max_frame_bytes: must be at least 1")
     for bound in ("max_systems", "max_characters"):
-        if getattr(sources.kills, bound) < 0:
-            raise ConfigError(f"sources.kills.{bound}: must not be negative")
+        if getattr(sources.kills, bound) < 1:
+            raise ConfigError(f"sources.kills.{bound}: must be at least 1")
     if sources.kills.push_timeout_s <= 0:
         raise ConfigError("sources.kills.push_timeout_s: must be positive")
     if sources.journal_wait_max_s <= 0:
