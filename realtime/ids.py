@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
+SYSTEM_ID_RANGE = (1, 50_000_000)
+"""Inclusive range of system ids that wanderer-kills accepts in a subscription."""
+
+CHARACTER_ID_RANGE = (90_000_000, 3_000_000_000)
+"""Inclusive range of character ids that wanderer-kills accepts in a subscription."""
+
 
 def is_int(value: object) -> TypeGuard[int]:
     """A JSON integer (``bool`` is not one)."""

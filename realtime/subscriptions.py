@@ -21,11 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from realtime.ids import is_int
+from realtime.ids import CHARACTER_ID_RANGE, SYSTEM_ID_RANGE, is_int
 
-MAX_SYSTEM_ID: Final = 50_000_000
-MIN_CHARACTER_ID: Final = 90_000_000
-MAX_CHARACTER_ID: Final = 3_000_000_000
 _WINDOW_S: Final = 60.0
 
 
@@ -177,10 +174,8 @@ class Subscriptions:
     def set_desired(self, systems: Iterable[object], characters: Iterable[object]) -> Subscription:
         """Filter the ids (counting what is dropped) into the desired subscription."""
         self.desired = Subscription(
-            self._valid_ids(systems, 1, MAX_SYSTEM_ID, self._max_systems, "system"),
-            self._valid_ids(
-                characters, MIN_CHARACTER_ID, MAX_CHARACTER_ID, self._max_characters, "character"
-            ),
+            self._valid_ids(systems, *SYSTEM_ID_RANGE, self._max_systems, "system"),
+            self._valid_ids(characters, *CHARACTER_ID_RANGE, self._max_characters, "character"),
         )
         return self.desired
 
