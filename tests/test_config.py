@@ -144,3 +144,18 @@ def test_source_bounds_have_their_defaults() -> None:
     assert config.sources.max_json_depth == 64
     assert config.sources.kills.max_frame_bytes == 1_048_576
     assert config.maps[0].max_rest_bytes == 16_777_216
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"alerts": {"down_grace_s": -1.0}}, "alerts.down_grace_s"),
+        ({"alerts": {"shed_hold_s": -1.0}}, "alerts.shed_hold_s"),
+        ({"alerts": {"silent_ticks": 0}}, "alerts.silent_ticks"),
+    ],
+)
+def test_alert_rule_settings_out_of_range_are_errors_naming_the_key(
+    table: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(table, {})

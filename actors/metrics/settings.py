@@ -125,6 +125,9 @@ class MetricsSettings:
             "alert_history": config.metrics.alert_history,
             "regression_ratio": config.metrics.regression_ratio,
             "cooldown_s": config.alerts.cooldown_s,
+            "down_grace_s": config.alerts.down_grace_s,
+            "silent_ticks": config.alerts.silent_ticks,
+            "shed_hold_s": config.alerts.shed_hold_s,
         }
         values.update(overrides)
         return cls(**values)

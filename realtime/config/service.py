@@ -101,10 +101,17 @@ class AlertsConfig:
     """Alerts (see the metrics actor); they reach Discord through routes of kind ``alert``.
 
     ``cooldown_s``: an alert raised again within this long of its resolution
-    is revived silently (no second announcement).
+    is revived silently (no second announcement). ``down_grace_s``: how long
+    a source may be not live before its ``connection:{name}`` alert (a
+    reconnect within it wakes nobody). ``silent_ticks``: status polls an
+    actor leaves unanswered in a row before its ``actor:{name}`` alert.
+    ``shed_hold_s``: how long ``flow:shedding`` stays after the last shed event.
     """
 
     cooldown_s: float = 300.0
+    down_grace_s: float = 30.0
+    silent_ticks: int = 5
+    shed_hold_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

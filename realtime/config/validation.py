@@ -14,7 +14,7 @@ from realtime.config.notify import StaticInfoConfig
 from realtime.config.pipeline import JournalConfig
 from realtime.config.root import Config
 from realtime.config.secret import ENV_PREFIX, ConfigError
-from realtime.config.service import HttpConfig, MailboxConfig
+from realtime.config.service import AlertsConfig, HttpConfig, MailboxConfig
 from realtime.route_checks import routes_problem
 
 _HOST_NAME = re.compile(
@@ -118,6 +118,7 @@ def validate(config: Config) -> None:  # noqa: PLR0912
     if config.dedup.max_entries < 1:
         raise ConfigError("dedup.max_entries: must be at least 1")
     _validate_journal(config.journal)
+    _validate_alerts(config.alerts)
     _fail_on(routes_problem(config))
 
 
@@ -132,6 +133,14 @@ def _validate_journal(journal: JournalConfig) -> None:
         raise ConfigError("journal.tail_events: must be at least 1")
     if journal.purge_rows < 1:
         raise ConfigError("journal.purge_rows: must be at least 1")
+
+
+def _validate_alerts(alerts: AlertsConfig) -> None:
+    for name in ("cooldown_s", "down_grace_s", "shed_hold_s"):
+        if getattr(alerts, name) < 0:
+            raise ConfigError(f"alerts.{name}: must not be negative")
+    if alerts.silent_ticks < 1:
+        raise ConfigError("alerts.silent_ticks: must be at least 1")
 
 
 def _validate_static_info(static_info: StaticInfoConfig) -> None:
