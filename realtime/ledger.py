@@ -62,7 +62,7 @@ import enum
 import hashlib
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -70,9 +70,6 @@ from typing import NamedTuple, Self
 
 from realtime.sqlite_rows import chunks, list_sql, rows_sql
 from realtime.storage import Database, StorageSettings
-
-DATABASE_FILE = "journal.sqlite3"
-"""The journal's database file in ``[app] data_dir``, which holds the ledger too."""
 
 NONCE_LENGTH = 24
 """Characters of a nonce: Discord accepts at most 25."""
@@ -86,13 +83,11 @@ _INSERT_CLAIMS = (
 )
 _CLAIM_WIDTH = 9
 _INSERT_CLAIMS_TAIL = " ON CONFLICT (route, notification) DO NOTHING"
-_MARK_SENT = (
+_SET_SENT = (
     "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
     " attempts = attempts + 1, last_error = NULL, updated_at = ?"
-    " WHERE state = 'pending' AND (route, notification) IN (VALUES "
 )
-_SELECT_KEYS = "SELECT route, notification FROM notifications WHERE (route, notification) IN ("
-_SELECT_KEYS_VALUES = "VALUES "
+_KEYS_IN = " (route, notification) IN (VALUES "
 
 _COLUMNS = (
     "route",
@@ -381,12 +376,21 @@ class Ledger:
             return self._existing(db, keys)
 
     def _existing(self, db: sqlite3.Connection, keys: Sequence[LedgerKey]) -> set[LedgerKey]:
-        found: set[LedgerKey] = set()
+        return {
+            LedgerKey(str(route), str(notification))
+            for route, notification in self._select_keyed(
+                db, "SELECT route, notification FROM notifications", keys
+            )
+        }
+
+    def _select_keyed(
+        self, db: sqlite3.Connection, select: str, keys: Sequence[LedgerKey]
+    ) -> Iterator[tuple[object, ...]]:
+        """The rows ``select`` finds for ``keys``, in as few statements as SQLite allows."""
         for start, size in chunks(len(keys), 2, self._max_variables):
-            sql = rows_sql(_SELECT_KEYS + _SELECT_KEYS_VALUES, 2, size, ")")
+            sql = rows_sql(f"{select} WHERE{_KEYS_IN}", 2, size, ")")
             flat = [part for key in keys[start : start + size] for part in key]
-            found.update(LedgerKey(str(r), str(n)) for r, n in db.execute(sql, flat).fetchall())
-        return found
+            yield from db.execute(sql, flat).fetchall()
 
     def _transition(
         self, key: LedgerKey, sql: str, parameters: tuple[object, ...], to: LedgerState
@@ -413,8 +417,7 @@ class Ledger:
         """
         return self._transition(
             key,
-            "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
-            " attempts = attempts + 1, last_error = NULL, updated_at = ?",
+            _SET_SENT,
             (message_id,),
             LedgerState.SENT,
         )
@@ -439,18 +442,14 @@ class Ledger:
             marked = [key for key in unique if entries[key].state is LedgerState.PENDING]
             for start, size in chunks(len(marked), 2, self._max_variables - 2):
                 flat = [part for key in marked[start : start + size] for part in key]
-                db.execute(rows_sql(_MARK_SENT, 2, size, ")"), (message_id, now, *flat))
+                sql = rows_sql(f"{_SET_SENT} WHERE state = 'pending' AND{_KEYS_IN}", 2, size, ")")
+                db.execute(sql, (message_id, now, *flat))
         for key in marked:
             self._move(key.route, LedgerState.PENDING, LedgerState.SENT)
         return len(marked)
 
     def _entries(self, db: sqlite3.Connection, keys: Sequence[LedgerKey]) -> list[LedgerEntry]:
-        found: list[LedgerEntry] = []
-        for start, size in chunks(len(keys), 2, self._max_variables):
-            sql = rows_sql(f"{_SELECT} WHERE (route, notification) IN (VALUES ", 2, size, ")")
-            flat = [part for key in keys[start : start + size] for part in key]
-            found += [_entry(row) for row in db.execute(sql, flat).fetchall()]
-        return found
+        return [_entry(row) for row in self._select_keyed(db, _SELECT, keys)]
 
     def mark_attempt(self, key: LedgerKey, error: str) -> bool:
         """A failed attempt that will be retried: counts it, keeps the entry pending.

@@ -19,7 +19,7 @@ import pytest
 
 from actors.metrics import MetricsActor, MetricsQuery, MetricsSettings, enabled_sources
 from actors.protocol import Announce, FeedRecovered, Names, StatsReport
-from realtime.config import Config, MapConfig
+from realtime.config import Config, MapConfig, parse
 from realtime.metrics import series_key
 from supervision import ActorContext, Control, MailboxSpec, Registry
 from tests.support.clocks import FakeClock
@@ -411,3 +411,12 @@ def test_alerts_are_told_to_the_notifier_and_a_feed_back_from_an_outage_too() ->
     assert alert.title == "Alert raised: connection:kills"
     assert resolved.notifications[0].title == "Alert resolved: connection:kills"
     assert recovered == FeedRecovered("kills", 1_700_000_000.0 + down_at, 1_700_000_000.0 + clock())
+
+
+def test_a_source_down_longer_than_the_configured_grace_raises_its_connection_alert() -> None:
+    clock = FakeClock()
+    config = parse({"alerts": {"down_grace_s": 5.0}}, {})
+    actor = make_actor(clock, config)
+    actor.record_status("kills", {"connection": connection("reconnecting", age_s=6.0)})
+    actor.evaluate(clock())
+    assert [alert.key for alert in actor.alerts.active()] == ["connection:kills"]

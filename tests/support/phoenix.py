@@ -40,7 +40,7 @@ def reply(ref: str, status: str = "ok", response: object = None, *, topic: str =
 
 
 def killmail(killmail_id: int, *, attackers: int = 1, **fields: Any) -> dict[str, Any]:
-    """A killmail shaped like wanderer-kills' (PROTOCOLS.md §1)."""
+    """A killmail shaped like wanderer-kills' (docs/protocols.md)."""
     data: dict[str, Any] = {
         "killmail_id": killmail_id,
         "kill_time": "2026-11-27T12:00:00Z",

@@ -6,140 +6,40 @@ same seed and the same calls give the same traffic, byte for byte.
 
 Killmails follow the wanderer-kills shape (``system_id`` and, as newer servers
 send it, ``solar_system_name``; names and tickers beside ids, camelCase inside
-``zkb``, nil fields omitted). Map activity follows the payloads
-of the Wanderer map's SSE events. The world is bounded: a fixed population of
-pilots, corporations and alliances, a fixed pool of systems, and map state that
-is a subset of those pools.
+``zkb``, nil fields omitted). The world is bounded: a fixed population of
+pilots, corporations and alliances and a fixed pool of systems; the map's
+activity (:mod:`simulator.traffic.map_activity`) is a subset of those pools.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 import random
-import time
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any, Final
 
-WORMHOLE_SYSTEMS: Final = range(31_000_001, 31_002_605)
-"""Wormhole (J-space) solar system ids."""
-KSPACE_SYSTEMS: Final = range(30_000_001, 30_005_001)
-"""Known-space solar system ids."""
-CHARACTER_IDS: Final = range(90_000_000, 3_000_000_001)
-"""Character ids that wanderer-kills accepts in a subscription."""
-MODERN_CHARACTER_IDS: Final = range(2_112_000_000, 2_130_000_000)
-"""Where characters created in recent years get their ids; the population lives here."""
-
-MIN_TOTAL_VALUE: Final = 1e6
-MAX_TOTAL_VALUE: Final = 2e10
-
-
-@dataclass(frozen=True, slots=True)
-class Hull:
-    """A class of ships: how often it dies and flies, what it is worth, what it soaks.
-
-    Values and damage are drawn log-uniformly between their bounds.
-    """
-
-    name: str
-    victim_weight: float
-    attacker_weight: float
-    value_range: tuple[float, float]
-    damage_range: tuple[int, int]
-    points: int
-
-
-@dataclass(frozen=True, slots=True)
-class ShipType:
-    """A real EVE ship type: its type id, its name and its hull class."""
-
-    type_id: int
-    name: str
-    hull: Hull
-
-
-CAPSULE = Hull("capsule", 18, 0, (1e6, 2.5e8), (90, 600), 1)
-FRIGATE = Hull("frigate", 20, 22, (2e6, 6e7), (800, 6_000), 5)
-DESTROYER = Hull("destroyer", 9, 10, (3e6, 8e7), (1_500, 9_000), 6)
-CRUISER = Hull("cruiser", 10, 14, (1.5e7, 2e8), (5_000, 30_000), 10)
-ADVANCED_CRUISER = Hull("advanced_cruiser", 6, 14, (1.2e8, 7e8), (8_000, 45_000), 25)
-STRATEGIC_CRUISER = Hull("strategic_cruiser", 4, 9, (4e8, 1.8e9), (20_000, 90_000), 40)
-BATTLECRUISER = Hull("battlecruiser", 7, 10, (6e7, 3e8), (20_000, 80_000), 15)
-BATTLESHIP = Hull("battleship", 6, 8, (2e8, 9e8), (60_000, 220_000), 20)
-PIRATE_BATTLESHIP = Hull("pirate_battleship", 2, 5, (6e8, 3.5e9), (80_000, 300_000), 50)
-MARAUDER = Hull("marauder", 0.6, 1, (1.8e9, 4e9), (150_000, 500_000), 60)
-INDUSTRIAL = Hull("industrial", 5, 0, (1e6, 4e8), (3_000, 20_000), 1)
-MINING = Hull("mining", 4, 0, (3e6, 4e8), (2_000, 40_000), 2)
-CAPITAL = Hull("capital", 0.8, 0.6, (2e9, 6e9), (1_500_000, 6_000_000), 100)
-SUPERCAPITAL = Hull("supercapital", 0.08, 0.05, (1.5e10, 2e10), (20_000_000, 60_000_000), 500)
-
-SHIP_TYPES: Final[tuple[ShipType, ...]] = (
-    ShipType(670, "Capsule", CAPSULE),
-    ShipType(585, "Slasher", FRIGATE),
-    ShipType(587, "Rifter", FRIGATE),
-    ShipType(589, "Executioner", FRIGATE),
-    ShipType(593, "Tristan", FRIGATE),
-    ShipType(597, "Punisher", FRIGATE),
-    ShipType(603, "Merlin", FRIGATE),
-    ShipType(605, "Heron", FRIGATE),
-    ShipType(608, "Atron", FRIGATE),
-    ShipType(33468, "Astero", FRIGATE),
-    ShipType(16236, "Coercer", DESTROYER),
-    ShipType(16238, "Cormorant", DESTROYER),
-    ShipType(16240, "Catalyst", DESTROYER),
-    ShipType(16242, "Thrasher", DESTROYER),
-    ShipType(620, "Osprey", CRUISER),
-    ShipType(621, "Caracal", CRUISER),
-    ShipType(622, "Stabber", CRUISER),
-    ShipType(626, "Vexor", CRUISER),
-    ShipType(627, "Thorax", CRUISER),
-    ShipType(629, "Rupture", CRUISER),
-    ShipType(11993, "Cerberus", ADVANCED_CRUISER),
-    ShipType(12005, "Ishtar", ADVANCED_CRUISER),
-    ShipType(12015, "Muninn", ADVANCED_CRUISER),
-    ShipType(12003, "Zealot", ADVANCED_CRUISER),
-    ShipType(11978, "Scimitar", ADVANCED_CRUISER),
-    ShipType(11987, "Guardian", ADVANCED_CRUISER),
-    ShipType(33470, "Stratios", ADVANCED_CRUISER),
-    ShipType(29984, "Tengu", STRATEGIC_CRUISER),
-    ShipType(29986, "Legion", STRATEGIC_CRUISER),
-    ShipType(29988, "Proteus", STRATEGIC_CRUISER),
-    ShipType(29990, "Loki", STRATEGIC_CRUISER),
-    ShipType(24690, "Hurricane", BATTLECRUISER),
-    ShipType(24698, "Drake", BATTLECRUISER),
-    ShipType(24700, "Myrmidon", BATTLECRUISER),
-    ShipType(24696, "Harbinger", BATTLECRUISER),
-    ShipType(638, "Raven", BATTLESHIP),
-    ShipType(639, "Tempest", BATTLESHIP),
-    ShipType(641, "Megathron", BATTLESHIP),
-    ShipType(642, "Apocalypse", BATTLESHIP),
-    ShipType(645, "Dominix", BATTLESHIP),
-    ShipType(17738, "Machariel", PIRATE_BATTLESHIP),
-    ShipType(17740, "Vindicator", PIRATE_BATTLESHIP),
-    ShipType(17736, "Nightmare", PIRATE_BATTLESHIP),
-    ShipType(17918, "Rattlesnake", PIRATE_BATTLESHIP),
-    ShipType(28710, "Golem", MARAUDER),
-    ShipType(28661, "Kronos", MARAUDER),
-    ShipType(648, "Badger", INDUSTRIAL),
-    ShipType(2998, "Noctis", INDUSTRIAL),
-    ShipType(22544, "Hulk", MINING),
-    ShipType(17480, "Procurer", MINING),
-    ShipType(19724, "Moros", CAPITAL),
-    ShipType(23757, "Archon", CAPITAL),
-    ShipType(24483, "Nidhoggur", CAPITAL),
-    ShipType(23913, "Nyx", SUPERCAPITAL),
-    ShipType(671, "Erebus", SUPERCAPITAL),
-)
-
-_VICTIM_CUMULATIVE_WEIGHTS: Final = tuple(
-    itertools.accumulate(ship.hull.victim_weight for ship in SHIP_TYPES)
-)
-_ATTACKER_CUMULATIVE_WEIGHTS: Final = tuple(
-    itertools.accumulate(ship.hull.attacker_weight for ship in SHIP_TYPES)
+from simulator.traffic.map_activity import MapActivity
+from simulator.traffic.timing import iso_seconds
+from simulator.traffic.universe import (
+    CAPITAL,
+    CAPSULE,
+    KSPACE_SYSTEMS,
+    MAX_TOTAL_VALUE,
+    MIN_TOTAL_VALUE,
+    MODERN_CHARACTER_IDS,
+    SUPERCAPITAL,
+    WORMHOLE_SYSTEMS,
+    Alliance,
+    Corporation,
+    Hull,
+    Pilot,
+    ShipType,
+    check_character_id,
+    pick_ship,
+    security_band,
+    syllable_word,
+    system_name,
 )
 
 # Turrets, launchers and drones, by type id; ESI names none of them in a killmail.
@@ -156,11 +56,6 @@ _NPC_NAMES: Final = {
 }
 """An NPC attacker's faction and ship names (the feed names NPC ships like any other)."""
 
-_SYLLABLES: Final = (
-    "ka", "ri", "to", "mer", "vel", "an", "sha", "dra", "lo", "vik", "ar", "en", "ta",
-    "ro", "sin", "mi", "zo", "el", "thor", "gal", "ne", "bra", "qui", "dor", "fen",
-    "is", "ul", "ka", "sev", "mo", "ya", "tur", "eth", "gri", "nos", "pha", "lin",
-)  # fmt: skip
 _SURNAME_ENDINGS: Final = ("son", "sen", "ov", "ski", "ra", "ar", "en", "is", "ane", "")
 _CORPORATION_WORDS: Final = (
     "Industries", "Holdings", "Corp", "Enterprises", "Collective", "Syndicate",
@@ -171,87 +66,6 @@ _ALLIANCE_WORDS: Final = (
     "Alliance", "Coalition", "Federation", "Legion", "Accord", "Confederacy",
     "Union", "Empire", "Compact", "Directive",
 )  # fmt: skip
-_SIGNATURE_GROUPS: Final = ("wormhole", "wormhole", "data", "relic", "gas", "combat", "ore")
-_WORMHOLE_TYPES: Final = ("K162", "H296", "V753", "C247", "N110", "B274", "D382", "X877")
-_RALLY_MESSAGES: Final = (
-    "Form up, hostiles in chain",
-    "Need help, tackled",
-    "Roam leaving in 10",
-    "Eviction fleet forming",
-    "Dread bait on field",
-)
-_MAP_ACTIVITY_WEIGHTS: Final = {
-    "add_system": 3.0,
-    "deleted_system": 1.0,
-    "connection_added": 3.0,
-    "signature_added": 4.0,
-    "character_added": 2.0,
-    "character_removed": 1.0,
-    "character_updated": 6.0,
-    "rally_point_added": 0.3,
-}
-
-
-def ticker_of(name: str) -> str:
-    """A ticker made from a name, as players make them: ``Kavoru Holdings`` is ``KAVOH``."""
-    words = [word for word in name.split() if word[:1].isalpha()] or ["X"]
-    tail = "".join(word[0] for word in words[1:])
-    return (words[0][: max(1, 5 - len(tail))] + tail).upper()[:5]
-
-
-@dataclass(frozen=True, slots=True)
-class Alliance:
-    alliance_id: int
-    name: str
-
-    @property
-    def ticker(self) -> str:
-        return ticker_of(self.name)
-
-
-@dataclass(frozen=True, slots=True)
-class Corporation:
-    corporation_id: int
-    name: str
-    alliance: Alliance | None
-
-    @property
-    def ticker(self) -> str:
-        return ticker_of(self.name)
-
-
-@dataclass(frozen=True, slots=True)
-class Pilot:
-    """A character of the simulated world, with a stable corporation and security status."""
-
-    character_id: int
-    name: str
-    corporation: Corporation
-    security_status: float
-
-
-def system_name(system_id: int) -> str:
-    """The simulated name of a solar system; deterministic, independent of any seed.
-
-    Wormholes are named ``J`` and six digits; known space gets syllable names
-    (high/low security) or null-security designations like ``X47L-Q``.
-    """
-    rng = random.Random(system_id)
-    if system_id in WORMHOLE_SYSTEMS:
-        return f"J{rng.randrange(100_000, 1_000_000)}"
-    if security_band(system_id) == "nullsec":
-        alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
-        head = "".join(rng.choice(alphabet) for _ in range(4))
-        tail = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 2)))
-        return f"{head}-{tail}"
-    return _syllable_word(rng, 2, 3)
-
-
-def security_band(system_id: int) -> str:
-    """``w-space``, ``highsec``, ``lowsec`` or ``nullsec``; deterministic per system id."""
-    if system_id in WORMHOLE_SYSTEMS:
-        return "w-space"
-    return ("highsec", "lowsec", "nullsec")[system_id % 3]
 
 
 class TrafficGenerator:
@@ -291,7 +105,7 @@ class TrafficGenerator:
         self._corporations = self._corporations_of(max(8, population // 12), alliances)
         tracked = tuple(dict.fromkeys(characters or ()))
         for character_id in tracked:
-            _check_character_id(character_id)
+            check_character_id(character_id)
         generated_ids = [
             character_id
             for character_id in self._rng.sample(MODERN_CHARACTER_IDS, population + len(tracked))
@@ -299,10 +113,9 @@ class TrafficGenerator:
         ][:population]
         self._pilots = {cid: self._new_pilot(cid, self._rng) for cid in (*tracked, *generated_ids)}
         self._population = tuple(self._pilots.values())
-        self._map_pilots = tuple(self._pilots[cid] for cid in tracked) or self._population[:30]
+        map_pilots = tuple(self._pilots[cid] for cid in tracked) or self._population[:30]
         self._next_killmail_id = self._rng.randrange(128_000_000, 129_000_000)
-        self._map_systems: dict[int, dict[str, Any]] = {}
-        self._map_characters: dict[int, dict[str, Any]] = {}
+        self._map = MapActivity(self._rng, self._systems, map_pilots)
 
     @property
     def systems(self) -> tuple[int, ...]:
@@ -319,7 +132,7 @@ class TrafficGenerator:
         known = self._pilots.get(character_id)
         if known is not None:
             return known
-        _check_character_id(character_id)
+        check_character_id(character_id)
         return self._new_pilot(character_id, random.Random(self._seed ^ character_id))
 
     def killmail(
@@ -336,7 +149,7 @@ class TrafficGenerator:
         delay = (
             self._rng.uniform(3, 120) if self._rng.random() < 0.93 else self._rng.uniform(120, 1800)
         )
-        victim_ship = self._pick_ship(victim=True)
+        victim_ship = pick_ship(self._rng, victim=True)
         if self._rng.random() < 0.04:
             return self._npc_kill(now - delay, system, victim_ship, involving)
         count = self._attacker_count()
@@ -373,7 +186,7 @@ class TrafficGenerator:
             winners = sides[1 - losing]
             count = min(len(winners), self._attacker_count(floor=2))
             attackers = self._rng.sample(winners, count)
-            ship = self._pick_ship(victim=True)
+            ship = pick_ship(self._rng, victim=True)
             kills.append(self._assemble(kill_time, system, victim, ship, attackers))
         return kills
 
@@ -386,13 +199,7 @@ class TrafficGenerator:
         subset of :attr:`systems`; its characters a subset of the given
         ``characters`` (or of the first 30 pilots when none were given).
         """
-        candidates = {
-            kind: weight
-            for kind, weight in _MAP_ACTIVITY_WEIGHTS.items()
-            if self._map_event_possible(kind)
-        }
-        kind = self._rng.choices(list(candidates), weights=list(candidates.values()))[0]
-        return kind, self._map_event(kind, now)
+        return self._map.next(now)
 
     def rally_point(self, now: float) -> tuple[str, dict[str, Any]]:
         """A ``rally_point_added`` now, for a demo that wants one on a schedule.
@@ -400,10 +207,7 @@ class TrafficGenerator:
         Raises:
             ValueError: the map has no system yet to rally in.
         """
-        if not self._map_event_possible("rally_point_added"):
-            msg = "a rally point needs a system on the map"
-            raise ValueError(msg)
-        return "rally_point_added", self._map_event("rally_point_added", now)
+        return self._map.rally_point(now)
 
     def system_added(self, system_id: int) -> tuple[str, dict[str, Any]]:
         """``add_system`` of this system of the pool now (a demo's scripted moment).
@@ -411,18 +215,15 @@ class TrafficGenerator:
         Raises:
             ValueError: the system is not in the pool, or already on the map.
         """
-        if system_id not in self._systems or system_id in self._map_systems:
-            msg = f"system {system_id} is not in the pool or is on the map already"
-            raise ValueError(msg)
-        return "add_system", self._place_system(system_id)
+        return self._map.system_added(system_id)
 
     def map_systems(self) -> tuple[dict[str, Any], ...]:
         """The systems on the map now, as ``add_system`` payloads (for a REST bootstrap)."""
-        return tuple(copy.deepcopy(list(self._map_systems.values())))
+        return self._map.systems()
 
     def map_characters(self) -> tuple[dict[str, Any], ...]:
         """The characters on the map now, as character event payloads."""
-        return tuple(copy.deepcopy(list(self._map_characters.values())))
+        return self._map.characters()
 
     def map_kill_payload(self, killmail: dict[str, Any]) -> dict[str, Any]:
         """The killmail as a map's ``map_kill`` payload: keyed by ``killmail_id``.
@@ -542,7 +343,7 @@ class TrafficGenerator:
         return victim
 
     def _attacker(self, pilot: Pilot) -> dict[str, Any]:
-        ship = self._pick_ship(victim=False)
+        ship = pick_ship(self._rng, victim=False)
         attacker: dict[str, Any] = {"character_id": pilot.character_id}
         attacker.update(_affiliation_ids(pilot))
         attacker["ship_type_id"] = ship.type_id
@@ -615,10 +416,6 @@ class TrafficGenerator:
             labels.append("capital")
         return labels
 
-    def _pick_ship(self, *, victim: bool) -> ShipType:
-        weights = _VICTIM_CUMULATIVE_WEIGHTS if victim else _ATTACKER_CUMULATIVE_WEIGHTS
-        return self._rng.choices(SHIP_TYPES, cum_weights=weights)[0]
-
     def _pick_system(self) -> int:
         # Activity clusters: a few systems see most kills (a Zipf-like tail).
         index = min(len(self._systems) - 1, int(self._rng.paretovariate(1.2)) - 1)
@@ -651,7 +448,7 @@ class TrafficGenerator:
     def _alliances(self, count: int) -> list[Alliance]:
         ids = self._rng.sample(range(99_000_000, 99_014_000), count)
         return [
-            Alliance(aid, f"{_syllable_word(self._rng, 2, 3)} {self._rng.choice(_ALLIANCE_WORDS)}")
+            Alliance(aid, f"{syllable_word(self._rng, 2, 3)} {self._rng.choice(_ALLIANCE_WORDS)}")
             for aid in ids
         ]
 
@@ -660,15 +457,15 @@ class TrafficGenerator:
         return [
             Corporation(
                 cid,
-                f"{_syllable_word(self._rng, 1, 3)} {self._rng.choice(_CORPORATION_WORDS)}",
+                f"{syllable_word(self._rng, 1, 3)} {self._rng.choice(_CORPORATION_WORDS)}",
                 self._rng.choice(alliances) if self._rng.random() < 0.75 else None,
             )
             for cid in ids
         ]
 
     def _new_pilot(self, character_id: int, rng: random.Random) -> Pilot:
-        first = _syllable_word(rng, 1, 3)
-        last = _syllable_word(rng, 1, 2) + rng.choice(_SURNAME_ENDINGS)
+        first = syllable_word(rng, 1, 3)
+        last = syllable_word(rng, 1, 2) + rng.choice(_SURNAME_ENDINGS)
         name = first if rng.random() < 0.2 else f"{first} {last.capitalize()}"
         return Pilot(
             character_id,
@@ -676,229 +473,6 @@ class TrafficGenerator:
             rng.choice(self._corporations),
             round(max(-10.0, min(5.0, rng.gauss(0.5, 3.0))), 1),
         )
-
-    # -- map ---------------------------------------------------------------------
-
-    def _map_event_possible(self, kind: str) -> bool:
-        systems, pilots = len(self._map_systems), len(self._map_characters)
-        possible = {
-            "add_system": systems < len(self._systems),
-            "deleted_system": systems > 2,
-            "connection_added": systems >= 2,
-            "signature_added": systems >= 1,
-            "character_added": pilots < len(self._map_pilots),
-            "character_removed": pilots > 1,
-            "character_updated": pilots >= 1,
-            "rally_point_added": systems >= 1 and pilots >= 1,
-        }
-        return possible[kind]
-
-    def _map_event(self, kind: str, now: float) -> dict[str, Any]:
-        makers: dict[str, Callable[[float], dict[str, Any]]] = {
-            "add_system": self._add_system,
-            "deleted_system": self._deleted_system,
-            "connection_added": self._connection_added,
-            "signature_added": self._signature_added,
-            "character_added": self._character_added,
-            "character_removed": self._character_removed,
-            "character_updated": self._character_updated,
-            "rally_point_added": self._rally_point_added,
-        }
-        return makers[kind](now)
-
-    def _add_system(self, _now: float) -> dict[str, Any]:
-        return self._place_system(
-            self._rng.choice([s for s in self._systems if s not in self._map_systems])
-        )
-
-    def _place_system(self, system: int) -> dict[str, Any]:
-        payload = {
-            "solar_system_id": system,
-            "name": system_name(system),
-            "position_x": self._rng.randrange(0, 3000, 10),
-            "position_y": self._rng.randrange(0, 2000, 10),
-        }
-        self._map_systems[system] = payload
-        return dict(payload)
-
-    def _deleted_system(self, _now: float) -> dict[str, Any]:
-        system = self._rng.choice(list(self._map_systems))
-        del self._map_systems[system]
-        return {"solar_system_id": system}
-
-    def _connection_added(self, _now: float) -> dict[str, Any]:
-        source, target = self._rng.sample(list(self._map_systems), 2)
-        return {
-            "connection_id": _uuid(self._rng),
-            "solar_system_source_id": source,
-            "solar_system_target_id": target,
-            "type": 0,
-            "ship_size_type": self._rng.choice((0, 1, 2, 2, 2, 3)),
-            "mass_status": 0,
-            "time_status": 0,
-        }
-
-    def _signature_added(self, _now: float) -> dict[str, Any]:
-        rng = self._rng
-        group = rng.choice(_SIGNATURE_GROUPS)
-        letters = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(3))
-        return {
-            "solar_system_id": rng.choice(list(self._map_systems)),
-            "signature_id": f"{letters}-{rng.randrange(1000):03d}",
-            "name": "Unstable Wormhole" if group == "wormhole" else "",
-            "kind": "cosmic_signature",
-            "group": group,
-            "type": rng.choice(_WORMHOLE_TYPES) if group == "wormhole" else None,
-        }
-
-    def _character_added(self, _now: float) -> dict[str, Any]:
-        absent = [p for p in self._map_pilots if p.character_id not in self._map_characters]
-        pilot = self._rng.choice(absent)
-        payload = self._character_payload(
-            pilot, self._rng.choice(list(self._map_systems) or self._systems)
-        )
-        self._map_characters[pilot.character_id] = payload
-        return dict(payload)
-
-    def _character_removed(self, _now: float) -> dict[str, Any]:
-        return self._map_characters.pop(self._rng.choice(list(self._map_characters)))
-
-    def _character_updated(self, _now: float) -> dict[str, Any]:
-        payload = self._map_characters[self._rng.choice(list(self._map_characters))]
-        change = self._rng.random()
-        if change < 0.5:
-            payload["solar_system_id"] = self._rng.choice(self._systems)
-        elif change < 0.8:
-            payload["ship_type_id"] = self._pick_ship(victim=False).type_id
-        else:
-            payload["online"] = not payload["online"]
-        return dict(payload)
-
-    def _rally_point_added(self, now: float) -> dict[str, Any]:
-        pilot = self._map_characters[self._rng.choice(list(self._map_characters))]
-        system = self._rng.choice(list(self._map_systems))
-        return {
-            "rally_point_id": _uuid(self._rng),
-            "solar_system_id": system,
-            "system_name": self._map_systems[system]["name"],
-            "character_name": pilot["name"],
-            "character_eve_id": pilot["character_eve_id"],
-            "message": self._rng.choice(_RALLY_MESSAGES),
-            "created_at": iso_micros(now),
-        }
-
-    def _character_payload(self, pilot: Pilot, system: int) -> dict[str, Any]:
-        alliance = pilot.corporation.alliance
-        return {
-            "character_eve_id": str(pilot.character_id),
-            "name": pilot.name,
-            "corporation_id": pilot.corporation.corporation_id,
-            "corporation_ticker": pilot.corporation.ticker,
-            "alliance_id": alliance.alliance_id if alliance else None,
-            "alliance_ticker": alliance.ticker if alliance else None,
-            "ship_type_id": self._pick_ship(victim=False).type_id,
-            "solar_system_id": system,
-            "online": True,
-        }
-
-
-class Schedule:
-    """How many events are due at a given time: a Poisson stream plus periodic bursts.
-
-    Arrivals follow a Poisson process of ``rate_per_s``; every ``burst_every_s``
-    (jittered between half and one and a half times that) ``burst_size`` more
-    are due at once. The first :meth:`due` call starts the schedule and returns
-    0. A clock that jumps far ahead does not make the schedule catch up without
-    bound: at most ``max_due`` arrivals are returned by one call and the rest of
-    the gap is skipped. A clock that goes backwards yields 0.
-
-    Raises:
-        ValueError: a negative rate or burst size, a non-positive burst interval,
-            or ``max_due`` below 1.
-    """
-
-    def __init__(
-        self,
-        rate_per_s: float,
-        burst_every_s: float | None = None,
-        burst_size: int = 0,
-        seed: int = 0,
-        *,
-        max_due: int = 10_000,
-    ) -> None:
-        if rate_per_s < 0 or burst_size < 0 or max_due < 1:
-            msg = f"invalid schedule: rate {rate_per_s}, burst size {burst_size}, max_due {max_due}"
-            raise ValueError(msg)
-        if burst_every_s is not None and burst_every_s <= 0:
-            msg = f"burst_every_s must be positive, not {burst_every_s}"
-            raise ValueError(msg)
-        self._rate = rate_per_s
-        self._burst_every = burst_every_s
-        self._burst_size = burst_size
-        self._max_due = max_due
-        self._rng = random.Random(seed)
-        self._last: float | None = None
-        self._next_arrival = math.inf
-        self._next_burst = math.inf
-
-    def due(self, now: float) -> int:
-        """How many events to emit at ``now`` (Unix or monotonic seconds, consistently)."""
-        if self._last is None:
-            self._last = now
-            self._next_arrival = now + self._gap()
-            if self._burst_every is not None:
-                self._next_burst = now + self._burst_interval()
-            return 0
-        if now < self._last:
-            return 0
-        self._last = now
-        count = 0
-        while self._next_arrival <= now and count < self._max_due:
-            count += 1
-            self._next_arrival += self._gap()
-        if self._next_arrival <= now:
-            self._next_arrival = now + self._gap()
-        if self._next_burst <= now:
-            count += self._burst_size
-            self._next_burst = now + self._burst_interval()
-        return count
-
-    def _gap(self) -> float:
-        return self._rng.expovariate(self._rate) if self._rate > 0 else math.inf
-
-    def _burst_interval(self) -> float:
-        assert self._burst_every is not None
-        return self._burst_every * self._rng.uniform(0.5, 1.5)
-
-
-def iso_seconds(unix_seconds: float) -> str:
-    """``2026-11-27T12:00:00Z``: whole seconds, UTC, as ESI writes kill times."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.floor(unix_seconds)))
-
-
-def iso_micros(unix_seconds: float) -> str:
-    """``2026-11-27T12:00:00.123456Z``: microseconds, UTC, as Elixir's DateTime writes."""
-    whole = math.floor(unix_seconds)
-    micros = min(999_999, round((unix_seconds - whole) * 1e6))
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(whole))}.{micros:06d}Z"
-
-
-def parse_iso(text: str) -> float | None:
-    """Unix seconds of an ISO 8601 time (``Z`` or an offset; naive is UTC), None if unparseable."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _check_character_id(character_id: int) -> None:
-    if isinstance(character_id, bool) or character_id not in CHARACTER_IDS:
-        bounds = f"{CHARACTER_IDS.start}..{CHARACTER_IDS.stop - 1}"
-        msg = f"character id {character_id!r} is outside {bounds}"
-        raise ValueError(msg)
 
 
 def _affiliation_ids(pilot: Pilot) -> dict[str, int]:
@@ -921,11 +495,3 @@ def _affiliation_names(pilot: Pilot) -> dict[str, str]:
 def _location_id(system: int, rng: random.Random) -> int:
     index = system - 30_000_000 if system < 31_000_000 else 5_000 + system - 31_000_000
     return 40_000_000 + index * 40 + rng.randrange(40)
-
-
-def _syllable_word(rng: random.Random, low: int, high: int) -> str:
-    return "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(low, high))).capitalize()
-
-
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
