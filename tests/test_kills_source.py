@@ -146,12 +146,12 @@ def test_join_carries_tracked_systems_and_characters_but_never_an_invalid_id(
 
 
 def test_the_join_carries_at_most_max_systems_ids_and_counts_the_ones_left_out(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     tracking = TrackingLog([SYSTEM, OTHER_SYSTEM], [CHARACTER])
-    tree = start(trees, server, JournalLog(), tracking, settings={"max_systems": 1})
-    port = joined_port(tree, server)
-    assert server.statistics().connection(port).systems == {min(SYSTEM, OTHER_SYSTEM)}
+    tree = start(trees, kills_server, JournalLog(), tracking, settings={"max_systems": 1})
+    port = joined_port(tree, kills_server)
+    assert kills_server.statistics().connection(port).systems == {min(SYSTEM, OTHER_SYSTEM)}
     assert status(tree)["subscription"]["dropped_ids"] == {"excess_system_ids": 1}
 
 
