@@ -199,6 +199,9 @@ class KillsSource(SourceConnection):
             updates_per_minute=settings.subscription_updates_per_minute,
             max_frame_bytes=settings.max_frame_bytes,
             key_strategy=key_strategy,
+            max_systems=settings.max_systems,
+            max_characters=settings.max_characters,
+            push_timeout_s=settings.push_timeout_s,
             max_reject_bytes=max_reject_bytes,
             max_depth=sources.max_json_depth,
         )

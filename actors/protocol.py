@@ -34,7 +34,7 @@ from supervision import Control
 
 
 class Names:
-    """The stable names of the actors and supervisors (CONTRACT.md)."""
+    """The stable names of the actors and supervisors (users and tools rely on them)."""
 
     ROOT = "root"
     METRICS = "metrics"

@@ -295,10 +295,18 @@ def child_spec(config: Config, *, subscribers: tuple[str, ...] = SUBSCRIBERS) ->
     storage = StorageSettings.of(config)
     retry = storage_backoff(config)
     slugs = frozenset(map_config.slug for map_config in config.maps)
+    kills = config.sources.kills
     return ChildSpec(
         name=Names.TRACKING,
         start=lambda ctx: TrackingActor.start(
-            ctx, database, storage=storage, slugs=slugs, subscribers=subscribers, retry=retry
+            ctx,
+            database,
+            storage=storage,
+            slugs=slugs,
+            subscribers=subscribers,
+            max_systems=kills.max_systems,
+            max_characters=kills.max_characters,
+            retry=retry,
         ),
         mailbox=MailboxSpec(config.mailbox.tracking),
         shutdown_s=config.supervision.shutdown_timeout_s,

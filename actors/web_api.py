@@ -321,7 +321,7 @@ def connection_entry(name: str, answer: Answer) -> dict[str, Any]:
     return {
         "name": name,
         "kind": "sse" if name.startswith("map:") else "websocket",
-        # Only CONTRACT.md's states: a source that does not answer counts as
+        # Only the documented states (docs/operations.md): a source that does not answer counts as
         # disconnected, and ``error`` says why.
         "state": "disconnected",
         "quality": {"score": 0, "band": "critical"},

@@ -35,7 +35,7 @@ PAGE = 5000
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which journal events to read (CONTRACT.md filters)."""
+    """Which journal events to read (the filters of docs/cli.md)."""
 
     since_seq: int | None = None
     since_time: float | None = None

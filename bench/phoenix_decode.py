@@ -23,7 +23,7 @@ _START_ID = 126_000_000
 
 
 def killmail(killmail_id: int, attackers: int) -> dict[str, Any]:
-    """A killmail shaped like wanderer-kills' (PROTOCOLS.md §1), names included."""
+    """A killmail shaped like wanderer-kills' (docs/protocols.md), names included."""
     return {
         "killmail_id": killmail_id,
         "kill_time": "2026-11-27T12:00:00Z",

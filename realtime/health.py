@@ -147,7 +147,7 @@ class HealthSnapshot:
     transitions: tuple[Transition, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``/api/health`` connection object (CONTRACT.md), with extra fields."""
+        """The ``/api/health`` connection object (docs/operations.md), with extra fields."""
         return {
             "name": self.name,
             "kind": self.kind,

@@ -27,8 +27,8 @@ from typing import Any, Final
 import orjson
 
 from realtime.event import KILLS_SOURCE, Event, Priority, Reject, parse_time
+from realtime.ids import is_int
 from realtime.keys import NoDomainKeyError, Strategy, event_key
-from realtime.subscriptions import is_int
 
 DETAIL_CHARS: Final = 120
 """How much of a value a reject's detail quotes."""

@@ -62,7 +62,7 @@ import enum
 import hashlib
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -70,9 +70,6 @@ from typing import NamedTuple, Self
 
 from realtime.sqlite_rows import chunks, list_sql, rows_sql
 from realtime.storage import Database, StorageSettings
-
-DATABASE_FILE = "journal.sqlite3"
-"""The journal's database file in ``[app] data_dir``, which holds the ledger too."""
 
 NONCE_LENGTH = 24
 """Characters of a nonce: Discord accepts at most 25."""
@@ -86,15 +83,15 @@ _INSERT_CLAIMS = (
 )
 _CLAIM_WIDTH = 9
 _INSERT_CLAIMS_TAIL = " ON CONFLICT (route, notification) DO NOTHING"
+_SET_SENT = (
+    "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
+    " attempts = attempts + 1, last_error = NULL, updated_at = ?"
+)
 # Rows are found by key through a join with the keys' VALUES, which searches the
 # primary key once per key: SQLite answers "(route, notification) IN (VALUES ...)"
 # by scanning the whole table (a batch's cost grew with every notification ever sent).
 _JOIN_KEYS = ") AS k JOIN notifications AS n ON n.route = k.column1 AND n.notification = k.column2"
-_MARK_SENT = (
-    "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
-    " attempts = attempts + 1, last_error = NULL, updated_at = ?"
-    " WHERE rowid IN (SELECT n.rowid FROM (VALUES "
-)
+_MARK_SENT = _SET_SENT + " WHERE rowid IN (SELECT n.rowid FROM (VALUES "  # noqa: S608 -- fixed text
 _MARK_SENT_TAIL = (
     ") AS k JOIN notifications AS n ON n.route = k.column1 AND n.notification = k.column2"
     " WHERE n.state = 'pending')"
@@ -389,12 +386,20 @@ class Ledger:
             return self._existing(db, keys)
 
     def _existing(self, db: sqlite3.Connection, keys: Sequence[LedgerKey]) -> set[LedgerKey]:
-        found: set[LedgerKey] = set()
+        return {
+            LedgerKey(str(route), str(notification))
+            for route, notification in self._select_keyed(db, _SELECT_KEYS, keys)
+        }
+
+    def _select_keyed(
+        self, db: sqlite3.Connection, select: str, keys: Sequence[LedgerKey]
+    ) -> Iterator[tuple[object, ...]]:
+        """The rows ``select`` (up to its ``FROM (VALUES``) finds for ``keys``, joined on the
+        primary key, in as few statements as SQLite allows."""
         for start, size in chunks(len(keys), 2, self._max_variables):
-            sql = rows_sql(_SELECT_KEYS, 2, size, _JOIN_KEYS)
+            sql = rows_sql(select, 2, size, _JOIN_KEYS)
             flat = [part for key in keys[start : start + size] for part in key]
-            found.update(LedgerKey(str(r), str(n)) for r, n in db.execute(sql, flat).fetchall())
-        return found
+            yield from db.execute(sql, flat).fetchall()
 
     def _transition(
         self, key: LedgerKey, sql: str, parameters: tuple[object, ...], to: LedgerState
@@ -421,8 +426,7 @@ class Ledger:
         """
         return self._transition(
             key,
-            "UPDATE notifications SET state = 'sent', discord_message_id = ?,"
-            " attempts = attempts + 1, last_error = NULL, updated_at = ?",
+            _SET_SENT,
             (message_id,),
             LedgerState.SENT,
         )
@@ -456,13 +460,10 @@ class Ledger:
         self, db: sqlite3.Connection, keys: Sequence[LedgerKey]
     ) -> dict[LedgerKey, LedgerState]:
         """The state of each of ``keys`` the ledger holds."""
-        found: dict[LedgerKey, LedgerState] = {}
-        for start, size in chunks(len(keys), 2, self._max_variables):
-            sql = rows_sql(_SELECT_STATES, 2, size, _JOIN_KEYS)
-            flat = [part for key in keys[start : start + size] for part in key]
-            for route, notification, state in db.execute(sql, flat).fetchall():
-                found[LedgerKey(str(route), str(notification))] = LedgerState(str(state))
-        return found
+        return {
+            LedgerKey(str(route), str(notification)): LedgerState(str(state))
+            for route, notification, state in self._select_keyed(db, _SELECT_STATES, keys)
+        }
 
     def mark_attempt(self, key: LedgerKey, error: str) -> bool:
         """A failed attempt that will be retried: counts it, keeps the entry pending.

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import orjson
 
 from realtime.static_info import Failure, StaticInfoError, SystemStaticInfo, parse_static_info
-from realtime.storage import Database, StorageSettings
+from realtime.table_store import TableStore
 
 logger = logging.getLogger(__name__)
 
@@ -42,31 +41,8 @@ class StoredStaticInfo:
     unreadable: int
 
 
-class StaticInfoStore:
+class StaticInfoStore(TableStore):
     """The ``static_info`` table (see the module docstring)."""
-
-    def __init__(self, database: Database) -> None:
-        """Use :meth:`open`."""
-        self._database = database
-
-    @classmethod
-    def open(cls, path: Path, settings: StorageSettings | None = None) -> StaticInfoStore:
-        """Open (creating if needed) the journal database at ``path``.
-
-        Raises:
-            StorageCorruptError: the file is not a journal database.
-            StorageUnavailableError: the file cannot be opened now.
-        """
-        return cls(Database.open(path, settings))
-
-    def close(self) -> None:
-        self._database.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def load(self) -> StoredStaticInfo:
         """Every row: known systems parsed, failing ones with their next attempt."""

@@ -19,11 +19,10 @@ import enum
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final, TypeGuard
+from typing import Final
 
-MAX_SYSTEM_ID: Final = 50_000_000
-MIN_CHARACTER_ID: Final = 90_000_000
-MAX_CHARACTER_ID: Final = 3_000_000_000
+from realtime.ids import CHARACTER_ID_RANGE, SYSTEM_ID_RANGE, is_int
+
 _WINDOW_S: Final = 60.0
 
 
@@ -119,11 +118,6 @@ class _SlidingWindow:
         return True
 
 
-def is_int(value: object) -> TypeGuard[int]:
-    """A JSON integer (``bool`` is not one)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 class Subscriptions:
     """One connection's subscription state; see the module docstring.
 
@@ -180,10 +174,8 @@ class Subscriptions:
     def set_desired(self, systems: Iterable[object], characters: Iterable[object]) -> Subscription:
         """Filter the ids (counting what is dropped) into the desired subscription."""
         self.desired = Subscription(
-            self._valid_ids(systems, 1, MAX_SYSTEM_ID, self._max_systems, "system"),
-            self._valid_ids(
-                characters, MIN_CHARACTER_ID, MAX_CHARACTER_ID, self._max_characters, "character"
-            ),
+            self._valid_ids(systems, *SYSTEM_ID_RANGE, self._max_systems, "system"),
+            self._valid_ids(characters, *CHARACTER_ID_RANGE, self._max_characters, "character"),
         )
         return self.desired
 

@@ -31,15 +31,9 @@ from typing import Any, Protocol
 
 from realtime.event import Event
 from realtime.flow import TrackedView
-from realtime.ids import as_id
+from realtime.ids import CHARACTER_ID_RANGE, SYSTEM_ID_RANGE, as_id
 
 MAP_SOURCE_PREFIX = "map:"
-
-SYSTEM_ID_RANGE = (1, 50_000_000)
-"""Inclusive range of system ids that wanderer-kills accepts in a subscription."""
-
-CHARACTER_ID_RANGE = (90_000_000, 3_000_000_000)
-"""Inclusive range of character ids that wanderer-kills accepts in a subscription."""
 
 
 def map_slug(source: str) -> str | None:

@@ -9,16 +9,14 @@ is rolled back): busy, full or unavailable can be retried as they are.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Self
 
-from realtime.storage import Database, StorageSettings
+from realtime.table_store import TableStore
 
 MapContents = tuple[Mapping[int, str], Mapping[int, str]]
 """What one map tracks: ``(systems, characters)``, each ``id -> name``."""
 
 
-class TrackingStore:
+class TrackingStore(TableStore):
     """Per map, the tracked systems and characters with names.
 
     Each map is saved whole (its rows replaced in one transaction), in the
@@ -26,29 +24,6 @@ class TrackingStore:
     it back through :meth:`~realtime.tracking.TrackedState.bootstrap` admits
     the same ids under the same bounds. Not thread-safe: one owner.
     """
-
-    def __init__(self, database: Database) -> None:
-        """Use :meth:`open`."""
-        self._database = database
-
-    @classmethod
-    def open(cls, path: Path, settings: StorageSettings | None = None) -> TrackingStore:
-        """Open (creating if needed) the journal database at ``path``.
-
-        Raises:
-            StorageCorruptError: the file is not a journal database.
-            StorageUnavailableError: the file cannot be opened now.
-        """
-        return cls(Database.open(path, settings))
-
-    def close(self) -> None:
-        self._database.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def load(self) -> dict[str, MapContents]:
         """Every saved map: ``slug -> (systems, characters)``, in saved order."""

@@ -1,7 +1,6 @@
 """The base class of every supervised actor.
 
-pykka reports failures in three different ways (see
-``shared/reference/pykka-and-supervision.md`` §1.7). This class makes all of
+pykka reports failures in three different ways. This class makes all of
 them visible to the supervisor as one *exit* with a reason:
 
 - an exception in a ``tell`` handler: pykka kills the actor -> abnormal exit;

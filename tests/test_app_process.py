@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
 import requests
 
-from tests.process import ROOT, free_port, running, write_config
-from tests.support import wait_for
-
-ACTION = {"X-Requested-With": "test"}
-"""What a state-changing request carries when no token is set (no cross-site form can)."""
-
-QUIET = """
-[simulator]
-enabled = false
-[sources.kills]
-enabled = false
-[debug]
-allow_fault_injection = true
-"""
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.support.process import ACTION, QUIET, run_cli, run_cli_bytes, running, write_config
+from tests.support.sockets import free_port
+from tests.support.waiting import wait_for
 
 
 def test_run_serves_the_tree_and_stops_in_order_with_exit_0_on_sigterm(tmp_path: Path) -> None:
@@ -53,7 +27,7 @@ def test_run_serves_the_tree_and_stops_in_order_with_exit_0_on_sigterm(tmp_path:
         assert {"name", "kind", "state", "restarts", "last_failure", "mailbox", "children"} <= set(
             tree
         )
-        assert instance.stop() == 0
+        assert instance.terminate() == 0
         assert "stopped" in instance.log_text()
 
 
@@ -76,7 +50,7 @@ def test_crash_injection_restarts_the_actor_and_the_tree_shows_it(tmp_path: Path
         shown = run_cli("tree", "--url", instance.url)
         assert "restarts=1" in shown.stdout
         assert "InjectedCrashError" in shown.stdout
-        assert instance.stop() == 0
+        assert instance.terminate() == 0
 
 
 def test_fault_injection_is_404_unless_enabled(tmp_path: Path) -> None:
@@ -87,7 +61,7 @@ def test_fault_injection_is_404_unless_enabled(tmp_path: Path) -> None:
             requests.post(f"{instance.url}/debug/crash/web", headers=ACTION, timeout=5).status_code
             == 404
         )
-        assert instance.stop() == 0
+        assert instance.terminate() == 0
 
 
 def test_token_guards_the_api_but_not_liveness(tmp_path: Path) -> None:
@@ -105,7 +79,7 @@ def test_token_guards_the_api_but_not_liveness(tmp_path: Path) -> None:
         # run.py tree reads the token from the same config.
         shown = run_cli("tree", "--config", str(config), env={"TOK": "s3cret-token"})
         assert shown.returncode == 0, shown.stderr
-        assert instance.stop() == 0
+        assert instance.terminate() == 0
         assert "s3cret-token" not in instance.log_text()
 
 
@@ -137,7 +111,7 @@ def test_tree_exits_1_when_no_instance_answers() -> None:
 def test_events_writes_the_journal_as_jsonl_and_msgpack_with_filters(tmp_path: Path) -> None:
     from realtime.export import read_msgpack
     from realtime.journal_store import JournalStore
-    from tests.pipeline_support import kill_event, map_event
+    from tests.support.pipeline import kill_event, map_event
 
     config = write_config(tmp_path, QUIET, free_port())
     with JournalStore.open(tmp_path / "data" / "journal.sqlite3") as store:
@@ -150,21 +124,9 @@ def test_events_writes_the_journal_as_jsonl_and_msgpack_with_filters(tmp_path: P
     )
     only_kills = run_cli("events", "--config", str(config), "--type", "killmail", "--since", "2")
     assert [json.loads(line)["seq"] for line in only_kills.stdout.splitlines()] == [2]
-    packed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "run.py"),
-            "events",
-            "--config",
-            str(config),
-            "--format",
-            "msgpack",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    exported = run_cli_bytes("events", "--config", str(config), "--format", "msgpack")
+    assert exported.returncode == 0, exported.stderr
+    packed = exported.stdout
     import io
 
     events = list(read_msgpack(io.BytesIO(packed)))

@@ -19,7 +19,7 @@ from realtime.event import Outcome
 from realtime.journal_store import JournalStore
 from realtime.ledger import Claim, Ledger, LedgerKey, LedgerState
 from realtime.sqlite_rows import MAX_ROWS_PER_STATEMENT, chunks
-from tests.pipeline_support import kill_event
+from tests.support.pipeline import kill_event
 
 
 def _claimed(tmp_path: Path, *keys: str) -> Ledger:
@@ -111,7 +111,7 @@ def _peek(socket: Any) -> bytes:
 def test_the_kills_socket_reads_frames_that_arrived_together_in_one_read() -> None:
     from actors.bounded_websocket import BoundedWebSocket
     from simulator.kills_server import KillsServer
-    from tests.support import wait_for
+    from tests.support.waiting import wait_for
 
     with KillsServer() as server:
         socket = BoundedWebSocket(1 << 20, 1024)
@@ -181,9 +181,9 @@ def test_claims_repeated_or_already_held_are_refused_as_one_at_a_time_would(
 
 
 def test_the_journal_keeps_no_delivered_event_in_memory(tmp_path: Path) -> None:
-    from tests.pipeline_support import Handled, checkpoint_reaches, config_for, ingest, pipeline
-    from tests.pipeline_support import journal_status as status
-    from tests.support import wait_for
+    from tests.support.pipeline import Handled, checkpoint_reaches, config_for, ingest, pipeline
+    from tests.support.pipeline import journal_status as status
+    from tests.support.waiting import wait_for
 
     config = config_for(tmp_path)
     with pipeline(config, Handled()) as tree:

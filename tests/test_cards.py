@@ -29,7 +29,7 @@ from realtime.notifications import (
 from realtime.render import console_line, message_payload, with_mention
 from realtime.render.text import GREEN, RED
 from realtime.static_info import NO_STATIC_INFO, StaticInfoView
-from tests.cards_support import (
+from tests.support.cards import (
     C4_PULSAR,
     HOME,
     JITA,

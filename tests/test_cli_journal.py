@@ -9,9 +9,9 @@ from typing import Any
 
 from realtime.export import write_msgpack
 from realtime.journal_store import JournalStore
-from tests.pipeline_support import kill_event
-from tests.process import free_port, running, write_config
-from tests.test_app_process import QUIET, run_cli
+from tests.support.pipeline import kill_event
+from tests.support.process import QUIET, run_cli, running, write_config
+from tests.support.sockets import free_port
 
 CONSOLE_ONLY = QUIET + '[notify]\nsinks = ["console"]\n'
 

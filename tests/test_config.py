@@ -9,8 +9,9 @@ import pytest
 
 from realtime import config as config_module
 from realtime.config import ConfigError, load, parse
+from tests.support.process import ROOT
 
-SHIPPED = Path(__file__).resolve().parent.parent / "config.toml"
+SHIPPED = ROOT / "config.toml"
 
 
 def test_shipped_config_is_valid_and_runs_the_demo_world() -> None:
@@ -126,6 +127,9 @@ def test_dedup_window_defaults_to_twice_the_max_kill_age() -> None:
         ({"sources": {"resend_min_s": 5.0, "resend_max_s": 1.0}}, "sources.resend_min_s"),
         ({"sources": {"journal_wait_max_s": 0.0}}, "sources.journal_wait_max_s"),
         ({"sources": {"kills": {"max_frame_bytes": 0}}}, "sources.kills.max_frame_bytes"),
+        ({"sources": {"kills": {"max_systems": 0}}}, "sources.kills.max_systems"),
+        ({"sources": {"kills": {"max_characters": 0}}}, "sources.kills.max_characters"),
+        ({"sources": {"kills": {"push_timeout_s": 0}}}, "sources.kills.push_timeout_s"),
         ({"maps": [{"slug": "a", "max_rest_bytes": 0}]}, r"maps\[0\]\.max_rest_bytes"),
     ],
 )
@@ -141,3 +145,18 @@ def test_source_bounds_have_their_defaults() -> None:
     assert config.sources.max_json_depth == 64
     assert config.sources.kills.max_frame_bytes == 1_048_576
     assert config.maps[0].max_rest_bytes == 16_777_216
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"alerts": {"down_grace_s": -1.0}}, "alerts.down_grace_s"),
+        ({"alerts": {"shed_hold_s": -1.0}}, "alerts.shed_hold_s"),
+        ({"alerts": {"silent_ticks": 0}}, "alerts.silent_ticks"),
+    ],
+)
+def test_alert_rule_settings_out_of_range_are_errors_naming_the_key(
+    table: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(table, {})

@@ -29,9 +29,9 @@ from realtime.circuit import CircuitBreaker, ReconnectPolicy
 from realtime.config import SourcesConfig
 from realtime.health import ConnectionHealth
 from supervision import ActorContext, Backoff, ChildSpec, GetStatus, MailboxSpec, SupervisionTree
-from tests.sources_support import JournalLog, Trees, journal_spec
-from tests.sources_support import trees as start_trees
-from tests.support import wait_for
+from tests.support.source_neighbours import JournalLog, Trees, journal_spec
+from tests.support.source_neighbours import trees as start_trees
+from tests.support.waiting import wait_for
 
 NAME = "toy"
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright.
 
-Runs a real tree (metrics, web, and the stand-ins of tests.metrics_support,
+Runs a real tree (metrics, web, and the stand-ins of tests.support.metrics_tree,
 ``kills`` with a real ConnectionHealth). The page runs under the server's
 Content-Security-Policy: any violation (an inline script or style, a foreign
 request) is recorded and fails the test. Without ``/usr/bin/chromium`` the
@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from actors.protocol import Names
 from actors.web_app import SESSION_COOKIE
-from tests.metrics_support import TOKEN, Drop, Emit, Running, running_tree
+from tests.support.metrics_tree import TOKEN, Drop, Emit, Running, running_tree
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.process import ROOT, free_port
+from tests.support.process import ROOT
+from tests.support.sockets import free_port
 
 HEALTHCHECK = ROOT / "deploy" / "healthcheck.py"
 PREFIX = "/opt/wanderer-realtime"

@@ -8,20 +8,12 @@ import pytest
 import requests
 
 from simulator.discord_fake import ChannelAccess, DiscordFake, bucket_hash, form_errors
-from tests.discord_support import ManualClock
+from tests.support.clocks import FakeClock
 
 CHANNEL = "424242"
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def fake(clock: ManualClock) -> Iterator[DiscordFake]:
-    with DiscordFake(clock=clock) as server:
-        yield server
+pytestmark = pytest.mark.discord_fake(fake_clock=True)
 
 
 @pytest.fixture
@@ -31,121 +23,126 @@ def http() -> Iterator[requests.Session]:
 
 
 def post_bot(
-    http: requests.Session, fake: DiscordFake, body: dict[str, Any], **kwargs: Any
+    http: requests.Session, discord_fake: DiscordFake, body: dict[str, Any], **kwargs: Any
 ) -> requests.Response:
     return http.post(
-        f"{fake.base_url}/channels/{CHANNEL}/messages",
+        f"{discord_fake.base_url}/channels/{CHANNEL}/messages",
         json=body,
-        headers={"Authorization": f"Bot {fake.bot_token}"},
+        headers={"Authorization": f"Bot {discord_fake.bot_token}"},
         timeout=kwargs.pop("timeout", 5.0),
         **kwargs,
     )
 
 
 def test_a_bot_post_creates_a_message_with_a_snowflake_id(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    answer = post_bot(http, fake, {"content": "hello", "embeds": [{"title": "t"}]})
+    answer = post_bot(http, discord_fake, {"content": "hello", "embeds": [{"title": "t"}]})
     assert answer.status_code == 200
     message = answer.json()
     assert message["id"].isdigit()
     assert int(message["id"]) >> 22 > 0
     assert (message["channel_id"], message["content"]) == (CHANNEL, "hello")
-    assert fake.messages(CHANNEL) == [message]
+    assert discord_fake.messages(CHANNEL) == [message]
 
 
 def test_snowflakes_are_unique_and_increasing_within_one_millisecond(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    ids = [int(post_bot(http, fake, {"content": str(n)}).json()["id"]) for n in range(3)]
+    ids = [int(post_bot(http, discord_fake, {"content": str(n)}).json()["id"]) for n in range(3)]
     assert ids == sorted(set(ids))
 
 
 def test_a_bot_post_without_the_token_is_401_and_creates_nothing(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    url = f"{fake.base_url}/channels/{CHANNEL}/messages"
+    url = f"{discord_fake.base_url}/channels/{CHANNEL}/messages"
     assert http.post(url, json={"content": "x"}, timeout=5).status_code == 401
     wrong = {"Authorization": "Bot not-the-token"}
     assert http.post(url, json={"content": "x"}, headers=wrong, timeout=5).status_code == 401
-    assert fake.messages(CHANNEL) == []
+    assert discord_fake.messages(CHANNEL) == []
 
 
 def test_an_enforced_nonce_seen_again_returns_the_existing_message(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
     body = {"content": "kill 1", "nonce": "kill-1", "enforce_nonce": True}
-    first = post_bot(http, fake, body)
-    second = post_bot(http, fake, body)
+    first = post_bot(http, discord_fake, body)
+    second = post_bot(http, discord_fake, body)
     assert (first.status_code, second.status_code) == (200, 200)
     assert first.json()["id"] == second.json()["id"]
-    assert len(fake.messages(CHANNEL)) == 1
-    assert [r.fault for r in fake.requests()] == ["", "nonce_hit"]
+    assert len(discord_fake.messages(CHANNEL)) == 1
+    assert [r.fault for r in discord_fake.requests()] == ["", "nonce_hit"]
 
 
 def test_a_nonce_without_enforce_nonce_creates_another_message(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
     body = {"content": "kill 1", "nonce": "kill-1"}
-    assert post_bot(http, fake, body).json()["id"] != post_bot(http, fake, body).json()["id"]
-    assert len(fake.messages(CHANNEL)) == 2
+    assert (
+        post_bot(http, discord_fake, body).json()["id"]
+        != post_bot(http, discord_fake, body).json()["id"]
+    )
+    assert len(discord_fake.messages(CHANNEL)) == 2
 
 
 def test_an_enforced_nonce_is_forgotten_after_the_window(
-    clock: ManualClock, http: requests.Session
+    clock: FakeClock, http: requests.Session
 ) -> None:
     body = {"content": "kill 1", "nonce": "kill-1", "enforce_nonce": True}
-    with DiscordFake(clock=clock, nonce_window_s=60.0) as fake:
-        first = post_bot(http, fake, body).json()["id"]
+    with DiscordFake(clock=clock, nonce_window_s=60.0) as discord_fake:
+        first = post_bot(http, discord_fake, body).json()["id"]
         clock.advance(59.0)
-        assert post_bot(http, fake, body).json()["id"] == first
+        assert post_bot(http, discord_fake, body).json()["id"] == first
         clock.advance(1.0)
-        assert post_bot(http, fake, body).json()["id"] != first
-        assert fake.statistics().nonces == 1
+        assert post_bot(http, discord_fake, body).json()["id"] != first
+        assert discord_fake.statistics().nonces == 1
 
 
 def test_a_webhook_answers_the_message_with_wait_and_204_without(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    url = fake.add_webhook(CHANNEL)
+    url = discord_fake.add_webhook(CHANNEL)
     with_wait = http.post(url, params={"wait": "true"}, json={"content": "a"}, timeout=5)
     without = http.post(url, json={"content": "b"}, timeout=5)
     assert with_wait.status_code == 200
     assert with_wait.json()["webhook_id"] == url.split("/")[-2]
     assert (without.status_code, without.content) == (204, b"")
-    assert [m["content"] for m in fake.messages(CHANNEL)] == ["a", "b"]
-    assert fake.messages(url.split("/")[-2]) == fake.messages(CHANNEL)
+    assert [m["content"] for m in discord_fake.messages(CHANNEL)] == ["a", "b"]
+    assert discord_fake.messages(url.split("/")[-2]) == discord_fake.messages(CHANNEL)
 
 
-def test_a_webhook_has_no_idempotency(fake: DiscordFake, http: requests.Session) -> None:
-    url = fake.add_webhook(CHANNEL)
+def test_a_webhook_has_no_idempotency(discord_fake: DiscordFake, http: requests.Session) -> None:
+    url = discord_fake.add_webhook(CHANNEL)
     body = {"content": "same", "nonce": "n", "enforce_nonce": True}
     for _ in range(2):
         http.post(url, params={"wait": "true"}, json=body, timeout=5)
-    assert len(fake.messages(CHANNEL)) == 2
+    assert len(discord_fake.messages(CHANNEL)) == 2
 
 
 def test_a_deleted_webhook_is_404_unknown_webhook(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    url = fake.add_webhook(CHANNEL, webhook_id="9001")
-    fake.delete_webhook()
+    url = discord_fake.add_webhook(CHANNEL, webhook_id="9001")
+    discord_fake.delete_webhook()
     answer = http.post(url, params={"wait": "true"}, json={"content": "x"}, timeout=5)
     assert answer.status_code == 404
     assert answer.json() == {"message": "Unknown Webhook", "code": 10015}
-    assert fake.messages(CHANNEL) == []
+    assert discord_fake.messages(CHANNEL) == []
 
 
-def test_a_webhook_with_a_wrong_token_is_401(fake: DiscordFake, http: requests.Session) -> None:
-    url = fake.add_webhook(CHANNEL, webhook_id="9001", token="right")
+def test_a_webhook_with_a_wrong_token_is_401(
+    discord_fake: DiscordFake, http: requests.Session
+) -> None:
+    url = discord_fake.add_webhook(CHANNEL, webhook_id="9001", token="right")
     answer = http.post(url.replace("right", "wrong"), json={"content": "x"}, timeout=5)
     assert (answer.status_code, answer.json()["code"]) == (401, 50027)
 
 
 def test_webhooks_answer_under_the_versioned_prefix_too(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    url = fake.add_webhook(CHANNEL, webhook_id="9001", token="tok")
+    url = discord_fake.add_webhook(CHANNEL, webhook_id="9001", token="tok")
     versioned = url.replace("/api/webhooks/", "/api/v10/webhooks/")
     assert http.post(versioned, json={"content": "x"}, timeout=5).status_code == 204
 
@@ -206,9 +203,9 @@ AT_LIMIT: list[dict[str, Any]] = [
     ids=[n for n, *_ in OVER_LIMIT],
 )
 def test_a_body_over_a_size_limit_is_invalid_form_body(
-    fake: DiscordFake, http: requests.Session, body: dict[str, Any], path: tuple[str, ...]
+    discord_fake: DiscordFake, http: requests.Session, body: dict[str, Any], path: tuple[str, ...]
 ) -> None:
-    answer = post_bot(http, fake, body)
+    answer = post_bot(http, discord_fake, body)
     assert answer.status_code == 400
     error = answer.json()
     assert (error["code"], error["message"]) == (50035, "Invalid Form Body")
@@ -216,7 +213,7 @@ def test_a_body_over_a_size_limit_is_invalid_form_body(
     for part in path:
         node = node[part]
     assert node["_errors"][0]["code"] in {"BASE_TYPE_MAX_LENGTH", "MAX_EMBED_SIZE_EXCEEDED"}
-    assert fake.messages(CHANNEL) == []
+    assert discord_fake.messages(CHANNEL) == []
 
 
 @pytest.mark.parametrize("body", AT_LIMIT)
@@ -224,29 +221,31 @@ def test_a_body_exactly_at_the_limits_is_accepted(body: dict[str, Any]) -> None:
     assert form_errors(body) == {}
 
 
-def test_the_size_check_answers_webhooks_too(fake: DiscordFake, http: requests.Session) -> None:
-    url = fake.add_webhook(CHANNEL)
+def test_the_size_check_answers_webhooks_too(
+    discord_fake: DiscordFake, http: requests.Session
+) -> None:
+    url = discord_fake.add_webhook(CHANNEL)
     answer = http.post(url, json={"content": text(2001)}, timeout=5)
     assert (answer.status_code, answer.json()["code"]) == (400, 50035)
 
 
 def test_an_empty_message_and_invalid_json_are_refused(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    assert post_bot(http, fake, {"content": ""}).json()["code"] == 50006
+    assert post_bot(http, discord_fake, {"content": ""}).json()["code"] == 50006
     broken = http.post(
-        f"{fake.base_url}/channels/{CHANNEL}/messages",
+        f"{discord_fake.base_url}/channels/{CHANNEL}/messages",
         data=b"{not json",
-        headers={"Authorization": f"Bot {fake.bot_token}"},
+        headers={"Authorization": f"Bot {discord_fake.bot_token}"},
         timeout=5,
     )
     assert (broken.status_code, broken.json()["code"]) == (400, 50109)
 
 
 def test_every_answer_carries_the_buckets_headers_and_a_429_beyond_them(
-    fake: DiscordFake, http: requests.Session, clock: ManualClock
+    discord_fake: DiscordFake, http: requests.Session, clock: FakeClock
 ) -> None:
-    answers = [post_bot(http, fake, {"content": str(n)}) for n in range(5)]
+    answers = [post_bot(http, discord_fake, {"content": str(n)}) for n in range(5)]
     assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["4", "3", "2", "1", "0"]
     first = answers[0].headers
     assert first["X-RateLimit-Limit"] == "5"
@@ -254,7 +253,7 @@ def test_every_answer_carries_the_buckets_headers_and_a_429_beyond_them(
     assert float(first["X-RateLimit-Reset"]) == pytest.approx(clock() + 2.0)
     assert float(first["X-RateLimit-Reset-After"]) == 2.0
     clock.advance(0.5)
-    refused = post_bot(http, fake, {"content": "sixth"})
+    refused = post_bot(http, discord_fake, {"content": "sixth"})
     assert refused.status_code == 429
     assert refused.json() == {
         "message": "You are being rate limited.",
@@ -263,31 +262,34 @@ def test_every_answer_carries_the_buckets_headers_and_a_429_beyond_them(
     }
     assert refused.headers["Retry-After"] == "2"
     assert refused.headers["X-RateLimit-Scope"] == "user"
-    assert fake.statistics().answered_429 == 1
+    assert discord_fake.statistics().answered_429 == 1
     clock.advance(1.5)
-    assert post_bot(http, fake, {"content": "next window"}).headers["X-RateLimit-Remaining"] == "4"
-    assert len(fake.messages(CHANNEL)) == 6
+    assert (
+        post_bot(http, discord_fake, {"content": "next window"}).headers["X-RateLimit-Remaining"]
+        == "4"
+    )
+    assert len(discord_fake.messages(CHANNEL)) == 6
 
 
-def test_buckets_are_per_channel(fake: DiscordFake, http: requests.Session) -> None:
+def test_buckets_are_per_channel(discord_fake: DiscordFake, http: requests.Session) -> None:
     for n in range(5):
-        post_bot(http, fake, {"content": str(n)})
+        post_bot(http, discord_fake, {"content": str(n)})
     other = http.post(
-        f"{fake.base_url}/channels/7/messages",
+        f"{discord_fake.base_url}/channels/7/messages",
         json={"content": "x"},
-        headers={"Authorization": f"Bot {fake.bot_token}"},
+        headers={"Authorization": f"Bot {discord_fake.bot_token}"},
         timeout=5,
     )
     assert other.status_code == 200
 
 
 def test_beyond_the_global_limit_the_answer_is_a_global_429(
-    clock: ManualClock, http: requests.Session
+    clock: FakeClock, http: requests.Session
 ) -> None:
-    with DiscordFake(clock=clock, global_per_s=3, bucket_limit=100) as fake:
-        statuses = [post_bot(http, fake, {"content": "x"}).status_code for _ in range(4)]
+    with DiscordFake(clock=clock, global_per_s=3, bucket_limit=100) as discord_fake:
+        statuses = [post_bot(http, discord_fake, {"content": "x"}).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
-        refused = post_bot(http, fake, {"content": "x"})
+        refused = post_bot(http, discord_fake, {"content": "x"})
         assert refused.json()["global"] is True
         assert refused.headers["X-RateLimit-Global"] == "true"
         assert refused.headers["X-RateLimit-Scope"] == "global"
@@ -295,10 +297,10 @@ def test_beyond_the_global_limit_the_answer_is_a_global_429(
 
 @pytest.mark.parametrize("global_", [False, True])
 def test_a_429_storm_answers_the_next_posts_and_then_ends(
-    fake: DiscordFake, http: requests.Session, global_: bool
+    discord_fake: DiscordFake, http: requests.Session, global_: bool
 ) -> None:
-    fake.storm_429(2, retry_after=0.125, global_=global_)
-    first, second, third = (post_bot(http, fake, {"content": "x"}) for _ in range(3))
+    discord_fake.storm_429(2, retry_after=0.125, global_=global_)
+    first, second, third = (post_bot(http, discord_fake, {"content": "x"}) for _ in range(3))
     assert (first.status_code, second.status_code, third.status_code) == (429, 429, 200)
     assert first.json() == {
         "message": "You are being rate limited.",
@@ -307,89 +309,89 @@ def test_a_429_storm_answers_the_next_posts_and_then_ends(
     }
     assert first.headers["Retry-After"] == "1"
     assert first.headers["X-RateLimit-Scope"] == ("global" if global_ else "user")
-    assert len(fake.messages(CHANNEL)) == 1
-    assert fake.statistics().answered_429 == 2
+    assert len(discord_fake.messages(CHANNEL)) == 1
+    assert discord_fake.statistics().answered_429 == 2
 
 
 def test_fail_5xx_answers_an_html_page_and_creates_nothing(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    fake.fail_5xx(2, status=503)
-    answers = [post_bot(http, fake, {"content": "x"}) for _ in range(3)]
+    discord_fake.fail_5xx(2, status=503)
+    answers = [post_bot(http, discord_fake, {"content": "x"}) for _ in range(3)]
     assert [a.status_code for a in answers] == [503, 503, 200]
     assert answers[0].headers["Content-Type"] == "text/html"
-    assert len(fake.messages(CHANNEL)) == 1
+    assert len(discord_fake.messages(CHANNEL)) == 1
 
 
 def test_a_reset_connection_gets_no_answer_and_creates_nothing(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    fake.reset_connections(1)
+    discord_fake.reset_connections(1)
     with pytest.raises(requests.ConnectionError):
-        post_bot(http, fake, {"content": "x"})
-    assert fake.messages(CHANNEL) == []
-    assert fake.requests()[-1].status == 0
-    assert post_bot(http, fake, {"content": "x"}).status_code == 200
+        post_bot(http, discord_fake, {"content": "x"})
+    assert discord_fake.messages(CHANNEL) == []
+    assert discord_fake.requests()[-1].status == 0
+    assert post_bot(http, discord_fake, {"content": "x"}).status_code == 200
 
 
 def test_a_reset_after_create_loses_the_answer_but_not_the_message(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    fake.reset_connections(1, after_create=True)
+    discord_fake.reset_connections(1, after_create=True)
     with pytest.raises(requests.ConnectionError):
-        post_bot(http, fake, {"content": "x"})
-    assert len(fake.messages(CHANNEL)) == 1
+        post_bot(http, discord_fake, {"content": "x"})
+    assert len(discord_fake.messages(CHANNEL)) == 1
 
 
 def test_slow_after_create_answers_after_the_client_gave_up(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    fake.slow_after_create(1, delay_s=30.0)
+    discord_fake.slow_after_create(1, delay_s=30.0)
     with pytest.raises(requests.ReadTimeout):
-        post_bot(http, fake, {"content": "x"}, timeout=0.2)
-    assert len(fake.messages(CHANNEL)) == 1
-    assert fake.requests()[-1].fault == "slow_after_create"
+        post_bot(http, discord_fake, {"content": "x"}, timeout=0.2)
+    assert len(discord_fake.messages(CHANNEL)) == 1
+    assert discord_fake.requests()[-1].fault == "slow_after_create"
 
 
 def test_stop_is_prompt_with_a_held_answer_and_an_idle_kept_alive_connection(
-    clock: ManualClock,
+    clock: FakeClock,
 ) -> None:
-    fake = DiscordFake(clock=clock).start()
+    discord_fake = DiscordFake(clock=clock).start()
     with requests.Session() as http:
-        post_bot(http, fake, {"content": "keeps the connection open"})
-        fake.slow_after_create(1, delay_s=60.0)
+        post_bot(http, discord_fake, {"content": "keeps the connection open"})
+        discord_fake.slow_after_create(1, delay_s=60.0)
         with pytest.raises(requests.ReadTimeout):
-            post_bot(http, fake, {"content": "held"}, timeout=0.2)
+            post_bot(http, discord_fake, {"content": "held"}, timeout=0.2)
         started = time.monotonic()
-        fake.stop()
+        discord_fake.stop()
         assert time.monotonic() - started < 2.0
-    fake.stop()
+    discord_fake.stop()
 
 
 def test_unknown_paths_are_404_and_other_methods_405(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    assert http.post(f"{fake.base_url}/nowhere", json={}, timeout=5).status_code == 404
-    got = http.get(f"{fake.base_url}/channels/{CHANNEL}/messages", timeout=5)
+    assert http.post(f"{discord_fake.base_url}/nowhere", json={}, timeout=5).status_code == 404
+    got = http.get(f"{discord_fake.base_url}/channels/{CHANNEL}/messages", timeout=5)
     assert got.status_code == 405
 
 
-def test_the_request_log_masks_webhook_tokens(fake: DiscordFake, http: requests.Session) -> None:
-    url = fake.add_webhook(CHANNEL, webhook_id="9001", token="very-secret-token")
-    http.post(url, json={"content": "x"}, timeout=5)
-    logged = fake.requests()[-1]
-    assert (logged.path, logged.status) == ("/api/webhooks/9001/***", 204)
-    assert "very-secret-token" not in repr(fake.requests())
-
-
-def test_stored_messages_and_the_log_are_bounded(
-    clock: ManualClock, http: requests.Session
+def test_the_request_log_masks_webhook_tokens(
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    with DiscordFake(clock=clock, max_messages=2, max_log=3, bucket_limit=100) as fake:
+    url = discord_fake.add_webhook(CHANNEL, webhook_id="9001", token="very-secret-token")
+    http.post(url, json={"content": "x"}, timeout=5)
+    logged = discord_fake.requests()[-1]
+    assert (logged.path, logged.status) == ("/api/webhooks/9001/***", 204)
+    assert "very-secret-token" not in repr(discord_fake.requests())
+
+
+def test_stored_messages_and_the_log_are_bounded(clock: FakeClock, http: requests.Session) -> None:
+    with DiscordFake(clock=clock, max_messages=2, max_log=3, bucket_limit=100) as discord_fake:
         for n in range(4):
-            post_bot(http, fake, {"content": str(n)})
-        assert [m["content"] for m in fake.messages(CHANNEL)] == ["2", "3"]
-        stats = fake.statistics()
+            post_bot(http, discord_fake, {"content": str(n)})
+        assert [m["content"] for m in discord_fake.messages(CHANNEL)] == ["2", "3"]
+        stats = discord_fake.statistics()
         assert (stats.messages, stats.max_messages, stats.messages_dropped) == (2, 2, 2)
         assert (stats.log_size, stats.max_log, stats.requests) == (3, 3, 4)
         assert stats.by_status == {200: 4}
@@ -401,31 +403,31 @@ def test_base_url_needs_a_started_fake() -> None:
 
 
 def test_a_channel_set_forbidden_or_missing_refuses_reading_and_posting(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    bot = {"Authorization": f"Bot {fake.bot_token}"}
-    channel = http.get(f"{fake.base_url}/channels/{CHANNEL}", headers=bot, timeout=5)
+    bot = {"Authorization": f"Bot {discord_fake.bot_token}"}
+    channel = http.get(f"{discord_fake.base_url}/channels/{CHANNEL}", headers=bot, timeout=5)
     assert (channel.status_code, channel.json()["id"]) == (200, CHANNEL)
-    assert http.get(f"{fake.base_url}/channels/{CHANNEL}", timeout=5).status_code == 401
+    assert http.get(f"{discord_fake.base_url}/channels/{CHANNEL}", timeout=5).status_code == 401
     cases: tuple[tuple[ChannelAccess, int, int], ...] = (
         ("forbidden", 403, 50001),
         ("missing", 404, 10003),
     )
     for access, status, code in cases:
-        fake.set_channel_access(CHANNEL, access)
-        read = http.get(f"{fake.base_url}/channels/{CHANNEL}", headers=bot, timeout=5)
-        posted = post_bot(http, fake, {"content": "hello"})
+        discord_fake.set_channel_access(CHANNEL, access)
+        read = http.get(f"{discord_fake.base_url}/channels/{CHANNEL}", headers=bot, timeout=5)
+        posted = post_bot(http, discord_fake, {"content": "hello"})
         assert (read.status_code, read.json()["code"]) == (status, code)
         assert (posted.status_code, posted.json()["code"]) == (status, code)
-    assert fake.messages(CHANNEL) == []
+    assert discord_fake.messages(CHANNEL) == []
 
 
 def test_a_webhook_can_be_read_until_it_is_deleted(
-    fake: DiscordFake, http: requests.Session
+    discord_fake: DiscordFake, http: requests.Session
 ) -> None:
-    url = fake.add_webhook(CHANNEL)
+    url = discord_fake.add_webhook(CHANNEL)
     read = http.get(url, timeout=5)
     assert (read.status_code, read.json()["channel_id"]) == (200, CHANNEL)
     assert http.get(url + "x", timeout=5).status_code == 401
-    fake.delete_webhook()
+    discord_fake.delete_webhook()
     assert http.get(url, timeout=5).json()["code"] == 10015

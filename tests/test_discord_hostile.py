@@ -11,7 +11,7 @@ import pytest
 from actors.discord_http import MAX_ERROR_DEPTH, DiscordSender, Invalid, RetryAfter
 from realtime.config import DiscordConfig, Secret
 from realtime.ratelimit import MAX_WAIT_S
-from tests.discord_support import ManualClock
+from tests.support.clocks import FakeClock
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -47,7 +47,7 @@ def answering() -> Iterator[Callable[[Answer], DiscordSender]]:
             bot_token=Secret("bot-token", "env:DISCORD_BOT_TOKEN"),
             channel_id="424242",
         )
-        clock = ManualClock()
+        clock = FakeClock()
         sender = DiscordSender(config, clock=clock, wall_clock=clock)
         senders.append(sender)
         return sender

@@ -27,7 +27,9 @@ from realtime.config import DiscordConfig, Secret
 from realtime.ratelimit import RateLimits
 from simulator.discord_fake import DiscordFake
 from supervision import Backoff
-from tests.discord_support import ManualClock, closed_port, deliver
+from tests.support.clocks import FakeClock
+from tests.support.discord import deliver
+from tests.support.sockets import free_port
 
 CHANNEL = "424242"
 BOT_TOKEN = "MTA5ODc2NTQzMjEw.Gsecret.bot-token-value"
@@ -41,24 +43,21 @@ SHORT_TIMEOUT_S = 0.5
 SenderFactory = Callable[..., DiscordSender]
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+pytestmark = pytest.mark.discord_fake(fake_clock=True, bot_token=BOT_TOKEN)
+
+
+@pytest.fixture(autouse=True)
+def webhook_into_channel(discord_fake: DiscordFake) -> None:
+    """Every test's Discord has the webhook ``WEBHOOK_ID`` posting into ``CHANNEL``."""
+    discord_fake.add_webhook(CHANNEL, webhook_id=WEBHOOK_ID, token=WEBHOOK_TOKEN)
+
+
+def webhook_url(discord_fake: DiscordFake) -> str:
+    return f"{discord_fake.root_url}/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}"
 
 
 @pytest.fixture
-def fake(clock: ManualClock) -> Iterator[DiscordFake]:
-    with DiscordFake(clock=clock, bot_token=BOT_TOKEN) as server:
-        server.add_webhook(CHANNEL, webhook_id=WEBHOOK_ID, token=WEBHOOK_TOKEN)
-        yield server
-
-
-def webhook_url(fake: DiscordFake) -> str:
-    return f"{fake.root_url}/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}"
-
-
-@pytest.fixture
-def make_sender(fake: DiscordFake, clock: ManualClock) -> Iterator[SenderFactory]:
+def make_sender(discord_fake: DiscordFake, clock: FakeClock) -> Iterator[SenderFactory]:
     senders: list[DiscordSender] = []
 
     def make(
@@ -70,10 +69,10 @@ def make_sender(fake: DiscordFake, clock: ManualClock) -> Iterator[SenderFactory
     ) -> DiscordSender:
         settings: dict[str, Any] = {
             "mode": mode,
-            "api_base": fake.base_url,
+            "api_base": discord_fake.base_url,
             "bot_token": Secret(BOT_TOKEN, "env:DISCORD_BOT_TOKEN"),
             "channel_id": CHANNEL,
-            "webhook_url": Secret(webhook_url(fake), "env:DISCORD_WEBHOOK_URL"),
+            "webhook_url": Secret(webhook_url(discord_fake), "env:DISCORD_WEBHOOK_URL"),
             "request_timeout_s": timeout_s,
         }
         config = DiscordConfig(**(settings | overrides))
@@ -87,11 +86,11 @@ def make_sender(fake: DiscordFake, clock: ManualClock) -> Iterator[SenderFactory
 
 
 def test_bot_mode_posts_with_the_nonce_enforced(
-    fake: DiscordFake, make_sender: SenderFactory
+    discord_fake: DiscordFake, make_sender: SenderFactory
 ) -> None:
     result = make_sender().send(KILL, "killmail:1")
     assert isinstance(result, Sent)
-    [message] = fake.messages(CHANNEL)
+    [message] = discord_fake.messages(CHANNEL)
     assert (message["id"], message["nonce"]) == (result.message_id, "killmail:1")
     assert message["embeds"] == KILL["embeds"]
 
@@ -107,28 +106,28 @@ def test_bot_mode_posts_with_the_nonce_enforced(
     ids=["bucket-429-storm", "global-429-storm", "502s", "500s"],
 )
 def test_bot_mode_is_exactly_once_through_refusals(
-    fake: DiscordFake,
+    discord_fake: DiscordFake,
     make_sender: SenderFactory,
-    clock: ManualClock,
+    clock: FakeClock,
     arm: Callable[[DiscordFake], None],
     expected: Retryable | RetryAfter,
 ) -> None:
-    arm(fake)
+    arm(discord_fake)
     decision, state, results = deliver(make_sender(), PLAN, KILL, "killmail:2", clock)
     assert isinstance(decision, Done)
     assert results[0] == expected
-    assert [m["id"] for m in fake.messages(CHANNEL)] == [decision.message_id]
+    assert [m["id"] for m in discord_fake.messages(CHANNEL)] == [decision.message_id]
     assert state.attempts == len([r for r in results if not isinstance(r, Deferred)])
 
 
 def test_a_global_429_holds_back_the_next_send(
-    fake: DiscordFake, make_sender: SenderFactory, clock: ManualClock
+    discord_fake: DiscordFake, make_sender: SenderFactory, clock: FakeClock
 ) -> None:
     sender = make_sender()
-    fake.storm_429(1, retry_after=0.5, global_=True)
+    discord_fake.storm_429(1, retry_after=0.5, global_=True)
     assert sender.send(KILL, "killmail:3") == RetryAfter(0.5, global_=True)
     assert sender.send(KILL, "killmail:3") == Deferred(0.5, "global_429")
-    assert len(fake.requests()) == 1
+    assert len(discord_fake.requests()) == 1
     clock.advance(0.5)
     assert isinstance(sender.send(KILL, "killmail:3"), Sent)
 
@@ -143,57 +142,57 @@ def test_a_global_429_holds_back_the_next_send(
     ids=["reset-before-create", "reset-after-create", "slow-after-create"],
 )
 def test_bot_mode_is_exactly_once_when_answers_are_lost(
-    fake: DiscordFake,
+    discord_fake: DiscordFake,
     make_sender: SenderFactory,
-    clock: ManualClock,
+    clock: FakeClock,
     arm: Callable[[DiscordFake], None],
 ) -> None:
-    arm(fake)
+    arm(discord_fake)
     sender = make_sender(timeout_s=SHORT_TIMEOUT_S)
     decision, _, results = deliver(sender, PLAN, KILL, "killmail:4", clock)
     assert [type(r) for r in results] == [Retryable, Retryable, Sent]
     assert isinstance(decision, Done)
-    assert [m["id"] for m in fake.messages(CHANNEL)] == [decision.message_id]
+    assert [m["id"] for m in discord_fake.messages(CHANNEL)] == [decision.message_id]
 
 
 def test_webhook_mode_posts_with_wait_and_knows_the_message_id(
-    fake: DiscordFake, make_sender: SenderFactory
+    discord_fake: DiscordFake, make_sender: SenderFactory
 ) -> None:
     result = make_sender("webhook").send(KILL, "ignored-in-webhook-mode")
     assert isinstance(result, Sent)
-    [message] = fake.messages(WEBHOOK_ID)
+    [message] = discord_fake.messages(WEBHOOK_ID)
     assert message["id"] == result.message_id
     assert "nonce" not in message
 
 
 def test_webhook_mode_duplicates_a_retry_after_a_lost_answer(
-    fake: DiscordFake, make_sender: SenderFactory, clock: ManualClock
+    discord_fake: DiscordFake, make_sender: SenderFactory, clock: FakeClock
 ) -> None:
     """The honest limit of webhooks: no nonce, so a retry after a timeout posts twice."""
-    fake.slow_after_create(1, delay_s=30.0)
+    discord_fake.slow_after_create(1, delay_s=30.0)
     decision, _, results = deliver(
         make_sender("webhook", timeout_s=SHORT_TIMEOUT_S), PLAN, KILL, "k5", clock
     )
     assert [type(r) for r in results] == [Retryable, Sent]
     assert isinstance(decision, Done)
-    assert len(fake.messages(WEBHOOK_ID)) == 2
+    assert len(discord_fake.messages(WEBHOOK_ID)) == 2
 
 
 def test_webhook_mode_is_exactly_once_through_429s_and_5xx(
-    fake: DiscordFake, make_sender: SenderFactory, clock: ManualClock
+    discord_fake: DiscordFake, make_sender: SenderFactory, clock: FakeClock
 ) -> None:
-    fake.storm_429(2, retry_after=0.1)
-    fake.fail_5xx(2)
+    discord_fake.storm_429(2, retry_after=0.1)
+    discord_fake.fail_5xx(2)
     decision, _, results = deliver(make_sender("webhook"), PLAN, KILL, "k6", clock)
     assert isinstance(decision, Done)
     assert len(results) == 5
-    assert len(fake.messages(WEBHOOK_ID)) == 1
+    assert len(discord_fake.messages(WEBHOOK_ID)) == 1
 
 
 def test_a_deleted_webhook_is_fatal_and_stops_the_sink(
-    fake: DiscordFake, make_sender: SenderFactory, clock: ManualClock
+    discord_fake: DiscordFake, make_sender: SenderFactory, clock: FakeClock
 ) -> None:
-    fake.delete_webhook()
+    discord_fake.delete_webhook()
     sender = make_sender("webhook")
     decision, state, results = deliver(sender, PLAN, KILL, "k7", clock)
     assert results == [Fatal("HTTP 404: Unknown Webhook (code 10015)", 404)]
@@ -201,7 +200,7 @@ def test_a_deleted_webhook_is_fatal_and_stops_the_sink(
     assert state.attempts == 1
 
 
-def test_a_wrong_bot_token_is_fatal(fake: DiscordFake, make_sender: SenderFactory) -> None:
+def test_a_wrong_bot_token_is_fatal(discord_fake: DiscordFake, make_sender: SenderFactory) -> None:
     sender = make_sender(bot_token=Secret("not-the-token", "inline"))
     result = sender.send(KILL, "k8")
     assert isinstance(result, Fatal)
@@ -209,7 +208,7 @@ def test_a_wrong_bot_token_is_fatal(fake: DiscordFake, make_sender: SenderFactor
 
 
 def test_an_oversized_message_is_invalid_and_never_retried(
-    fake: DiscordFake, make_sender: SenderFactory, clock: ManualClock
+    discord_fake: DiscordFake, make_sender: SenderFactory, clock: FakeClock
 ) -> None:
     too_long = {"embeds": [{"title": "t" * 257}]}
     decision, _, results = deliver(make_sender(), PLAN, too_long, "k9", clock)
@@ -218,11 +217,11 @@ def test_an_oversized_message_is_invalid_and_never_retried(
     assert "code 50035" in result.reason
     assert "embeds.0.title: Must be 256 or fewer in length." in result.reason
     assert isinstance(decision, GiveUp)
-    assert len(fake.requests()) == 1
+    assert len(discord_fake.requests()) == 1
 
 
 def test_the_sender_learns_the_bucket_and_waits_when_remaining_is_zero(
-    fake: DiscordFake, make_sender: SenderFactory, clock: ManualClock
+    discord_fake: DiscordFake, make_sender: SenderFactory, clock: FakeClock
 ) -> None:
     sender = make_sender()
     for n in range(5):
@@ -232,18 +231,18 @@ def test_the_sender_learns_the_bucket_and_waits_when_remaining_is_zero(
     assert isinstance(deferred, Deferred)
     assert deferred.seconds == pytest.approx(2.0)
     assert deferred.cause == "bucket"
-    assert len(fake.requests()) == 5
+    assert len(discord_fake.requests()) == 5
     stats = sender.statistics()
     assert (stats.limits.routes_mapped, stats.limits.exhausted_buckets) == (1, 1)
     assert stats.outcomes == {"Sent": 5, "Deferred": 1}
     clock.advance(2.0)
     assert sender.wait_s() == 0.0
     assert isinstance(sender.send({"content": "6"}, "n6"), Sent)
-    assert fake.statistics().answered_429 == 0
+    assert discord_fake.statistics().answered_429 == 0
 
 
 def test_the_invalid_request_guard_stops_a_sender_before_discord_would_ban(
-    fake: DiscordFake, make_sender: SenderFactory
+    discord_fake: DiscordFake, make_sender: SenderFactory
 ) -> None:
     limits = RateLimits(invalid_ceiling=3, invalid_limit=10)
     sender = make_sender(bot_token=Secret("revoked-token", "inline"), limits=limits)
@@ -253,17 +252,17 @@ def test_the_invalid_request_guard_stops_a_sender_before_discord_would_ban(
     assert isinstance(guard, Deferred)
     assert guard.cause == "invalid_guard"
     assert guard.seconds > 590
-    assert len(fake.requests()) == 3
+    assert len(discord_fake.requests()) == 3
 
 
 def test_concurrent_workers_post_every_notification_exactly_once_under_faults(
-    fake: DiscordFake, make_sender: SenderFactory, clock: ManualClock
+    discord_fake: DiscordFake, make_sender: SenderFactory, clock: FakeClock
 ) -> None:
     sender = make_sender(timeout_s=SHORT_TIMEOUT_S)
-    fake.storm_429(3, retry_after=0.2)
-    fake.fail_5xx(3)
-    fake.reset_connections(3, after_create=True)
-    fake.slow_after_create(2, delay_s=30.0)
+    discord_fake.storm_429(3, retry_after=0.2)
+    discord_fake.fail_5xx(3)
+    discord_fake.reset_connections(3, after_create=True)
+    discord_fake.slow_after_create(2, delay_s=30.0)
     # One unlucky notification may meet every armed fault: the budget here is
     # not what is tested.
     patient = RetryPlan(Backoff(0.01, 0.1), max_attempts=40)
@@ -285,7 +284,7 @@ def test_concurrent_workers_post_every_notification_exactly_once_under_faults(
         thread.join(timeout=20)
     assert [d for d in decisions if not isinstance(d, Done)] == []
     assert len(decisions) == 24
-    contents = sorted(m["content"] for m in fake.messages(CHANNEL))
+    contents = sorted(m["content"] for m in discord_fake.messages(CHANNEL))
     assert contents == sorted(f"kill {n}" for n in range(24))
     assert sender.statistics().idle_sessions <= sender.statistics().max_idle_sessions
 
@@ -303,20 +302,20 @@ def test_a_closed_sender_refuses_to_send(make_sender: SenderFactory) -> None:
 
 
 def test_nothing_answering_is_retryable(make_sender: SenderFactory) -> None:
-    sender = make_sender(api_base=f"http://127.0.0.1:{closed_port()}/api/v10")
+    sender = make_sender(api_base=f"http://127.0.0.1:{free_port()}/api/v10")
     result = sender.send(KILL, "k")
     assert isinstance(result, Retryable)
     assert "ConnectionError" in result.reason
 
 
 def test_no_secret_appears_in_logs_results_or_errors(
-    fake: DiscordFake,
+    discord_fake: DiscordFake,
     make_sender: SenderFactory,
-    clock: ManualClock,
+    clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    dead = f"http://127.0.0.1:{closed_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     reasons: list[str] = []
     senders = [
         make_sender(),
@@ -332,9 +331,9 @@ def test_no_secret_appears_in_logs_results_or_errors(
         _, _, results = deliver(sender, RetryPlan(Backoff(0, 0), 2), KILL, "k", clock)
         reasons += [repr(r) for r in results]
         reasons.append(repr(sender.statistics()))
-    fake.slow_after_create(1, delay_s=30.0)
+    discord_fake.slow_after_create(1, delay_s=30.0)
     reasons.append(repr(make_sender("webhook", timeout_s=SHORT_TIMEOUT_S).send(KILL, "k")))
-    fake.delete_webhook()
+    discord_fake.delete_webhook()
     reasons.append(repr(senders[3].send(KILL, "k")))
     for broken in ("https://discord.com/api/webhooks/123", f"{WEBHOOK_TOKEN}/{WEBHOOK_ID}"):
         with pytest.raises(ValueError, match="webhook_url") as raised:

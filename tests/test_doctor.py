@@ -21,8 +21,8 @@ from realtime.config import Config, parse
 from simulator.discord_fake import DiscordFake
 from simulator.kills_server import KillsServer
 from simulator.map_server import MapCharacter, MapServer, MapSystem
-from tests.process import free_port
-from tests.test_app_process import run_cli
+from tests.support.process import run_cli
+from tests.support.sockets import free_port
 
 MAP_KEY = "map-key-0123456789"
 CHANNEL = "100000000000000042"

@@ -15,8 +15,9 @@ from typing import Any
 
 import requests
 
-from tests.fault_world import UNTRACKED_SYSTEMS, FaultWorld, Program, fault_world
-from tests.support import wait_for
+from tests.support.fault_world import UNTRACKED_SYSTEMS, FaultWorld, fault_world
+from tests.support.process import Program
+from tests.support.waiting import wait_for
 
 
 def nodes(tree: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from simulator.discord_fake import DiscordFake
-from tests.fault_world import fault_world
+from tests.support.fault_world import fault_world
 
 Fault = Callable[[DiscordFake], None]
 

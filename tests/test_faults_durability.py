@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fault_world import FaultWorld, fault_world
-from tests.process import ROOT
-from tests.support import wait_for
+from tests.support.fault_world import FaultWorld, fault_world
+from tests.support.process import run_cli
+from tests.support.waiting import wait_for
 
 CRASH_FOR_S = 4.0
 """How long the notifier is crashed again and again: longer than the router's
@@ -107,14 +106,7 @@ def test_a_disk_that_fills_up_during_a_backlog_holds_everything_and_recovers_whe
 
 
 def run_py(world: FaultWorld, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args, "--config", str(world.config_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args, "--config", str(world.config_path))
 
 
 def test_a_second_instance_on_the_same_data_dir_exits_2_at_once_and_nothing_is_doubled(

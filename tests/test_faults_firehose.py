@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from realtime.event import KILLS_SOURCE, format_time
-from tests.fault_world import UNTRACKED_SYSTEMS, FaultWorld, fault_world, preload_frame
-from tests.support import wait_for
+from tests.support.fault_world import UNTRACKED_SYSTEMS, FaultWorld, fault_world, preload_frame
+from tests.support.waiting import wait_for
 
 KILLS = 100_000
 FRAME_KILLS = 20

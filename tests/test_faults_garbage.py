@@ -14,8 +14,8 @@ import requests
 
 from realtime.map_events import is_resume_point
 from simulator import ulid
-from tests.fault_world import TRACKED_SYSTEMS, FaultWorld, fault_world
-from tests.support import wait_for
+from tests.support.fault_world import TRACKED_SYSTEMS, FaultWorld, fault_world
+from tests.support.waiting import wait_for
 
 LOBBY = "killmails:lobby"
 

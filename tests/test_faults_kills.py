@@ -2,7 +2,7 @@
 
 Kills published while the socket is down come back only through the
 server's preload after the rejoin, which holds the newest
-:data:`~tests.fault_world.PRELOAD_PER_SYSTEM` kills of each *subscribed
+:data:`~tests.support.fault_world.PRELOAD_PER_SYSTEM` kills of each *subscribed
 system*: these tests publish at most that many per system between two joins,
 and, around an outage, only kills in tracked systems: a kill that matches only
 a tracked character is in no preload, so the tests wait for those to be
@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 
 from realtime.event import KILLS_SOURCE
-from tests.fault_world import fault_world
-from tests.support import wait_for
+from tests.support.fault_world import fault_world
+from tests.support.waiting import wait_for
 
 
 def test_websocket_dropped_abruptly_again_and_again_loses_and_duplicates_nothing(

@@ -7,8 +7,8 @@ import functools
 import itertools
 from pathlib import Path
 
-from tests.fault_world import SLUG, FaultWorld, fault_world
-from tests.support import wait_for
+from tests.support.fault_world import SLUG, FaultWorld, fault_world
+from tests.support.waiting import wait_for
 
 
 def answered_at_least(world: FaultWorld, status: int, count: int) -> bool:

@@ -19,7 +19,8 @@ from pathlib import Path
 from actors.notifier import Delivery, SendQueue
 from realtime.event import Priority
 from realtime.ledger import LedgerKey, nonce_for
-from tests.fault_world import (
+from tests.support.clocks import FakeClock
+from tests.support.fault_world import (
     TRACKED_CHARACTER,
     TRACKED_SYSTEMS,
     UNTRACKED_SYSTEMS,
@@ -131,16 +132,8 @@ def delivery(key: str, priority: Priority) -> Delivery:
     return Delivery(LedgerKey("discord", key), nonce_for("discord", key), {}, None, priority)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_send_queue_hands_out_the_most_urgent_due_delivery_first() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     queue = SendQueue(10, clock)
     for index in range(3):
         queue.offer(delivery(f"low{index}", Priority.LOW))

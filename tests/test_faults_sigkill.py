@@ -15,8 +15,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from tests.fault_world import fault_world
-from tests.support import wait_for
+from tests.support.fault_world import fault_world
+from tests.support.waiting import wait_for
 
 ROUNDS = 4
 

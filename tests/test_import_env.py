@@ -17,7 +17,7 @@ import pytest
 
 from app.elixir_env import convert
 from app.import_env import EnvFileError, UnmappableError, parse_dotenv
-from tests.test_app_process import run_cli
+from tests.support.process import run_cli
 
 BOT_TOKEN = "MTEyMzQ1Njc4OTAxMjM0NTY3OA.Gx1y2z.bot-token-secret"
 MAP_KEY = "map-api-key-secret"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from supervision import (
     MailboxSpec,
     SupervisionTree,
 )
-from tests.pipeline_support import (
+from tests.support.pipeline import (
     Handled,
     checkpoint_reaches,
     config_for,
@@ -30,8 +28,8 @@ from tests.pipeline_support import (
     map_event,
     pipeline,
 )
-from tests.process import ROOT
-from tests.support import wait_for
+from tests.support.process import run_cli
+from tests.support.waiting import wait_for
 
 
 def killmail_ids(events: Sequence[Event]) -> list[int]:
@@ -244,14 +242,7 @@ def test_a_corrupt_journal_stops_the_start_with_a_clear_message_and_is_left_alon
         f'[app]\ndata_dir = "{data}"\n[http]\nport = 0\n[simulator]\nenabled = false\n'
         "[sources.kills]\nenabled = false\n"
     )
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("--config", str(config))
     assert result.returncode == 1
     assert "could not start" in result.stderr
     assert str(journal_file) in result.stderr

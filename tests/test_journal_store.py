@@ -29,19 +29,9 @@ from realtime.storage import (
     StorageSettings,
     StorageUnavailableError,
 )
-from tests.journal_sigkill_writer import CURSOR_SOURCE, expected_event
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class FakeClock:
-    """Wall-clock seconds that move only when a test says so."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clocks import FakeClock
+from tests.support.journal_sigkill_writer import CURSOR_SOURCE, expected_event
+from tests.support.process import ROOT
 
 
 def event(
@@ -68,11 +58,6 @@ def event(
 
 def reject(reason: str) -> Reject:
     return Reject("wanderer-kills", reason, "could not decode", b"{not json", 7)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -611,8 +596,8 @@ def kill_writer_after(path: Path, acknowledgements: int, delay_s: float) -> list
         every seq it acknowledged, in order.
     """
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.journal_sigkill_writer", str(path), "200"],
-        cwd=REPO_ROOT,
+        [sys.executable, "-m", "tests.support.journal_sigkill_writer", str(path), "200"],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

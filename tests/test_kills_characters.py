@@ -19,20 +19,23 @@ from app.system import source_children
 from realtime.config import Config, MapConfig
 from simulator.kills_server import KillsServer
 from supervision import GetStatus, SupervisionTree
-from tests.pipeline_support import Handled, checkpoint_reaches, ingest, pipeline
-from tests.pipeline_support import config_for as pipeline_config
-from tests.sources_support import JournalLog, TrackingLog, Trees, journal_spec, tracking_spec
-from tests.sources_support import trees as start_trees
-from tests.support import wait_for
+from tests.support.pipeline import Handled, checkpoint_reaches, ingest, pipeline
+from tests.support.pipeline import config_for as pipeline_config
+from tests.support.source_neighbours import (
+    JournalLog,
+    TrackingLog,
+    Trees,
+    journal_spec,
+    tracking_spec,
+)
+from tests.support.source_neighbours import trees as start_trees
+from tests.support.waiting import wait_for
 from tests.test_kills_source import CHARACTER, OTHER_SYSTEM, SYSTEM, config_for, recent_kill
 
 STRANGER = 2117000999
 
 
-@pytest.fixture
-def server() -> Iterator[KillsServer]:
-    with KillsServer(idle_timeout_s=10.0, close_timeout_s=0.5) as running:
-        yield running
+pytestmark = pytest.mark.kills_server(idle_timeout_s=10.0, close_timeout_s=0.5)
 
 
 @pytest.fixture
@@ -41,9 +44,9 @@ def trees() -> Iterator[Trees]:
 
 
 def start_both(
-    trees: Trees, server: KillsServer, journal: JournalLog, tracking: TrackingLog
+    trees: Trees, kills_server: KillsServer, journal: JournalLog, tracking: TrackingLog
 ) -> SupervisionTree:
-    config = config_for(server)
+    config = config_for(kills_server)
     connections = [
         child_spec(config, name=name, scope=scope, rand=random.Random(7).random,
                    tracking_retry_s=0.05)
@@ -53,14 +56,14 @@ def start_both(
     return trees.start([journal_spec(journal), tracking_spec(tracking), *connections])
 
 
-def joined(tree: SupervisionTree, name: str, server: KillsServer) -> dict[str, Any]:
+def joined(tree: SupervisionTree, name: str, kills_server: KillsServer) -> dict[str, Any]:
     """The server's view of connection ``name`` once it is joined."""
 
     def look() -> dict[str, Any]:
         report = tree.registry.ask(name, GetStatus())
         port = int(report["socket"]["local_port"])
         try:
-            connection = server.statistics().connection(port)
+            connection = kills_server.statistics().connection(port)
         except KeyError:
             return {}
         return dataclasses.asdict(connection) if connection.joined else {}
@@ -84,30 +87,30 @@ def kill_with(killmail_id: int, system_id: int, victim: int) -> dict[str, Any]:
 
 
 def test_a_tracked_pilots_kill_outside_every_tracked_system_comes_on_the_characters_join(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start_both(trees, server, journal, TrackingLog([SYSTEM], [CHARACTER]))
-    systems_join = joined(tree, Names.KILLS, server)
-    characters_join = joined(tree, Names.KILLS_CHARACTERS, server)
+    tree = start_both(trees, kills_server, journal, TrackingLog([SYSTEM], [CHARACTER]))
+    systems_join = joined(tree, Names.KILLS, kills_server)
+    characters_join = joined(tree, Names.KILLS_CHARACTERS, kills_server)
     assert (systems_join["systems"], systems_join["characters"]) == ({SYSTEM}, set())
     assert (characters_join["systems"], characters_join["characters"]) == (set(), {CHARACTER})
 
-    assert server.publish(kill_with(801, OTHER_SYSTEM, CHARACTER)) == 1
+    assert kills_server.publish(kill_with(801, OTHER_SYSTEM, CHARACTER)) == 1
     wait_for(lambda: senders_of(journal, 801), what="the pilot's kill anywhere")
     assert set(senders_of(journal, 801)) == {Names.KILLS_CHARACTERS}
 
-    assert server.publish(kill_with(802, OTHER_SYSTEM, STRANGER)) == 0
+    assert kills_server.publish(kill_with(802, OTHER_SYSTEM, STRANGER)) == 0
 
 
 def test_a_kill_both_joins_receive_is_an_ordinary_duplicate(
-    server: KillsServer, trees: Trees, tmp_path: Path
+    kills_server: KillsServer, trees: Trees, tmp_path: Path
 ) -> None:
     journal = JournalLog()
-    tree = start_both(trees, server, journal, TrackingLog([SYSTEM], [CHARACTER]))
-    joined(tree, Names.KILLS, server)
-    joined(tree, Names.KILLS_CHARACTERS, server)
-    assert server.publish(kill_with(803, SYSTEM, CHARACTER)) == 2
+    tree = start_both(trees, kills_server, journal, TrackingLog([SYSTEM], [CHARACTER]))
+    joined(tree, Names.KILLS, kills_server)
+    joined(tree, Names.KILLS_CHARACTERS, kills_server)
+    assert kills_server.publish(kill_with(803, SYSTEM, CHARACTER)) == 2
     wait_for(
         lambda: {Names.KILLS, Names.KILLS_CHARACTERS} <= set(senders_of(journal, 803)),
         what="the kill on both connections",
@@ -122,29 +125,29 @@ def test_a_kill_both_joins_receive_is_an_ordinary_duplicate(
 
 
 def test_the_first_characters_rejoin_a_characters_join_that_listened_nowhere(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     journal, tracking = JournalLog(), TrackingLog([SYSTEM], [])
-    tree = start_both(trees, server, journal, tracking)
-    assert joined(tree, Names.KILLS_CHARACTERS, server)["joins"] == 1
+    tree = start_both(trees, kills_server, journal, tracking)
+    assert joined(tree, Names.KILLS_CHARACTERS, kills_server)["joins"] == 1
     tree.registry.tell(Names.KILLS_CHARACTERS, tracking.set([SYSTEM], [CHARACTER]))
     wait_for(
-        lambda: joined(tree, Names.KILLS_CHARACTERS, server)["joins"] == 2,
+        lambda: joined(tree, Names.KILLS_CHARACTERS, kills_server)["joins"] == 2,
         what="a re-join with the characters",
     )
-    assert server.publish(kill_with(804, OTHER_SYSTEM, CHARACTER)) == 1
+    assert kills_server.publish(kill_with(804, OTHER_SYSTEM, CHARACTER)) == 1
     wait_for(lambda: senders_of(journal, 804) == [Names.KILLS_CHARACTERS] * 2)
 
 
 def test_the_journal_gives_a_refused_batch_back_to_the_connection_that_sent_it(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start_both(trees, server, journal, TrackingLog([SYSTEM], [CHARACTER]))
-    joined(tree, Names.KILLS, server)
-    joined(tree, Names.KILLS_CHARACTERS, server)
+    tree = start_both(trees, kills_server, journal, TrackingLog([SYSTEM], [CHARACTER]))
+    joined(tree, Names.KILLS, kills_server)
+    joined(tree, Names.KILLS_CHARACTERS, kills_server)
     journal.refusing.set()
-    server.publish(kill_with(805, OTHER_SYSTEM, CHARACTER))
+    kills_server.publish(kill_with(805, OTHER_SYSTEM, CHARACTER))
     wait_for(lambda: journal.refused, what="a refusal")
 
     def refusals(name: str) -> int:

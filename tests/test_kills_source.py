@@ -18,16 +18,16 @@ from realtime.config import Config, KillsSourceConfig, SourcesConfig
 from realtime.event import format_time
 from simulator.kills_server import KillsServer
 from supervision import ChildSpec, GetStatus, SupervisionTree
-from tests.phoenix_support import killmail
-from tests.sources_support import (
+from tests.support.phoenix import killmail
+from tests.support.source_neighbours import (
     JournalLog,
     TrackingLog,
     Trees,
     journal_spec,
     tracking_spec,
 )
-from tests.sources_support import trees as start_trees
-from tests.support import wait_for
+from tests.support.source_neighbours import trees as start_trees
+from tests.support.waiting import wait_for
 
 SYSTEM = 31000005
 OTHER_SYSTEM = 30000142
@@ -38,10 +38,7 @@ INTERVAL_S = 0.2
 TIMEOUT_S = 0.6
 
 
-@pytest.fixture
-def server() -> Iterator[KillsServer]:
-    with KillsServer(idle_timeout_s=10.0, close_timeout_s=0.5) as running:
-        yield running
+pytestmark = pytest.mark.kills_server(idle_timeout_s=10.0, close_timeout_s=0.5)
 
 
 @pytest.fixture
@@ -49,9 +46,9 @@ def trees() -> Iterator[Trees]:
     yield from start_trees()
 
 
-def config_for(server: KillsServer, **overrides: Any) -> Config:
+def config_for(kills_server: KillsServer, **overrides: Any) -> Config:
     settings = KillsSourceConfig(
-        url=server.url,
+        url=kills_server.url,
         heartbeat_interval_s=INTERVAL_S,
         heartbeat_timeout_s=TIMEOUT_S,
         reconnect_min_s=0.05,
@@ -95,7 +92,7 @@ def state(tree: SupervisionTree) -> str:
     return str(status(tree)["connection"]["state"])
 
 
-def joined_port(tree: SupervisionTree, server: KillsServer) -> int:
+def joined_port(tree: SupervisionTree, kills_server: KillsServer) -> int:
     """The client port of the kills source's joined connection, once there is one."""
 
     def joined() -> int:
@@ -104,7 +101,7 @@ def joined_port(tree: SupervisionTree, server: KillsServer) -> int:
         if report["connection"]["state"] not in ("connected", "degraded"):
             return 0
         try:
-            return port if server.statistics().connection(port).joined else 0
+            return port if kills_server.statistics().connection(port).joined else 0
         except KeyError:
             return 0
 
@@ -118,7 +115,7 @@ def recent_kill(killmail_id: int, system_id: int = SYSTEM, **fields: Any) -> dic
 
 def start(
     trees: Trees,
-    server: KillsServer,
+    kills_server: KillsServer,
     journal: JournalLog,
     tracking: TrackingLog | None,
     **options: Any,
@@ -127,20 +124,20 @@ def start(
     children = [journal_spec(journal)]
     if tracking is not None:
         children.append(tracking_spec(tracking))
-    children.append(kills(config_for(server, **overrides), **options))
+    children.append(kills(config_for(kills_server, **overrides), **options))
     return trees.start(children)
 
 
 def test_join_carries_tracked_systems_and_characters_but_never_an_invalid_id(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     tracking = TrackingLog([SYSTEM, OTHER_SYSTEM, 0, 60_000_000], [CHARACTER, 42])
-    tree = start(trees, server, JournalLog(), tracking)
-    port = joined_port(tree, server)
-    connection = server.statistics().connection(port)
+    tree = start(trees, kills_server, JournalLog(), tracking)
+    port = joined_port(tree, kills_server)
+    connection = kills_server.statistics().connection(port)
     assert connection.systems == {SYSTEM, OTHER_SYSTEM}
     assert connection.characters == {CHARACTER}
-    stats = server.statistics()
+    stats = kills_server.statistics()
     assert (stats.joins_ok, stats.joins_error) == (1, 0)
     assert status(tree)["subscription"]["dropped_ids"] == {
         "invalid_system_ids": 2,
@@ -148,44 +145,56 @@ def test_join_carries_tracked_systems_and_characters_but_never_an_invalid_id(
     }
 
 
+def test_the_join_carries_at_most_max_systems_ids_and_counts_the_ones_left_out(
+    kills_server: KillsServer, trees: Trees
+) -> None:
+    tracking = TrackingLog([SYSTEM, OTHER_SYSTEM], [CHARACTER])
+    tree = start(trees, kills_server, JournalLog(), tracking, settings={"max_systems": 1})
+    port = joined_port(tree, kills_server)
+    assert kills_server.statistics().connection(port).systems == {min(SYSTEM, OTHER_SYSTEM)}
+    assert status(tree)["subscription"]["dropped_ids"] == {"excess_system_ids": 1}
+
+
 def test_subscription_follows_tracking_changes_without_rejoining(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     tracking = TrackingLog([SYSTEM], [CHARACTER])
-    tree = start(trees, server, JournalLog(), tracking)
-    port = joined_port(tree, server)
+    tree = start(trees, kills_server, JournalLog(), tracking)
+    port = joined_port(tree, kills_server)
     tree.registry.tell(Names.KILLS, tracking.set([OTHER_SYSTEM, THIRD_SYSTEM], [OTHER_CHARACTER]))
     wait_for(
         lambda: (
-            server.statistics().connection(port).systems == {OTHER_SYSTEM, THIRD_SYSTEM}
-            and server.statistics().connection(port).characters == {OTHER_CHARACTER}
+            kills_server.statistics().connection(port).systems == {OTHER_SYSTEM, THIRD_SYSTEM}
+            and kills_server.statistics().connection(port).characters == {OTHER_CHARACTER}
         ),
         what="the server's subscription follows tracking",
     )
-    connection = server.statistics().connection(port)
+    connection = kills_server.statistics().connection(port)
     assert connection.joins == 1
     assert connection.subscription_updates == 4  # unsubscribe and subscribe, of each kind
-    assert server.statistics().connections_accepted == 1
+    assert kills_server.statistics().connections_accepted == 1
 
 
 def test_tracking_that_starts_late_is_asked_again_and_followed_without_rejoining(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     tracking = TrackingLog([SYSTEM], [CHARACTER], answering=False)
-    tree = start(trees, server, JournalLog(), tracking, tracking_grace_s=0.1)
-    port = joined_port(tree, server)
-    assert server.statistics().connection(port).systems == set()
+    tree = start(trees, kills_server, JournalLog(), tracking, tracking_grace_s=0.1)
+    port = joined_port(tree, kills_server)
+    assert kills_server.statistics().connection(port).systems == set()
     tracking.answering.set()
-    wait_for(lambda: server.statistics().connection(port).systems == {SYSTEM}, what="late tracking")
-    assert server.statistics().connection(port).joins == 1
+    wait_for(
+        lambda: kills_server.statistics().connection(port).systems == {SYSTEM}, what="late tracking"
+    )
+    assert kills_server.statistics().connection(port).joins == 1
     assert status(tree)["subscription"]["tracking_known"] is True
 
 
 def test_heartbeat_and_ping_round_trips_are_measured_from_their_replies(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
-    tree = start(trees, server, JournalLog(), TrackingLog([SYSTEM]))
-    port = joined_port(tree, server)
+    tree = start(trees, kills_server, JournalLog(), TrackingLog([SYSTEM]))
+    port = joined_port(tree, kills_server)
     report = status_when(
         tree,
         lambda r: r["phoenix"]["heartbeat_replies"] >= 2 and r["socket"]["ping_rtt_ms"] is not None,
@@ -194,15 +203,15 @@ def test_heartbeat_and_ping_round_trips_are_measured_from_their_replies(
     assert 0 < report["phoenix"]["last_rtt_s"] < 0.1
     assert 0 < report["socket"]["ping_rtt_ms"] < 100
     assert 0 < report["connection"]["rtt_ms"] < 100
-    assert server.statistics().connection(port).heartbeats >= 2
+    assert kills_server.statistics().connection(port).heartbeats >= 2
 
 
 def test_half_open_connection_is_detected_within_the_heartbeat_timeout_and_recovered(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
-    tree = start(trees, server, JournalLog(), TrackingLog([SYSTEM]))
-    first = joined_port(tree, server)
-    server.set_half_open(True)
+    tree = start(trees, kills_server, JournalLog(), TrackingLog([SYSTEM]))
+    first = joined_port(tree, kills_server)
+    kills_server.set_half_open(True)
     went_silent = time.monotonic()
     wait_for(
         lambda: state(tree) not in ("connected", "degraded"),
@@ -214,38 +223,40 @@ def test_half_open_connection_is_detected_within_the_heartbeat_timeout_and_recov
     assert detected_after <= TIMEOUT_S + 1.0
     errors = status(tree)["connection"]["errors"]
     assert errors.get("heartbeat_timeout", 0) + errors.get("silent", 0) >= 1
-    server.set_half_open(False)
-    second = joined_port(tree, server)
+    kills_server.set_half_open(False)
+    second = joined_port(tree, kills_server)
     assert second != first
     assert status(tree)["connection"]["reconnects"] >= 1
 
 
 def test_abrupt_drops_are_recovered_with_a_growing_backoff(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
-    tree = start(trees, server, JournalLog(), TrackingLog([SYSTEM]), stable_s=60.0)
-    ports = [joined_port(tree, server)]
+    tree = start(trees, kills_server, JournalLog(), TrackingLog([SYSTEM]), stable_s=60.0)
+    ports = [joined_port(tree, kills_server)]
     for drop in range(1, 4):
-        assert server.drop_all() == 1
-        wait_for(lambda: joined_port(tree, server) not in ports, what=f"rejoined after drop {drop}")
-        ports.append(joined_port(tree, server))
+        assert kills_server.drop_all() == 1
+        wait_for(
+            lambda: joined_port(tree, kills_server) not in ports, what=f"rejoined after drop {drop}"
+        )
+        ports.append(joined_port(tree, kills_server))
         assert status(tree)["reconnect"]["attempt"] == drop
     report = status(tree)
     assert report["connection"]["reconnects"] == 3
     assert report["reconnect"]["resets"] == 0
-    assert server.statistics().joins_ok == 4
+    assert kills_server.statistics().joins_ok == 4
 
 
 def test_preload_replays_are_flagged_and_live_kills_are_not(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
-    server.publish_many([recent_kill(9000 + n) for n in range(3)])
+    kills_server.publish_many([recent_kill(9000 + n) for n in range(3)])
     journal = JournalLog()
-    tree = start(trees, server, journal, TrackingLog([SYSTEM]))
-    joined_port(tree, server)
+    tree = start(trees, kills_server, journal, TrackingLog([SYSTEM]))
+    joined_port(tree, kills_server)
     wait_for(lambda: len(journal.events) == 3, what="the preload")
     assert all(event.data["preload"] is True for event in journal.events)
-    server.publish(recent_kill(9100))
+    kills_server.publish(recent_kill(9100))
     wait_for(lambda: len(journal.events) == 5, what="the live kill, pushed twice")
     live = journal.events[3:]
     assert {event.id for event in live} == {"9100"}
@@ -272,11 +283,13 @@ def _push(event: str, payload: object) -> str:
 
 
 def test_garbage_frames_of_every_kind_are_rejected_with_reasons_and_the_connection_goes_on(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal, TrackingLog([SYSTEM]), settings={"max_frame_bytes": 65536})
-    port = joined_port(tree, server)
+    tree = start(
+        trees, kills_server, journal, TrackingLog([SYSTEM]), settings={"max_frame_bytes": 65536}
+    )
+    port = joined_port(tree, kills_server)
     frames = [
         *GARBAGE,
         (_push("killmail_update", {"system_id": SYSTEM, "killmails": 7}), "invalid_payload"),
@@ -291,47 +304,49 @@ def test_garbage_frames_of_every_kind_are_rejected_with_reasons_and_the_connecti
         (_push("kill_count_update", {"system_id": SYSTEM, "count": "many"}), "invalid_payload"),
     ]
     for frame, _reason in frames:
-        assert server.send_raw(frame) == 1
+        assert kills_server.send_raw(frame) == 1
     expected = {reason for _frame, reason in frames}
     wait_for(lambda: journal.reject_reasons() == expected, what="every garbage frame rejected")
-    server.publish(recent_kill(777))
+    kills_server.publish(recent_kill(777))
     wait_for(
         lambda: any(event.id == "777" for event in journal.events), what="a kill after garbage"
     )
     report = status(tree)
     assert sum(report["rejects"].values()) == len(frames)
     assert report["rejects"]["invalid_payload"] == 2
-    assert server.statistics().connections_accepted == 1
-    assert server.statistics().connection(port).joins == 1
+    assert kills_server.statistics().connections_accepted == 1
+    assert kills_server.statistics().connection(port).joins == 1
     raw = next(r.raw for r in journal.rejects if r.reason == "binary_frame")
     assert raw == b"\x00\xff\xfe"
 
 
-def test_server_restart_on_the_same_port_is_recovered(server: KillsServer, trees: Trees) -> None:
+def test_server_restart_on_the_same_port_is_recovered(
+    kills_server: KillsServer, trees: Trees
+) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal, TrackingLog([SYSTEM]))
-    first = joined_port(tree, server)
-    server.restart(down_s=0.3)
-    second = joined_port(tree, server)
+    tree = start(trees, kills_server, journal, TrackingLog([SYSTEM]))
+    first = joined_port(tree, kills_server)
+    kills_server.restart(down_s=0.3)
+    second = joined_port(tree, kills_server)
     assert second != first
-    server.publish(recent_kill(4242))
+    kills_server.publish(recent_kill(4242))
     wait_for(lambda: any(event.id == "4242" for event in journal.events), what="a kill after")
     errors = status(tree)["connection"]["errors"]
     assert errors.get("connection_lost", 0) >= 1
 
 
 def test_an_unreachable_server_opens_the_circuit_and_a_later_probe_recovers(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     tree = start(
         trees,
-        server,
+        kills_server,
         JournalLog(),
         TrackingLog([SYSTEM]),
         settings={"circuit_failures": 3, "circuit_open_s": 0.3},
     )
-    joined_port(tree, server)
-    restarting = threading.Thread(target=server.restart, kwargs={"down_s": 1.0})
+    joined_port(tree, kills_server)
+    restarting = threading.Thread(target=kills_server.restart, kwargs={"down_s": 1.0})
     restarting.start()
     try:
         report = status_when(tree, lambda r: r["connection"]["state"] == "failed", "circuit open")
@@ -339,22 +354,22 @@ def test_an_unreachable_server_opens_the_circuit_and_a_later_probe_recovers(
         assert report["connection"]["quality"]["score"] == 0
     finally:
         restarting.join()
-    joined_port(tree, server)
+    joined_port(tree, kills_server)
     assert status(tree)["reconnect"]["circuit"] == "closed"
 
 
 def test_refused_batches_are_held_and_resent_once_the_journal_takes_them(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal, TrackingLog([SYSTEM]))
-    joined_port(tree, server)
+    tree = start(trees, kills_server, journal, TrackingLog([SYSTEM]))
+    joined_port(tree, kills_server)
     journal.refusing.set()
-    server.publish(recent_kill(31))
+    kills_server.publish(recent_kill(31))
     wait_for(lambda: status(tree)["journal"]["size"] >= 1, what="a batch held")
     assert journal.events == []
     journal.refusing.clear()
-    server.publish(recent_kill(32))
+    kills_server.publish(recent_kill(32))
     wait_for(
         lambda: {event.id for event in journal.events} == {"31", "32"},
         what="held and new batches journaled",
@@ -362,11 +377,11 @@ def test_refused_batches_are_held_and_resent_once_the_journal_takes_them(
     report = status_when(tree, lambda r: r["journal"]["gate"]["open"] is True, "the gate reopened")
     assert report["journal"]["size"] == 0
     assert report["journal"]["refused_total"] >= 1
-    assert server.statistics().connections_accepted == 1
+    assert kills_server.statistics().connections_accepted == 1
 
 
 def test_a_journal_that_falls_behind_slows_the_feed_and_nothing_is_dropped_or_reconnected(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     journal = JournalLog()
     tree = trees.start(
@@ -374,23 +389,23 @@ def test_a_journal_that_falls_behind_slows_the_feed_and_nothing_is_dropped_or_re
             journal_spec(journal, capacity=4),
             tracking_spec(TrackingLog([SYSTEM])),
             # One frame a batch: the frames fill the journal's mailbox of 4 batches.
-            kills(config_for(server), batch_max=1),
+            kills(config_for(kills_server), batch_max=1),
         ]
     )
-    port = joined_port(tree, server)
+    port = joined_port(tree, kills_server)
     journal.flowing.clear()
     try:
         published = [recent_kill(60_000 + n) for n in range(300)]
-        server.publish_many(published)
+        kills_server.publish_many(published)
         status_when(
             tree,
             lambda r: r["journal"]["reading_paused_s"] > 3 * TIMEOUT_S,
             "the reader paused for longer than the heartbeat timeout",
         )
         # The pause the program chose is not a dead peer: its heartbeats go on.
-        heartbeats = server.statistics().connection(port).heartbeats
+        heartbeats = kills_server.statistics().connection(port).heartbeats
         wait_for(
-            lambda: server.statistics().connection(port).heartbeats >= heartbeats + 2,
+            lambda: kills_server.statistics().connection(port).heartbeats >= heartbeats + 2,
             what="heartbeats while paused",
         )
         assert status(tree)["reconnect"]["failures"] == 0
@@ -403,33 +418,35 @@ def test_a_journal_that_falls_behind_slows_the_feed_and_nothing_is_dropped_or_re
     assert report["reconnect"]["failures"] == 0
     assert report["journal"]["gate"]["waits_total"] >= 1
     assert report["journal"]["held_total"] == 0
-    assert server.statistics().connections_accepted == 1
-    assert server.statistics().connection(port).joins == 1
+    assert kills_server.statistics().connections_accepted == 1
+    assert kills_server.statistics().connection(port).joins == 1
 
 
 def test_a_refusing_journal_pauses_reading_on_the_same_connection_until_it_takes_again(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal, TrackingLog([SYSTEM]))
-    port = joined_port(tree, server)
+    tree = start(trees, kills_server, journal, TrackingLog([SYSTEM]))
+    port = joined_port(tree, kills_server)
     journal.refusing.set()
-    server.publish(recent_kill(40))
+    kills_server.publish(recent_kill(40))
     status_when(tree, lambda r: r["journal"]["gate"]["open"] is False, "the gate closed")
-    server.publish_many([recent_kill(41 + n) for n in range(3)])
+    kills_server.publish_many([recent_kill(41 + n) for n in range(3)])
     status_when(tree, lambda r: r["journal"]["gate"]["waiting"] == 1, "the reader waits")
     journal.refusing.clear()
     expected = [str(40 + n) for n in range(4) for _twice in range(2)]
     wait_for(lambda: [e.id for e in journal.events] == expected, what="everything, in order")
-    assert server.statistics().connections_accepted == 1
-    assert server.statistics().connection(port).joins == 1
+    assert kills_server.statistics().connections_accepted == 1
+    assert kills_server.statistics().connection(port).joins == 1
 
 
 def test_stopping_closes_the_socket_and_ends_the_reader_thread(
-    server: KillsServer, trees: Trees
+    kills_server: KillsServer, trees: Trees
 ) -> None:
-    tree = start(trees, server, JournalLog(), TrackingLog([SYSTEM]))
-    joined_port(tree, server)
+    tree = start(trees, kills_server, JournalLog(), TrackingLog([SYSTEM]))
+    joined_port(tree, kills_server)
     tree.stop()
-    wait_for(lambda: server.statistics().connections_current == 0, what="the server sees the close")
+    wait_for(
+        lambda: kills_server.statistics().connections_current == 0, what="the server sees the close"
+    )
     assert not [t for t in threading.enumerate() if t.name.startswith("kills-reader")]

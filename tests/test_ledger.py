@@ -22,27 +22,15 @@ from realtime.ledger import (
 )
 from realtime.schema import SCHEMA_VERSION
 from realtime.storage import Database, StorageBusyError, StorageCorruptError, StorageSettings
-from tests.support import wait_for
+from tests.support.clocks import FakeClock
+from tests.support.waiting import wait_for
 
 K = LedgerKey
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "journal.sqlite3"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

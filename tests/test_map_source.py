@@ -21,9 +21,15 @@ from realtime.event import Cursor
 from realtime.map_events import DEFAULT_MAP_EVENTS
 from simulator.map_server import Framing, MapCharacter, MapServer, MapSystem
 from supervision import ChildSpec, GetStatus, SupervisionTree
-from tests.sources_support import JournalLog, TrackingLog, Trees, journal_spec, tracking_spec
-from tests.sources_support import trees as start_trees
-from tests.support import wait_for
+from tests.support.source_neighbours import (
+    JournalLog,
+    TrackingLog,
+    Trees,
+    journal_spec,
+    tracking_spec,
+)
+from tests.support.source_neighbours import trees as start_trees
+from tests.support.waiting import wait_for
 
 SLUG = "demo"
 API_KEY = "demo-key"
@@ -34,12 +40,9 @@ CHARACTERS = (MapCharacter(2117000001, "Example Pilot"),)
 CONFIG = Config(sources=SourcesConfig(resend_min_s=0.05, resend_max_s=0.2))
 
 
-@pytest.fixture
-def server() -> Iterator[MapServer]:
-    with MapServer(
-        SLUG, API_KEY, keepalive_s=0.1, systems=SYSTEMS, characters=CHARACTERS, seed=3
-    ) as running:
-        yield running
+pytestmark = pytest.mark.map_server(
+    slug=SLUG, api_key=API_KEY, keepalive_s=0.1, systems=SYSTEMS, characters=CHARACTERS, seed=3
+)
 
 
 @pytest.fixture
@@ -47,10 +50,10 @@ def trees() -> Iterator[Trees]:
     yield from start_trees()
 
 
-def map_config(server: MapServer, **overrides: Any) -> MapConfig:
+def map_config(map_server: MapServer, **overrides: Any) -> MapConfig:
     settings = MapConfig(
         slug=SLUG,
-        base_url=server.base_url,
+        base_url=map_server.base_url,
         api_key=Secret(API_KEY, "inline"),
         keepalive_timeout_s=KEEPALIVE_TIMEOUT_S,
         connect_timeout_s=1.0,
@@ -64,7 +67,7 @@ def map_config(server: MapServer, **overrides: Any) -> MapConfig:
 
 def start(
     trees: Trees,
-    server: MapServer,
+    map_server: MapServer,
     journal: JournalLog | None = None,
     tracking: TrackingLog | None = None,
     **overrides: Any,
@@ -72,7 +75,7 @@ def start(
     options = overrides.pop("options", {})
     options.setdefault("rand", random.Random(11).random)
     options.setdefault("circuit_failures", 100)
-    spec: ChildSpec = child_spec(CONFIG, map_config(server, **overrides), **options)
+    spec: ChildSpec = child_spec(CONFIG, map_config(map_server, **overrides), **options)
     return trees.start(
         [journal_spec(journal or JournalLog()), tracking_spec(tracking or TrackingLog()), spec]
     )
@@ -106,9 +109,9 @@ def live(tree: SupervisionTree) -> None:
     wait_for(lambda: status(tree)["sse"]["phase"] == "live", what="the stream is live")
 
 
-def publish_systems(server: MapServer, first: int, count: int) -> list[str]:
+def publish_systems(map_server: MapServer, first: int, count: int) -> list[str]:
     return [
-        server.publish(
+        map_server.publish(
             "add_system",
             {"solar_system_id": first + n, "name": f"J{first + n} Ωmega é", "position_x": n},
         )
@@ -120,9 +123,11 @@ def journaled_ids(journal: JournalLog) -> list[str]:
     return [event.id for event in journal.events]
 
 
-def test_tracked_state_is_bootstrapped_over_rest_at_start(server: MapServer, trees: Trees) -> None:
+def test_tracked_state_is_bootstrapped_over_rest_at_start(
+    map_server: MapServer, trees: Trees
+) -> None:
     tracking = TrackingLog()
-    tree = start(trees, server, tracking=tracking)
+    tree = start(trees, map_server, tracking=tracking)
     live(tree)
     wait_for(lambda: tracking.bootstraps, what="a bootstrap")
     (bootstrap,) = tracking.bootstraps
@@ -133,26 +138,26 @@ def test_tracked_state_is_bootstrapped_over_rest_at_start(server: MapServer, tre
 
 
 def test_requested_events_are_the_defaults_unless_configured(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
-    tree = start(trees, server)
+    tree = start(trees, map_server)
     live(tree)
-    assert server.statistics().connect_attempts[0].events == ",".join(DEFAULT_MAP_EVENTS)
+    assert map_server.statistics().connect_attempts[0].events == ",".join(DEFAULT_MAP_EVENTS)
     trees.stop_all()
-    tree = start(trees, server, events=("add_system", "map_kill"))
+    tree = start(trees, map_server, events=("add_system", "map_kill"))
     live(tree)
-    assert server.statistics().connect_attempts[-1].events == "add_system,map_kill"
+    assert map_server.statistics().connect_attempts[-1].events == "add_system,map_kill"
 
 
 @pytest.mark.parametrize("framing", ["lf", "crlf", "cr", "split", "coalesce"])
 def test_every_framing_is_parsed_end_to_end(
-    server: MapServer, trees: Trees, framing: Framing
+    map_server: MapServer, trees: Trees, framing: Framing
 ) -> None:
-    server.set_framing(framing)
+    map_server.set_framing(framing)
     journal = JournalLog()
-    tree = start(trees, server, journal)
+    tree = start(trees, map_server, journal)
     live(tree)
-    published = publish_systems(server, 31000100, 20)
+    published = publish_systems(map_server, 31000100, 20)
     wait_for(lambda: len(journal.events) == 20, what=f"20 events framed {framing}")
     assert journaled_ids(journal) == published
     assert journal.rejects == []
@@ -165,22 +170,22 @@ def test_every_framing_is_parsed_end_to_end(
 
 
 def test_resume_after_a_drop_gets_exactly_the_missed_events(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal)
+    tree = start(trees, map_server, journal)
     live(tree)
-    before = publish_systems(server, 31000200, 3)
+    before = publish_systems(map_server, 31000200, 3)
     wait_for(lambda: journaled_ids(journal) == before, what="the first events")
-    server.fail_next(503, count=None)
-    assert server.drop_all() == 1
+    map_server.fail_next(503, count=None)
+    assert map_server.drop_all() == 1
     wait_for(lambda: state(tree) != "connected", what="the drop noticed")
-    missed = publish_systems(server, 31000300, 4)
-    server.clear_failures()
+    missed = publish_systems(map_server, 31000300, 4)
+    map_server.clear_failures()
     live(tree)
     wait_for(lambda: len(journal.events) == 7, what="the missed events")
     assert journaled_ids(journal) == before + missed
-    resumed = server.statistics().connect_attempts[-1]
+    resumed = map_server.statistics().connect_attempts[-1]
     assert (resumed.status, resumed.last_event_id, resumed.last_event_id_header) == (
         200,
         before[-1],
@@ -189,15 +194,15 @@ def test_resume_after_a_drop_gets_exactly_the_missed_events(
 
 
 def test_a_drop_inside_an_event_loses_nothing_and_duplicates_nothing(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal)
+    tree = start(trees, map_server, journal)
     live(tree)
-    first = publish_systems(server, 31000400, 2)
+    first = publish_systems(map_server, 31000400, 2)
     wait_for(lambda: len(journal.events) == 2, what="the first events")
-    server.drop_all(mid_event=True)
-    rest = publish_systems(server, 31000500, 3)
+    map_server.drop_all(mid_event=True)
+    rest = publish_systems(map_server, 31000500, 3)
     wait_for(lambda: len(journal.events) == 5, what="every event once")
     assert journaled_ids(journal) == first + rest
     assert journal.rejects == []
@@ -205,12 +210,12 @@ def test_a_drop_inside_an_event_loses_nothing_and_duplicates_nothing(
 
 
 def test_an_error_answering_server_is_retried_with_growing_delays(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
-    server.fail_next(503, count=5)
-    tree = start(trees, server)
+    map_server.fail_next(503, count=5)
+    tree = start(trees, map_server)
     live(tree)
-    attempts = server.statistics().connect_attempts
+    attempts = map_server.statistics().connect_attempts
     assert [attempt.status for attempt in attempts] == [503] * 5 + [200]
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(attempts)]
     # Each delay is at least the previous one's ceiling (equal jitter): they never shrink.
@@ -223,45 +228,47 @@ def test_an_error_answering_server_is_retried_with_growing_delays(
 
 
 def test_unauthorized_is_reported_as_failed_and_retried_slowly_never_in_a_loop(
-    server: MapServer, trees: Trees, caplog: pytest.LogCaptureFixture
+    map_server: MapServer, trees: Trees, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.fail_next(401, count=None)
+    map_server.fail_next(401, count=None)
     with caplog.at_level(logging.ERROR, logger="actors.map_source"):
-        tree = start(trees, server)
+        tree = start(trees, map_server)
         wait_for(lambda: state(tree) == "failed", what="failed on 401")
         status_when(tree, lambda r: r["sse"]["config_errors"] >= 3, "three slow attempts")
-    attempts = server.statistics().connect_attempts
+    attempts = map_server.statistics().connect_attempts
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(attempts)]
     assert all(gap >= 0.3 - 0.01 for gap in gaps)  # config_error_retry_s
     assert any("api_key" in record.getMessage() for record in caplog.records)
     report = status(tree)
     assert report["sse"]["config_errors"] >= 3
     assert report["connection"]["quality"]["band"] == "critical"
-    server.clear_failures()
+    map_server.clear_failures()
     live(tree)
 
 
 def test_a_wrong_api_key_fails_the_rest_bootstrap_and_says_what_to_fix(
-    server: MapServer, trees: Trees, caplog: pytest.LogCaptureFixture
+    map_server: MapServer, trees: Trees, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="actors.map_source"):
-        tree = start(trees, server, api_key=Secret("wrong", "env:MAP_API_KEY"))
+        tree = start(trees, map_server, api_key=Secret("wrong", "env:MAP_API_KEY"))
         wait_for(lambda: state(tree) == "failed", what="failed on a wrong key")
     (record,) = [r for r in caplog.records if r.name == "actors.map_source"]
     assert "401" in record.getMessage()
     assert "api_key" in record.getMessage()
-    assert server.statistics().connect_attempts_total == 0  # the stream was never tried
+    assert map_server.statistics().connect_attempts_total == 0  # the stream was never tried
 
 
 def test_keepalive_comments_keep_a_quiet_stream_and_silence_is_detected(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
-    tree = start(trees, server)
+    tree = start(trees, map_server)
     live(tree)
-    wait_for(lambda: server.statistics().keepalives_written >= 8, what="a quiet stream kept alive")
-    assert server.statistics().connect_attempts_total == 1
+    wait_for(
+        lambda: map_server.statistics().keepalives_written >= 8, what="a quiet stream kept alive"
+    )
+    assert map_server.statistics().connect_attempts_total == 1
     assert state(tree) == "connected"
-    server.set_silent(True)
+    map_server.set_silent(True)
     went_silent = time.monotonic()
     report = status_when(
         tree,
@@ -271,40 +278,40 @@ def test_keepalive_comments_keep_a_quiet_stream_and_silence_is_detected(
     detected_after = time.monotonic() - went_silent
     assert KEEPALIVE_TIMEOUT_S - 0.15 <= detected_after <= KEEPALIVE_TIMEOUT_S + 0.5
     assert report["connection"]["state"] != "connected"
-    server.set_silent(False)
+    map_server.set_silent(False)
     live(tree)
 
 
 def test_a_200_stream_without_the_connected_event_never_resets_the_backoff(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
-    server.set_silent(True)
-    tree = start(trees, server, keepalive_timeout_s=0.2, options={"stable_s": 0.0})
+    map_server.set_silent(True)
+    tree = start(trees, map_server, keepalive_timeout_s=0.2, options={"stable_s": 0.0})
     report = status_when(tree, lambda r: r["reconnect"]["attempt"] >= 3, "three silent streams")
     assert report["reconnect"]["resets"] == 0
-    assert {attempt.status for attempt in server.statistics().connect_attempts} == {200}
+    assert {attempt.status for attempt in map_server.statistics().connect_attempts} == {200}
     assert report["connection"]["errors"]["keepalive_timeout"] >= 3
-    server.set_silent(False)
+    map_server.set_silent(False)
     live(tree)
 
 
 def test_bootstrap_is_sent_again_only_after_a_gap_longer_than_the_backfill_window(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
     tracking = TrackingLog()
-    tree = start(trees, server, tracking=tracking, backfill_window_s=0.3)
+    tree = start(trees, map_server, tracking=tracking, backfill_window_s=0.3)
     live(tree)
     wait_for(lambda: len(tracking.bootstraps) == 1, what="the start bootstrap")
-    server.drop_all()
-    wait_for(lambda: server.statistics().connect_attempts_total == 2, what="a quick reconnect")
+    map_server.drop_all()
+    wait_for(lambda: map_server.statistics().connect_attempts_total == 2, what="a quick reconnect")
     live(tree)
     assert len(tracking.bootstraps) == 1
-    server.fail_next(503, count=None)
-    server.drop_all()
-    server.add_system(31000999, "J999999")
+    map_server.fail_next(503, count=None)
+    map_server.drop_all()
+    map_server.add_system(31000999, "J999999")
     wait_for(lambda: len(tracking.bootstraps) >= 2, what="a resync during a long outage")
     assert 31000999 in tracking.bootstraps[-1].systems
-    server.clear_failures()
+    map_server.clear_failures()
     live(tree)
 
 
@@ -352,55 +359,55 @@ GARBAGE: list[tuple[bytes, str]] = [
 
 
 def test_garbage_events_are_rejected_with_reasons_and_the_stream_goes_on(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal, max_line_bytes=4096)
+    tree = start(trees, map_server, journal, max_line_bytes=4096)
     live(tree)
     for data, _reason in GARBAGE:
-        assert server.send_raw(data) == 1
-    assert server.send_raw(b"data: " + b"x" * 10_000 + b"\n\n") == 1
+        assert map_server.send_raw(data) == 1
+    assert map_server.send_raw(b"data: " + b"x" * 10_000 + b"\n\n") == 1
     expected = {reason for _data, reason in GARBAGE}
     wait_for(lambda: journal.reject_reasons() == expected, what="every garbage event rejected")
-    (published,) = publish_systems(server, 31000600, 1)
+    (published,) = publish_systems(map_server, 31000600, 1)
     wait_for(lambda: journaled_ids(journal) == [published], what="an event after the garbage")
     report = status(tree)
     assert sum(report["rejects"].values()) == len(GARBAGE)
     assert report["sse"]["parser"]["oversize_lines"] == 1
-    assert server.statistics().connect_attempts_total == 1
+    assert map_server.statistics().connect_attempts_total == 1
     assert journal.cursor(SOURCE) == published
 
 
 def test_a_refusing_journal_pauses_the_stream_without_closing_it_and_loses_nothing(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal)
+    tree = start(trees, map_server, journal)
     live(tree)
-    first = publish_systems(server, 31000700, 1)
+    first = publish_systems(map_server, 31000700, 1)
     wait_for(lambda: journaled_ids(journal) == first, what="a first event")
     journal.refusing.set()
-    refused = publish_systems(server, 31000800, 5)
+    refused = publish_systems(map_server, 31000800, 5)
     status_when(tree, lambda r: r["journal"]["gate"]["open"] is False, "the gate closed")
     journal.refusing.clear()
     wait_for(lambda: len(journal.events) == 6, what="everything journaled")
     assert journaled_ids(journal) == first + refused
     assert journal.cursor(SOURCE) == refused[-1]
-    assert server.statistics().connect_attempts_total == 1
+    assert map_server.statistics().connect_attempts_total == 1
 
 
 def test_a_journal_that_falls_behind_pauses_the_stream_past_the_keepalive_timeout(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
     journal = JournalLog()
     spec = child_spec(
-        CONFIG, map_config(server), rand=random.Random(11).random, circuit_failures=100
+        CONFIG, map_config(map_server), rand=random.Random(11).random, circuit_failures=100
     )
     tree = trees.start([journal_spec(journal, capacity=2), tracking_spec(TrackingLog()), spec])
     live(tree)
     journal.flowing.clear()
     try:
-        published = publish_systems(server, 31002000, 200)
+        published = publish_systems(map_server, 31002000, 200)
         status_when(
             tree,
             lambda r: r["journal"]["reading_paused_s"] > 2 * KEEPALIVE_TIMEOUT_S,
@@ -412,53 +419,55 @@ def test_a_journal_that_falls_behind_pauses_the_stream_past_the_keepalive_timeou
     wait_for(lambda: len(journal.events) >= len(published), what="every event journaled")
     assert journaled_ids(journal) == published
     assert journal.cursor(SOURCE) == published[-1]
-    assert server.statistics().connect_attempts_total == 1
+    assert map_server.statistics().connect_attempts_total == 1
     assert status(tree)["reconnect"]["failures"] == 0
 
 
 def test_an_unanswered_cursor_ask_is_retried_and_the_committed_cursor_resumes_the_stream(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
-    committed = publish_systems(server, 31000900, 2)
-    missed = publish_systems(server, 31000950, 2)
+    committed = publish_systems(map_server, 31000900, 2)
+    missed = publish_systems(map_server, 31000950, 2)
     journal = JournalLog()
     journal.record(Ingest(SOURCE, cursor=Cursor(SOURCE, committed[-1])))
     journal.cursor_unavailable.set()
-    tree = start(trees, server, journal, options={"journal_retry_s": 0.2})
+    tree = start(trees, map_server, journal, options={"journal_retry_s": 0.2})
     status_when(
         tree,
         lambda r: r["connection"]["errors"].get("journal_unavailable", 0) >= 2,
         "the cursor asked again",
     )
-    assert server.statistics().connect_attempts_total == 0
+    assert map_server.statistics().connect_attempts_total == 0
     journal.cursor_unavailable.clear()
     live(tree)
     wait_for(lambda: journaled_ids(journal) == missed, what="exactly the events after the cursor")
-    attempt = server.statistics().connect_attempts[-1]
+    attempt = map_server.statistics().connect_attempts[-1]
     assert (attempt.last_event_id, attempt.last_event_id_header) == (committed[-1], committed[-1])
 
 
 def test_the_servers_retry_field_lengthens_the_reconnection_delay(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
     journal = JournalLog()
-    tree = start(trees, server, journal)
+    tree = start(trees, map_server, journal)
     live(tree)
-    server.send_raw(b"retry: 400\n\n")
-    (marker,) = publish_systems(server, 31001000, 1)
+    map_server.send_raw(b"retry: 400\n\n")
+    (marker,) = publish_systems(map_server, 31001000, 1)
     wait_for(lambda: journaled_ids(journal) == [marker], what="the retry field parsed")
     dropped_at = time.monotonic()
-    server.drop_all()
-    wait_for(lambda: server.statistics().connect_attempts_total == 2, what="the reconnection")
-    assert server.statistics().connect_attempts[-1].at - dropped_at >= 0.4
+    map_server.drop_all()
+    wait_for(lambda: map_server.statistics().connect_attempts_total == 2, what="the reconnection")
+    assert map_server.statistics().connect_attempts[-1].at - dropped_at >= 0.4
     assert status(tree)["sse"]["server_retry_s"] == 0.4
 
 
 def test_stopping_closes_the_stream_and_ends_the_reader_thread(
-    server: MapServer, trees: Trees
+    map_server: MapServer, trees: Trees
 ) -> None:
-    tree = start(trees, server)
+    tree = start(trees, map_server)
     live(tree)
     tree.stop()
-    wait_for(lambda: server.statistics().open_streams == 0, what="the server sees the stream end")
+    wait_for(
+        lambda: map_server.statistics().open_streams == 0, what="the server sees the stream end"
+    )
     assert not [t for t in threading.enumerate() if t.name.startswith("map-reader")]

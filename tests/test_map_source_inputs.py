@@ -25,9 +25,15 @@ from actors.protocol import Names
 from realtime.config import Config, MapConfig, Secret
 from simulator import ulid
 from supervision import GetStatus, SupervisionTree
-from tests.sources_support import JournalLog, TrackingLog, Trees, journal_spec, tracking_spec
-from tests.sources_support import trees as start_trees
-from tests.support import wait_for
+from tests.support.source_neighbours import (
+    JournalLog,
+    TrackingLog,
+    Trees,
+    journal_spec,
+    tracking_spec,
+)
+from tests.support.source_neighbours import trees as start_trees
+from tests.support.waiting import wait_for
 
 SLUG = "raw"
 SYSTEMS = {"data": {"systems": [{"solar_system_id": 31000005, "name": "J123450"}]}}

@@ -19,11 +19,12 @@ import pytest
 
 from actors.metrics import MetricsActor, MetricsQuery, MetricsSettings, enabled_sources
 from actors.protocol import Announce, FeedRecovered, Names, StatsReport
-from realtime.config import Config, MapConfig
+from realtime.config import Config, MapConfig, parse
 from realtime.metrics import series_key
 from supervision import ActorContext, Control, MailboxSpec, Registry
-from tests.metrics_support import STATUSES, Emit, FakeClock, RejectFrame, running_tree
-from tests.support import wait_for
+from tests.support.clocks import FakeClock
+from tests.support.metrics_tree import STATUSES, Emit, RejectFrame, running_tree
+from tests.support.waiting import wait_for
 
 KILLS_SERIES = series_key("events_total", source="wanderer-kills", type="killmail")
 
@@ -64,7 +65,7 @@ def active_keys(actor: MetricsActor) -> dict[str, str]:
 
 
 def test_events_counters_become_per_source_and_type_throughput() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock)
     maps_series = series_key("events_total", source="map:demo", type="add_system")
     for _ in range(20):
@@ -80,7 +81,7 @@ def test_events_counters_become_per_source_and_type_throughput() -> None:
 
 
 def test_stage_latencies_become_window_percentiles_and_cumulative_buckets() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock)
     rng = random.Random(9)
     samples = [rng.uniform(0.001, 0.1) for _ in range(1000)]
@@ -106,7 +107,7 @@ def test_stage_latencies_become_window_percentiles_and_cumulative_buckets() -> N
 
 
 def test_a_large_report_is_sampled_with_exact_counts_and_close_percentiles() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock, max_samples_per_report=128)
     rng = random.Random(10)
     samples = tuple(rng.lognormvariate(-4, 0.5) for _ in range(2048))
@@ -120,7 +121,7 @@ def test_a_large_report_is_sampled_with_exact_counts_and_close_percentiles() -> 
 
 
 def test_counters_are_totalled_and_gauges_kept_per_actor() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock)
     errors = series_key("errors_total", kind="http_503")
     for _ in range(3):
@@ -134,7 +135,7 @@ def test_counters_are_totalled_and_gauges_kept_per_actor() -> None:
 
 
 def test_cumulative_rejects_in_statuses_become_rates() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock)
     actor.record_status("kills", {"rejects": {"invalid_json": 100}})
     actor.evaluate(clock())
@@ -152,7 +153,7 @@ def test_cumulative_rejects_in_statuses_become_rates() -> None:
 
 
 def test_connection_alerts_follow_the_source_state_with_a_grace_period() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock, down_grace_s=30.0)
     actor.record_status("kills", {"connection": connection("connected")})
     actor.evaluate(clock())
@@ -177,7 +178,7 @@ def test_connection_alerts_follow_the_source_state_with_a_grace_period() -> None
 
 
 def test_a_source_without_any_status_is_an_alert_after_the_grace_period() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock, down_grace_s=30.0)
     actor.evaluate(clock())
     assert "connection:kills" not in active_keys(actor)
@@ -187,7 +188,7 @@ def test_a_source_without_any_status_is_an_alert_after_the_grace_period() -> Non
 
 
 def test_backpressure_shedding_journal_and_discord_auth_raise_and_resolve_alerts() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock, shed_hold_s=60.0)
     actor.record_status("kills", {"connection": connection("connected")})
     flow = dict(STATUSES[Names.FLOW_CONTROL])
@@ -218,7 +219,7 @@ def test_backpressure_shedding_journal_and_discord_auth_raise_and_resolve_alerts
 
 
 def test_a_stall_an_actor_reports_is_alerted_until_its_work_resumes() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock, down_grace_s=1e9)
     stalled = {"severity": "critical", "message": "delivery to the handlers failing for 3 s"}
     actor.record_status(Names.ROUTER, {"stalled": stalled})
@@ -233,7 +234,7 @@ def test_a_stall_an_actor_reports_is_alerted_until_its_work_resumes() -> None:
 
 
 def test_an_actor_that_is_not_running_raises_an_alert_after_some_ticks() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock, silent_ticks=3, down_grace_s=1000.0)
     for _ in range(2):
         actor.tick()
@@ -244,7 +245,7 @@ def test_an_actor_that_is_not_running_raises_an_alert_after_some_ticks() -> None
 
 
 def test_a_sustained_latency_slowdown_raises_a_regression_alert_and_recovery_resolves_it() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock, regression_interval_s=60.0, down_grace_s=1e9)
     rng = random.Random(21)
 
@@ -278,7 +279,7 @@ def test_a_sustained_latency_slowdown_raises_a_regression_alert_and_recovery_res
 
 
 def test_the_summary_is_plain_json() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock)
     actor.ingest(StatsReport("journal", counters={KILLS_SERIES: 1}, latencies={"journal": (0.01,)}))
     actor.record_status("kills", {"connection": connection("failed")})
@@ -289,7 +290,7 @@ def test_the_summary_is_plain_json() -> None:
 
 
 def test_reports_from_ever_new_actors_stages_and_keys_stay_bounded() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     actor = make_actor(clock, max_actors=8, max_stages=4, max_keys_per_actor=16, max_series=8)
 
     def flood(start: int, stop: int) -> None:
@@ -381,7 +382,7 @@ class TellRecorder(Registry):
 
 
 def test_alerts_are_told_to_the_notifier_and_a_feed_back_from_an_outage_too() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     registry = TellRecorder()
     config = Config()
     ctx = ActorContext(Names.METRICS, registry, MailboxSpec(1000), lambda _reason: None)
@@ -410,3 +411,12 @@ def test_alerts_are_told_to_the_notifier_and_a_feed_back_from_an_outage_too() ->
     assert alert.title == "Alert raised: connection:kills"
     assert resolved.notifications[0].title == "Alert resolved: connection:kills"
     assert recovered == FeedRecovered("kills", 1_700_000_000.0 + down_at, 1_700_000_000.0 + clock())
+
+
+def test_a_source_down_longer_than_the_configured_grace_raises_its_connection_alert() -> None:
+    clock = FakeClock()
+    config = parse({"alerts": {"down_grace_s": 5.0}}, {})
+    actor = make_actor(clock, config)
+    actor.record_status("kills", {"connection": connection("reconnecting", age_s=6.0)})
+    actor.evaluate(clock())
+    assert [alert.key for alert in actor.alerts.active()] == ["connection:kills"]

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actors.protocol import Names
 from actors.web_api import Answer, connection_entry, health_status, redact, secret_values
 from realtime.config import Config, DiscordConfig, MapConfig, NotifyConfig, Secret
-from tests.metrics_support import (
+from tests.support.metrics_tree import (
     STATUSES,
     TOKEN,
     Drop,
@@ -27,7 +27,7 @@ from tests.metrics_support import (
     config_on_free_port,
     running_tree,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONNECTION_KEYS = {

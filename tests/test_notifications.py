@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from realtime.config import KillNotifyConfig, MapNotifyConfig
-from realtime.event import Event, Priority, format_time
+from realtime.event import KILLS_SOURCE, Event, Priority, format_time
 from realtime.notifications import (
     CharacterDetails,
     Decision,
@@ -20,6 +20,7 @@ from realtime.notifications import (
     map_notification,
 )
 from realtime.tracking import TrackedState
+from tests.support import events
 
 NOW = 1_800_000_000.0
 HOME, KSPACE = 31000005, 30000142
@@ -66,17 +67,8 @@ def killmail(
 
 
 def kill_event(data: dict[str, Any], *, kind: str = "killmail", source: str = "") -> Event:
-    return Event(
-        id=str(data.get("killmail_id")),
-        source=source or "wanderer-kills",
-        type=kind,
-        time=NOW - 60,
-        received_at=0,
-        key=f"killmail:{data.get('killmail_id')}",
-        priority=Priority.NORMAL,
-        data=data,
-        seq=42,
-    )
+    """Seen a minute before ``NOW``, journaled as seq 42."""
+    return events.kill_event(data, at=NOW - 60, seq=42, kind=kind, source=source or KILLS_SOURCE)
 
 
 def decide(
@@ -262,16 +254,10 @@ def test_a_missing_victim_name_is_taken_from_the_tracked_characters(
 
 
 def map_event(kind: str, payload: dict[str, Any], *, slug: str = "home") -> Event:
-    return Event(
-        id="01JDZ3J9Q5V8K2M4N6P8R0T2W4",
-        source=f"map:{slug}",
-        type=kind,
-        time=NOW,
-        received_at=0,
-        key="map:home:01JDZ3J9Q5V8K2M4N6P8R0T2W4",
-        priority=Priority.NORMAL,
-        data=payload,
-        seq=7,
+    """Happened at ``NOW``, journaled as seq 7 (keyed on map ``home`` whatever ``slug``)."""
+    sse_id = "01JDZ3J9Q5V8K2M4N6P8R0T2W4"
+    return events.map_event(
+        kind, payload, sse_id, slug=slug, at=NOW, seq=7, key=f"map:home:{sse_id}"
     )
 
 

@@ -14,7 +14,7 @@ from realtime.notifications import Notification, kill_notification
 from realtime.render import console_line
 from realtime.tracking import TrackedSnapshot
 from supervision import GetStatus
-from tests.notifier_support import (
+from tests.support.notifier import (
     HOME,
     KSPACE,
     app_config,

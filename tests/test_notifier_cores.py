@@ -12,14 +12,7 @@ from actors.notifier import Delivery, SendQueue
 from realtime.event import Event, Priority
 from realtime.ledger import Claim, Ledger, LedgerKey, nonce_for
 from realtime.tracking import TrackedSnapshot, TrackedState
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clocks import FakeClock
 
 
 def delivery(key: str) -> Delivery:
@@ -29,7 +22,7 @@ def delivery(key: str) -> Delivery:
 
 
 def test_the_send_queue_holds_at_most_its_capacity_counting_deliveries_in_flight() -> None:
-    queue = SendQueue(2, Clock())
+    queue = SendQueue(2, FakeClock(100.0))
     assert queue.offer(delivery("a"))
     assert queue.offer(delivery("b"))
     assert not queue.offer(delivery("c"))
@@ -44,7 +37,7 @@ def test_the_send_queue_holds_at_most_its_capacity_counting_deliveries_in_flight
 
 
 def test_the_send_queue_never_holds_a_key_twice() -> None:
-    queue = SendQueue(5, Clock())
+    queue = SendQueue(5, FakeClock(100.0))
     assert queue.offer(delivery("a"))
     assert not queue.offer(delivery("a"))
     taken = queue.take()
@@ -55,7 +48,7 @@ def test_the_send_queue_never_holds_a_key_twice() -> None:
 
 
 def test_a_retry_waits_for_its_due_time_behind_deliveries_due_now() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     queue = SendQueue(5, clock)
     queue.offer(delivery("a"))
     first = queue.take()
@@ -72,7 +65,7 @@ def test_a_retry_waits_for_its_due_time_behind_deliveries_due_now() -> None:
 
 
 def test_closing_the_send_queue_wakes_its_workers_and_forgets_what_waits() -> None:
-    queue = SendQueue(5, Clock())
+    queue = SendQueue(5, FakeClock(100.0))
     taken: list[Delivery | None] = []
     worker = threading.Thread(target=lambda: taken.append(queue.take()))
     worker.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from random import Random
 
@@ -13,10 +12,11 @@ from actors.protocol import Names
 from realtime.ledger import LedgerKey, nonce_for
 from simulator.discord_fake import DiscordFake
 from supervision import Crash, GetStatus
-from tests.notifier_support import (
+from tests.support.notifier import (
     CHANNEL,
     HOME,
     KSPACE,
+    ROOMY_DISCORD,
     SHOOTER,
     SLUG,
     STRANGER,
@@ -31,19 +31,15 @@ from tests.notifier_support import (
     posted_kills,
     settled,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
-
-@pytest.fixture
-def fake() -> Iterator[DiscordFake]:
-    with DiscordFake(bucket_limit=1000, bucket_window_s=1.0) as server:
-        yield server
+pytestmark = ROOMY_DISCORD
 
 
 def test_a_kill_handled_four_times_with_new_seqs_is_posted_once(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake))
+    config = app_config(tmp_path, discord=bot_config(discord_fake))
     data = killmail(5001)
     with pipeline(config) as tree:
         # twice over the WebSocket, in a preload after a reconnect, as a map_kill
@@ -52,51 +48,53 @@ def test_a_kill_handled_four_times_with_new_seqs_is_posted_once(
         assert handle(tree, [kill_event(killmail(5001, preload=True), 3)]) == 0
         assert handle(tree, [kill_event(data, 4, kind="map_kill", source=f"map:{SLUG}")]) == 0
         settled(database(config), 1)
-    assert posted_kills(fake) == [5001]
+    assert posted_kills(discord_fake) == [5001]
     assert ledger_states(database(config)) == {"sent": 1}
-    [message] = fake.messages(CHANNEL)
+    [message] = discord_fake.messages(CHANNEL)
     assert message["nonce"] == nonce_for("discord", "kill:5001")
 
 
 def test_a_kill_in_an_untracked_system_without_tracked_characters_is_not_posted(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake))
+    config = app_config(tmp_path, discord=bot_config(discord_fake))
     with pipeline(config) as tree:
         assert handle(tree, [kill_event(killmail(5002, system_id=KSPACE), 1)]) == 0
         status = tree.registry.ask(Names.NOTIFIER, GetStatus())
     assert status["pending"] == status["sent"] == 0
-    assert fake.statistics().requests == 0
+    assert discord_fake.statistics().requests == 0
 
 
 def test_a_tracked_attacker_in_an_untracked_system_is_posted(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake))
+    config = app_config(tmp_path, discord=bot_config(discord_fake))
     data = killmail(5003, system_id=KSPACE, attackers=(STRANGER, SHOOTER))
     with pipeline(config) as tree:
         assert handle(tree, [kill_event(data, 1)]) == 1
         settled(database(config), 1)
-    [message] = fake.messages(CHANNEL)
+    [message] = discord_fake.messages(CHANNEL)
     assert message["embeds"][0]["author"]["name"] == "Kill \u2022 Attacker 1"
 
 
-def test_one_slow_answer_does_not_hold_up_the_others(fake: DiscordFake, tmp_path: Path) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake, request_timeout_s=5.0))
-    fake.slow_after_create(1, 1.5)
+def test_one_slow_answer_does_not_hold_up_the_others(
+    discord_fake: DiscordFake, tmp_path: Path
+) -> None:
+    config = app_config(tmp_path, discord=bot_config(discord_fake, request_timeout_s=5.0))
+    discord_fake.slow_after_create(1, 1.5)
     with pipeline(config) as tree:
         handle(tree, [kill_event(killmail(6000 + n), n) for n in range(1, 6)])
         # the first answer is held for 1.5 s; the four others are confirmed meanwhile
         counts = settled(database(config), 4, timeout_s=1.2)
         assert counts == {"sent": 4, "pending": 1}
         settled(database(config), 5, timeout_s=5.0)
-    assert sorted(posted_kills(fake)) == [6001, 6002, 6003, 6004, 6005]
+    assert sorted(posted_kills(discord_fake)) == [6001, 6002, 6003, 6004, 6005]
 
 
 def test_a_full_send_queue_leaves_entries_in_the_ledger_and_posts_them_in_order(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake, send_queue=2, concurrency=1))
+    config = app_config(tmp_path, discord=bot_config(discord_fake, send_queue=2, concurrency=1))
     kills = [kill_event(killmail(7000 + n), n) for n in range(1, 21)]
     with pipeline(config) as tree:
         assert handle(tree, kills[:10]) == 10
@@ -106,18 +104,18 @@ def test_a_full_send_queue_leaves_entries_in_the_ledger_and_posts_them_in_order(
         assert handle(tree, kills[10:]) == 10
         settled(database(config), 20)
         status = tree.registry.ask(Names.NOTIFIER, GetStatus())
-    assert posted_kills(fake) == [7000 + n for n in range(1, 21)]
+    assert posted_kills(discord_fake) == [7000 + n for n in range(1, 21)]
     assert status["queue"]["high_water"] <= 2
     assert status["sent"] == 20
     assert status["pending"] == 0
 
 
 def test_map_events_routed_to_the_notifier_are_posted_once(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    from tests.notifier_support import map_event
+    from tests.support.notifier import map_event
 
-    config = app_config(tmp_path, discord=bot_config(fake))
+    config = app_config(tmp_path, discord=bot_config(discord_fake))
     rally = map_event(
         "rally_point_added",
         {"rally_point_id": "r1", "solar_system_id": HOME, "message": "form up"},
@@ -129,14 +127,14 @@ def test_map_events_routed_to_the_notifier_are_posted_once(
         assert handle(tree, [rally, added]) == 0
         settled(database(config), 2)
     # concurrent workers: the channel's order is not the claim order
-    titles = sorted(message["embeds"][0]["title"] for message in fake.messages(CHANNEL))
+    titles = sorted(message["embeds"][0]["title"] for message in discord_fake.messages(CHANNEL))
     assert titles == ["New system: Jita", "Rally point in J100005"]
 
 
 def test_status_reports_the_ledger_the_queue_and_the_sinks(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake))
+    config = app_config(tmp_path, discord=bot_config(discord_fake))
     with pipeline(config) as tree:
         handle(tree, [kill_event(killmail(8001), 1)])
         settled(database(config), 1)
@@ -151,27 +149,27 @@ def test_status_reports_the_ledger_the_queue_and_the_sinks(
 
 
 def test_a_crashed_notifier_resumes_its_unconfirmed_sends_with_the_same_nonces(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake, request_timeout_s=10.0))
-    fake.slow_after_create(4, 3.0)
+    config = app_config(tmp_path, discord=bot_config(discord_fake, request_timeout_s=10.0))
+    discord_fake.slow_after_create(4, 3.0)
     with pipeline(config, stop_timeout_s=0.05) as tree:
         handle(tree, [kill_event(killmail(8100 + n), n) for n in range(4)])
-        wait_for(lambda: len(fake.messages(CHANNEL)) == 4, what="four sends in flight")
+        wait_for(lambda: len(discord_fake.messages(CHANNEL)) == 4, what="four sends in flight")
         tree.registry.tell(Names.NOTIFIER, Crash())
         # the restarted notifier resends them before the held answers come back
         settled(database(config), 4, timeout_s=2.5)
         node = tree.snapshot().find(Names.NOTIFIER)
     assert node is not None
     assert node.restarts == 1
-    assert sorted(posted_kills(fake)) == [8100, 8101, 8102, 8103]
-    assert len([r for r in fake.requests() if r.fault == "nonce_hit"]) == 4
+    assert sorted(posted_kills(discord_fake)) == [8100, 8101, 8102, 8103]
+    assert len([r for r in discord_fake.requests() if r.fault == "nonce_hit"]) == 4
 
 
 def test_a_failing_worker_crashes_the_notifier_whose_restart_delivers_the_entry(
-    fake: DiscordFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    discord_fake: DiscordFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake))
+    config = app_config(tmp_path, discord=bot_config(discord_fake))
     attempt = notifier.DiscordSink._attempt
     calls: list[LedgerKey] = []
 
@@ -191,4 +189,4 @@ def test_a_failing_worker_crashes_the_notifier_whose_restart_delivers_the_entry(
     assert node.restarts == 1
     assert node.last_failure is not None
     assert node.last_failure.message == "a Discord worker failed"
-    assert posted_kills(fake) == [8200]
+    assert posted_kills(discord_fake) == [8200]

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from actors.protocol import Names, StatsReport
 from simulator.discord_fake import DiscordFake
 from supervision import GetStatus
-from tests.notifier_support import (
+from tests.support.notifier import (
     CHANNEL,
     HOME,
+    ROOMY_DISCORD,
     STRANGER,
     Recorded,
     app_config,
@@ -28,21 +26,18 @@ from tests.notifier_support import (
     settled,
     webhook_config,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 LONG = "Ünïcødé 🚀 " * 900  # far beyond every limit, with astral characters
 
 
-@pytest.fixture
-def fake() -> Iterator[DiscordFake]:
-    with DiscordFake(bucket_limit=1000, bucket_window_s=1.0) as server:
-        yield server
+pytestmark = ROOMY_DISCORD
 
 
 def test_a_kill_with_every_text_beyond_the_limits_is_accepted_by_discord(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake))
+    config = app_config(tmp_path, discord=bot_config(discord_fake))
     data = killmail(4001, name=LONG, attackers=(STRANGER + 1,))
     data["victim"]["corporation_name"] = LONG
     data["victim"]["ship_name"] = LONG
@@ -51,34 +46,36 @@ def test_a_kill_with_every_text_beyond_the_limits_is_accepted_by_discord(
     with pipeline(config, systems={HOME: LONG}) as tree:
         assert handle(tree, [kill_event(data, 1)]) == 1
         settled(database(config), 1)
-    assert posted_kills(fake) == [4001]
-    assert 400 not in fake.statistics().by_status
+    assert posted_kills(discord_fake) == [4001]
+    assert 400 not in discord_fake.statistics().by_status
 
 
-def test_a_kill_with_200_tracked_attackers_still_fits(fake: DiscordFake, tmp_path: Path) -> None:
-    config = app_config(tmp_path, discord=bot_config(fake))
+def test_a_kill_with_200_tracked_attackers_still_fits(
+    discord_fake: DiscordFake, tmp_path: Path
+) -> None:
+    config = app_config(tmp_path, discord=bot_config(discord_fake))
     attackers = [2118000000 + n for n in range(200)]
     tracked = {character: f"Pilot {n:03d} " + "x" * 300 for n, character in enumerate(attackers)}
     data = killmail(4002, attackers=attackers)
     with pipeline(config, characters=tracked) as tree:
         assert handle(tree, [kill_event(data, 1)]) == 1
         settled(database(config), 1)
-    [message] = fake.messages(CHANNEL)
+    [message] = discord_fake.messages(CHANNEL)
     fields = {field["name"]: field["value"] for field in message["embeds"][0]["fields"]}
     assert "and 199 others." in message["embeds"][0]["description"]
     assert fields["Our pilots"].endswith("more")
-    assert 400 not in fake.statistics().by_status
+    assert 400 not in discord_fake.statistics().by_status
 
 
 def test_webhook_mode_posts_with_wait_and_records_the_message_id(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    url = fake.add_webhook(CHANNEL)
+    url = discord_fake.add_webhook(CHANNEL)
     config = app_config(tmp_path, discord=webhook_config(url))
     with pipeline(config) as tree:
         assert handle(tree, [kill_event(killmail(4003), 1)]) == 1
         settled(database(config), 1)
-    [message] = fake.messages(CHANNEL)
+    [message] = discord_fake.messages(CHANNEL)
     connection = sqlite3.connect(database(config))
     try:
         (stored,) = connection.execute("SELECT discord_message_id FROM notifications").fetchone()
@@ -89,10 +86,10 @@ def test_webhook_mode_posts_with_wait_and_records_the_message_id(
 
 
 def test_a_deleted_webhook_stops_its_route_and_raises_an_alert(
-    fake: DiscordFake, tmp_path: Path
+    discord_fake: DiscordFake, tmp_path: Path
 ) -> None:
-    url = fake.add_webhook(CHANNEL)
-    fake.delete_webhook()
+    url = discord_fake.add_webhook(CHANNEL)
+    discord_fake.delete_webhook()
     config = app_config(tmp_path, discord=webhook_config(url, concurrency=1))
     recorded = Recorded()
     recorded.spec(Names.METRICS)
@@ -116,6 +113,6 @@ def test_a_deleted_webhook_stops_its_route_and_raises_an_alert(
     assert sum(report.counters.get("route_stopped", 0) for report in reports) == 1
     assert reports[-1].gauges["routes_stopped"] == 1.0
     # one request, then nothing: the unsent entries wait in the ledger
-    assert fake.statistics().requests == 1
+    assert discord_fake.statistics().requests == 1
     assert last["pending"] == 4
     assert ledger_states(database(config)) == {"pending": 4}

@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from simulator.discord_fake import DiscordFake
-from tests.notifier_sigkill_child import FIRST_KILL
-from tests.notifier_support import CHANNEL, ledger_states, posted_kills, settled
-from tests.process import ROOT
-from tests.support import wait_for
+from tests.support.notifier import CHANNEL, ledger_states, posted_kills, settled
+from tests.support.notifier_sigkill_child import FIRST_KILL
+from tests.support.process import ROOT
+from tests.support.waiting import wait_for
 
 KILLS = 6
 
@@ -25,7 +25,7 @@ def child(data_dir: Path, fake: DiscordFake, log: Path) -> Iterator[subprocess.P
             [
                 sys.executable,
                 "-m",
-                "tests.notifier_sigkill_child",
+                "tests.support.notifier_sigkill_child",
                 str(data_dir),
                 fake.base_url,
                 fake.bot_token,

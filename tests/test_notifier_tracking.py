@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pykka
@@ -10,7 +11,7 @@ from actors import tracking
 from actors.protocol import Bootstrap, GetTracking, Names, TrackingChanged
 from realtime.tracking import TrackedSnapshot
 from supervision import ActorUnavailableError, ChildSpec, Crash, GetStatus, SupervisionTree
-from tests.notifier_support import (
+from tests.support.notifier import (
     HOME,
     KSPACE,
     SHOOTER,
@@ -21,7 +22,7 @@ from tests.notifier_support import (
     map_event,
     running_tree,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 OTHER_SYSTEM = 31000777
 PILOT = 2117000555
@@ -70,6 +71,23 @@ def test_a_bootstrap_and_map_events_are_published_to_every_neighbour(tmp_path: P
         # one for the bootstrap, one for the batch (the rally point changes nothing)
         assert len(told) == 2
         assert told[-1].systems == latest.systems
+
+
+def test_tracking_holds_at_most_the_kill_feeds_max_systems_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    recorded = neighbours()
+    config = app_config(tmp_path, slugs=(SLUG,))
+    kills = dataclasses.replace(config.sources.kills, max_systems=1)
+    config = dataclasses.replace(config, sources=dataclasses.replace(config.sources, kills=kills))
+    specs = [*(recorded.spec(name) for name in list(recorded.inboxes)), tracking.child_spec(config)]
+    with running_tree(specs) as tree:
+        systems = {HOME: "J100005", OTHER_SYSTEM: "J100777"}
+        tree.registry.tell(Names.TRACKING, Bootstrap(SLUG, systems, {}))
+        assert len(current(tree).systems) == 1
+        status = tree.registry.ask(Names.TRACKING, GetStatus())
+    assert status["max_systems"] == 1
+    assert status["refused"]["full"] == 1
 
 
 def test_tracking_persists_across_a_restart_of_the_tree(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from realtime.phoenix import (
     Preload,
 )
 from realtime.subscriptions import Subscription
-from tests.phoenix_support import (
+from tests.support.phoenix import (
     CHARACTER,
     LOBBY,
     OTHER_SYSTEM,

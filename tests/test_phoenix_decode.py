@@ -10,7 +10,7 @@ from realtime.event import KILLS_SOURCE, Priority, parse_time
 from realtime.keys import content_key, killmail_key
 from realtime.kill_events import RejectReason
 from realtime.phoenix import PhoenixClient, PreloadComplete, Received
-from tests.phoenix_support import (
+from tests.support.phoenix import (
     SYSTEM,
     killmail,
     killmail_update,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from realtime.event import KILLS_SOURCE, Event
 from realtime.kill_events import RejectReason
 from realtime.phoenix import Received
-from tests.phoenix_support import killmail, make_client, message, reply, sent
+from tests.support.phoenix import killmail, make_client, message, reply, sent
 
 FUZZ = settings(max_examples=200, derandomize=True, deadline=None)
 

@@ -6,7 +6,7 @@ import pytest
 
 from realtime.phoenix import ChannelState, PhoenixClient
 from realtime.subscriptions import Subscription, SubscriptionAck, UpdateKind
-from tests.phoenix_support import (
+from tests.support.phoenix import (
     CHARACTER,
     OTHER_SYSTEM,
     SYSTEM,

@@ -11,7 +11,7 @@ from realtime.config import Config
 from realtime.export import read_msgpack, write_msgpack
 from realtime.journal_store import JournalStore
 from supervision import GetStatus
-from tests.pipeline_support import (
+from tests.support.pipeline import (
     Handled,
     checkpoint_reaches,
     config_for,
@@ -21,7 +21,7 @@ from tests.pipeline_support import (
     map_event,
     pipeline,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 
 def live_day(tmp_path: Path) -> tuple[Config, dict[str, int]]:

@@ -12,7 +12,8 @@ import websocket
 
 from simulator.kills_server import KillsServer
 from simulator.traffic import TrafficGenerator, iso_seconds
-from tests.sim_kills_probe import LOBBY, FakeClock, Probe
+from tests.support.clocks import FakeClock
+from tests.support.kills_probe import LOBBY, Probe
 
 SYSTEM = 31000005
 OTHER_SYSTEM = 30000142
@@ -21,23 +22,15 @@ PILOT = 2117000001
 ProbeFactory = Callable[[], Probe]
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(time.time())
+pytestmark = pytest.mark.kills_server(idle_timeout_s=10.0, fake_clock=True)
 
 
 @pytest.fixture
-def server(clock: FakeClock) -> Iterator[KillsServer]:
-    with KillsServer(idle_timeout_s=10.0, clock=clock) as running:
-        yield running
-
-
-@pytest.fixture
-def connect(server: KillsServer) -> Iterator[ProbeFactory]:
+def connect(kills_server: KillsServer) -> Iterator[ProbeFactory]:
     probes: list[Probe] = []
 
     def open_probe() -> Probe:
-        probe = Probe(server.url + "?vsn=1.0.0")
+        probe = Probe(kills_server.url + "?vsn=1.0.0")
         probes.append(probe)
         return probe
 
@@ -95,13 +88,13 @@ def test_join_replies_ok_with_the_subscription(connect: ProbeFactory) -> None:
     ],
 )
 def test_one_invalid_id_rejects_the_whole_join(
-    server: KillsServer, connect: ProbeFactory, systems: list[Any], characters: list[Any]
+    kills_server: KillsServer, connect: ProbeFactory, systems: list[Any], characters: list[Any]
 ) -> None:
     probe = connect()
     reply = probe.reply(probe.join(systems, characters))
     assert reply["payload"]["status"] == "error"
     assert reply["payload"]["response"]["reason"]
-    stats = server.statistics()
+    stats = kills_server.statistics()
     assert (stats.joins_ok, stats.joins_error) == (0, 1)
     assert not stats.connection(probe.local_port).joined
 
@@ -112,14 +105,14 @@ def test_boundary_ids_are_accepted(connect: ProbeFactory) -> None:
 
 
 def test_preload_after_join_replays_recent_kills_flagged_preload(
-    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
 ) -> None:
     in_system = [kill_in(generator, clock, SYSTEM) for _ in range(7)]
     other = [kill_in(generator, clock, OTHER_SYSTEM) for _ in range(2)]
     stale = kill_in(generator, clock, OTHER_SYSTEM)
     stale["kill_time"] = iso_seconds(clock() - 2 * 86_400)
     for kill in [*in_system, stale, *other]:
-        server.publish(kill)
+        kills_server.publish(kill)
 
     probe = connect()
     probe.reply(probe.join([SYSTEM, OTHER_SYSTEM, 31000999]))
@@ -137,14 +130,14 @@ def test_preload_after_join_replays_recent_kills_flagged_preload(
 
 
 def test_live_kill_is_pushed_twice_to_a_subscriber_and_never_to_others(
-    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
 ) -> None:
     subscriber, bystander = connect(), connect()
     subscriber.joined([SYSTEM])
     bystander.joined([OTHER_SYSTEM])
     kill = kill_in(generator, clock, SYSTEM)
 
-    assert server.publish(kill) == 1
+    assert kills_server.publish(kill) == 1
     pushes = [subscriber.frame(), subscriber.frame()]
     for push in pushes:
         assert push["event"] == "killmail_update"
@@ -157,19 +150,19 @@ def test_live_kill_is_pushed_twice_to_a_subscriber_and_never_to_others(
 
 
 def test_live_kill_reaches_a_character_subscriber_whatever_the_system(
-    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
 ) -> None:
     probe = connect()
     probe.joined([], [PILOT])
     for _ in range(6):
         kill = kill_in(generator, clock, OTHER_SYSTEM, involving=PILOT)
-        assert server.publish(kill) == 1
+        assert kills_server.publish(kill) == 1
         assert probe.frame()["payload"]["killmails"][0]["killmail_id"] == kill["killmail_id"]
         assert probe.frame()["payload"]["killmails"][0]["killmail_id"] == kill["killmail_id"]
 
 
 def test_subscription_changes_without_rejoining(
-    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
 ) -> None:
     probe = connect()
     probe.joined([OTHER_SYSTEM])
@@ -180,20 +173,20 @@ def test_subscription_changes_without_rejoining(
         "response": {"subscribed_systems": sorted([SYSTEM, OTHER_SYSTEM])},
     }
     assert probe.frame()["event"] == "preload_complete"  # nothing to replay for SYSTEM
-    assert server.publish(kill_in(generator, clock, SYSTEM)) == 1
+    assert kills_server.publish(kill_in(generator, clock, SYSTEM)) == 1
     assert probe.frame()["event"] == "killmail_update"
     assert probe.frame()["event"] == "killmail_update"
 
     removed = probe.reply(probe.send(LOBBY, "unsubscribe_systems", {"systems": [SYSTEM]}))
     assert removed["payload"]["response"] == {"subscribed_systems": [OTHER_SYSTEM]}
-    assert server.publish(kill_in(generator, clock, SYSTEM)) == 0
+    assert kills_server.publish(kill_in(generator, clock, SYSTEM)) == 0
 
     probe.reply(probe.send(LOBBY, "subscribe_characters", {"character_ids": [PILOT]}))
     unchanged = probe.reply(probe.send(LOBBY, "subscribe_characters", {"character_ids": [PILOT]}))
     assert unchanged["payload"]["response"] == {
         "message": "Already subscribed to all requested characters"
     }
-    connection = server.statistics().connection(probe.local_port)
+    connection = kills_server.statistics().connection(probe.local_port)
     assert connection.joins == 1
     assert connection.systems == {OTHER_SYSTEM}
     assert connection.characters == {PILOT}
@@ -210,7 +203,7 @@ def test_invalid_id_in_a_subscription_change_is_an_error_reply(connect: ProbeFac
 
 
 def test_eleventh_subscription_update_within_a_minute_is_rejected(
-    server: KillsServer, connect: ProbeFactory, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, clock: FakeClock
 ) -> None:
     probe = connect()
     probe.joined([])
@@ -225,12 +218,12 @@ def test_eleventh_subscription_update_within_a_minute_is_rejected(
     clock.advance(15.0)  # the first update is now more than a minute old
     allowed = probe.reply(probe.send(LOBBY, "subscribe_characters", {"character_ids": [PILOT]}))
     assert allowed["payload"]["status"] == "ok"
-    stats = server.statistics()
+    stats = kills_server.statistics()
     assert (stats.subscription_updates, stats.subscription_updates_rate_limited) == (11, 1)
 
 
 def test_heartbeat_reply_carries_the_same_ref_joined_or_not(
-    server: KillsServer, connect: ProbeFactory
+    kills_server: KillsServer, connect: ProbeFactory
 ) -> None:
     probe = connect()
     before = probe.heartbeat()
@@ -243,7 +236,7 @@ def test_heartbeat_reply_carries_the_same_ref_joined_or_not(
     probe.joined([SYSTEM])
     refs = [probe.heartbeat() for _ in range(5)]
     assert [probe.frame()["ref"] for _ in refs] == refs
-    assert server.statistics().heartbeats_answered == 6
+    assert kills_server.statistics().heartbeats_answered == 6
 
 
 def test_get_status_reports_the_subscription(connect: ProbeFactory) -> None:
@@ -257,9 +250,9 @@ def test_get_status_reports_the_subscription(connect: ProbeFactory) -> None:
 
 
 def test_rejoin_closes_the_old_channel_and_replays_the_preload(
-    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
 ) -> None:
-    server.publish(kill_in(generator, clock, SYSTEM))
+    kills_server.publish(kill_in(generator, clock, SYSTEM))
     probe = connect()
     first_ref = probe.join([SYSTEM])
     probe.until(is_event("preload_complete"))
@@ -270,7 +263,7 @@ def test_rejoin_closes_the_old_channel_and_replays_the_preload(
     assert probe.frame()["ref"] == second_ref
     _, preloads = probe.until(is_event("preload_complete"))
     assert [frame["payload"]["preload"] for frame in preloads] == [True]
-    assert server.statistics().connection(probe.local_port).joins == 2
+    assert kills_server.statistics().connection(probe.local_port).joins == 2
 
 
 def test_unknown_event_crashes_the_channel_until_the_next_join(connect: ProbeFactory) -> None:
@@ -287,13 +280,13 @@ def test_unknown_event_crashes_the_channel_until_the_next_join(connect: ProbeFac
 
 
 def test_malformed_subscription_payload_crashes_the_channel(
-    server: KillsServer, connect: ProbeFactory
+    kills_server: KillsServer, connect: ProbeFactory
 ) -> None:
     probe = connect()
     probe.joined([])
     probe.send(LOBBY, "subscribe_systems", {"systems": "31000005"})
     assert probe.frame()["event"] == "phx_error"
-    assert server.statistics().channel_crashes == 1
+    assert kills_server.statistics().channel_crashes == 1
 
 
 def test_message_before_join_or_to_another_topic_is_unmatched(connect: ProbeFactory) -> None:
@@ -305,12 +298,12 @@ def test_message_before_join_or_to_another_topic_is_unmatched(connect: ProbeFact
 
 
 def test_kill_count_update_reaches_system_subscribers(
-    server: KillsServer, connect: ProbeFactory
+    kills_server: KillsServer, connect: ProbeFactory
 ) -> None:
     probe = connect()
     probe.joined([SYSTEM])
-    assert server.push_kill_count(SYSTEM, 12) == 1
-    assert server.push_kill_count(OTHER_SYSTEM, 3) == 0
+    assert kills_server.push_kill_count(SYSTEM, 12) == 1
+    assert kills_server.push_kill_count(OTHER_SYSTEM, 3) == 0
     frame, _ = probe.until(is_event("kill_count_update"))
     assert frame["payload"]["system_id"] == SYSTEM
     assert frame["payload"]["count"] == 12
@@ -325,8 +318,8 @@ def test_websocket_ping_is_answered_with_a_pong(connect: ProbeFactory) -> None:
 
 
 def test_idle_socket_is_closed_with_code_1000(clock: FakeClock) -> None:
-    with KillsServer(idle_timeout_s=0.3, clock=clock) as server:
-        idle = Probe(server.url)
+    with KillsServer(idle_timeout_s=0.3, clock=clock) as kills_server:
+        idle = Probe(kills_server.url)
         try:
             started = time.monotonic()
             opcode, data = idle.ws.recv_data(control_frame=True)
@@ -336,12 +329,12 @@ def test_idle_socket_is_closed_with_code_1000(clock: FakeClock) -> None:
         assert opcode == websocket.ABNF.OPCODE_CLOSE
         assert int.from_bytes(data[:2], "big") == 1000
         assert 0.2 < waited < 2.0
-        assert server.statistics().idle_timeouts == 1
+        assert kills_server.statistics().idle_timeouts == 1
 
 
 def test_websocket_pings_alone_keep_an_idle_socket_open(clock: FakeClock) -> None:
-    with KillsServer(idle_timeout_s=0.3, clock=clock) as server:
-        pinging = Probe(server.url)
+    with KillsServer(idle_timeout_s=0.3, clock=clock) as kills_server:
+        pinging = Probe(kills_server.url)
         try:
             for _ in range(6):  # 0.1 s apart: twice the idle timeout in all
                 pinging.ws.ping()
@@ -350,27 +343,27 @@ def test_websocket_pings_alone_keep_an_idle_socket_open(clock: FakeClock) -> Non
                 pinging.ws.settimeout(0.1)
                 with pytest.raises(websocket.WebSocketTimeoutException):
                     pinging.ws.recv()
-            assert server.statistics().idle_timeouts == 0
+            assert kills_server.statistics().idle_timeouts == 0
         finally:
             pinging.close()
 
 
-def test_only_the_socket_path_upgrades(server: KillsServer) -> None:
+def test_only_the_socket_path_upgrades(kills_server: KillsServer) -> None:
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-        websocket.create_connection(f"ws://127.0.0.1:{server.port}/other", timeout=5)
+        websocket.create_connection(f"ws://127.0.0.1:{kills_server.port}/other", timeout=5)
     assert refused.value.status_code == 404
 
 
 def test_history_is_bounded_and_keeps_the_newest(
     clock: FakeClock, generator: TrafficGenerator
 ) -> None:
-    with KillsServer(clock=clock, history_limit=3) as server:
+    with KillsServer(clock=clock, history_limit=3) as kills_server:
         kills = [kill_in(generator, clock, SYSTEM) for _ in range(5)]
         for kill in kills:
-            server.publish(kill)
-        stats = server.statistics()
+            kills_server.publish(kill)
+        stats = kills_server.statistics()
         assert (stats.history_size, stats.history_capacity) == (3, 3)
-        probe = Probe(server.url)
+        probe = Probe(kills_server.url)
         try:
             probe.reply(probe.join([SYSTEM]))
             _, preloads = probe.until(is_event("preload_complete"))
@@ -380,11 +373,11 @@ def test_history_is_bounded_and_keeps_the_newest(
         assert replayed == [k["killmail_id"] for k in kills[-3:]]
 
 
-def test_publish_refuses_a_killmail_without_integer_ids(server: KillsServer) -> None:
+def test_publish_refuses_a_killmail_without_integer_ids(kills_server: KillsServer) -> None:
     for broken in ({"killmail_id": "1", "system_id": SYSTEM}, {"killmail_id": 1}):
         with pytest.raises(ValueError, match="integer"):
-            server.publish(broken)
-    assert server.statistics().kills_published == 0
+            kills_server.publish(broken)
+    assert kills_server.statistics().kills_published == 0
 
 
 def test_frames_are_v1_json_objects(connect: ProbeFactory) -> None:
@@ -395,51 +388,51 @@ def test_frames_are_v1_json_objects(connect: ProbeFactory) -> None:
 
 
 def test_publish_many_pushes_in_order_and_refuses_a_bad_batch_whole(
-    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
 ) -> None:
     probe = connect()
     probe.joined([SYSTEM])
     batch = [kill_in(generator, clock, system) for system in (SYSTEM, OTHER_SYSTEM, SYSTEM)]
     with pytest.raises(ValueError, match="integer"):
-        server.publish_many([*batch, {"killmail_id": None, "system_id": SYSTEM}])
-    assert server.statistics().kills_published == 0
+        kills_server.publish_many([*batch, {"killmail_id": None, "system_id": SYSTEM}])
+    assert kills_server.statistics().kills_published == 0
 
-    assert server.publish_many(batch) == 2
+    assert kills_server.publish_many(batch) == 2
     received = [probe.frame()["payload"]["killmails"][0]["killmail_id"] for _ in range(4)]
     first, third = batch[0]["killmail_id"], batch[2]["killmail_id"]
     assert received == [first, first, third, third]
-    assert server.statistics().kills_published == 3
+    assert kills_server.statistics().kills_published == 3
 
 
 def test_a_join_with_systems_gets_only_their_kills_even_of_its_characters(
-    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
 ) -> None:
     probe = connect()
     probe.joined([SYSTEM], [PILOT])
-    assert server.publish(kill_in(generator, clock, OTHER_SYSTEM, involving=PILOT)) == 0
-    assert server.publish(kill_in(generator, clock, SYSTEM)) == 1
+    assert kills_server.publish(kill_in(generator, clock, OTHER_SYSTEM, involving=PILOT)) == 0
+    assert kills_server.publish(kill_in(generator, clock, SYSTEM)) == 1
     assert probe.frame()["payload"]["system_id"] == SYSTEM
 
 
 def test_a_characters_only_join_gets_their_kills_anywhere_and_nothing_else(
-    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
 ) -> None:
     probe = connect()
     probe.joined([], [PILOT])
-    assert server.publish(kill_in(generator, clock, OTHER_SYSTEM)) == 0
+    assert kills_server.publish(kill_in(generator, clock, OTHER_SYSTEM)) == 0
     mine = kill_in(generator, clock, SYSTEM, involving=PILOT)
-    assert server.publish(mine) == 1
+    assert kills_server.publish(mine) == 1
     assert probe.frame()["payload"]["killmails"] == [mine]
 
 
 def test_characters_subscribed_after_an_empty_join_get_nothing(
-    server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
+    kills_server: KillsServer, connect: ProbeFactory, generator: TrafficGenerator, clock: FakeClock
 ) -> None:
     probe = connect()
     probe.joined([], [])
     probe.reply(probe.send(LOBBY, "subscribe_characters", {"characters": [PILOT]}))
-    assert server.statistics().connection(probe.local_port).characters == {PILOT}
-    assert server.publish(kill_in(generator, clock, OTHER_SYSTEM, involving=PILOT)) == 0
+    assert kills_server.statistics().connection(probe.local_port).characters == {PILOT}
+    assert kills_server.publish(kill_in(generator, clock, OTHER_SYSTEM, involving=PILOT)) == 0
 
 
 def test_a_join_reads_characters_under_either_name(connect: ProbeFactory) -> None:
@@ -449,11 +442,11 @@ def test_a_join_reads_characters_under_either_name(connect: ProbeFactory) -> Non
 
 
 def test_a_raw_preload_can_go_to_the_systems_joins_only(
-    server: KillsServer, connect: ProbeFactory
+    kills_server: KillsServer, connect: ProbeFactory
 ) -> None:
     systems, characters = connect(), connect()
     systems.joined([SYSTEM])
     characters.joined([], [PILOT])
-    assert server.send_raw('{"preload": 1}', systems_joins_only=True) == 1
+    assert kills_server.send_raw('{"preload": 1}', systems_joins_only=True) == 1
     assert systems.frame() == {"preload": 1}
     assert_silent(characters)

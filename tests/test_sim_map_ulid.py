@@ -3,7 +3,7 @@ import random
 import pytest
 
 from simulator import ulid
-from tests.sim_map_helpers import FakeClock
+from tests.support.clocks import FakeClock
 
 
 def test_a_ulid_is_26_crockford_characters_carrying_the_clock_milliseconds() -> None:

@@ -1,28 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from realtime.static_info import SecurityBand, parse_static_info, system_label
 from simulator import static_info as universe
 from simulator.map_server import MapServer
 from simulator.traffic import KSPACE_SYSTEMS, WORMHOLE_SYSTEMS, security_band, system_name
-from tests.sim_map_helpers import AUTH
+from tests.support.sim_map import AUTH
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[MapServer]:
-    with MapServer() as running:
-        yield running
-
-
-def ask(server: MapServer, system_id: int | str, **kwargs: Any) -> requests.Response:
+def ask(map_server: MapServer, system_id: int | str, **kwargs: Any) -> requests.Response:
     kwargs.setdefault("headers", AUTH)
     return requests.get(
-        f"{server.base_url}/api/common/system-static-info",
+        f"{map_server.base_url}/api/common/system-static-info",
         params={"id": system_id},
         timeout=5,
         **kwargs,
@@ -30,10 +22,10 @@ def ask(server: MapServer, system_id: int | str, **kwargs: Any) -> requests.Resp
 
 
 def test_a_wormhole_has_class_statics_with_destinations_and_its_traffic_name(
-    server: MapServer,
+    map_server: MapServer,
 ) -> None:
     system_id = next(universe.wormholes(4, effect=True))
-    response = ask(server, system_id)
+    response = ask(map_server, system_id)
     assert response.status_code == 200
     info = parse_static_info(response.json(), system_id)
     assert info.name == system_name(system_id)
@@ -44,35 +36,37 @@ def test_a_wormhole_has_class_statics_with_destinations_and_its_traffic_name(
     assert info.region_name.startswith("D-R")
 
 
-def test_a_shattered_wormhole_has_no_statics(server: MapServer) -> None:
+def test_a_shattered_wormhole_has_no_statics(map_server: MapServer) -> None:
     system_id = next(universe.wormholes(5, shattered=True))
-    info = parse_static_info(ask(server, system_id).json(), system_id)
+    info = parse_static_info(ask(map_server, system_id).json(), system_id)
     assert info.is_shattered
     assert info.statics == ()
     assert info.region_name == "K-R00033"
 
 
-def test_known_space_has_a_security_in_the_band_traffic_gives_it(server: MapServer) -> None:
+def test_known_space_has_a_security_in_the_band_traffic_gives_it(map_server: MapServer) -> None:
     for system_id in (30000142, 30000143, 30000144):
-        info = parse_static_info(ask(server, system_id).json(), system_id)
+        info = parse_static_info(ask(map_server, system_id).json(), system_id)
         expected = {"highsec": "High-sec", "lowsec": "Low-sec", "nullsec": "Null-sec"}
         assert system_label(info).startswith(expected[security_band(system_id)])
         assert info.region_name
 
 
-def test_an_unknown_system_is_404_and_a_bad_key_401(server: MapServer) -> None:
-    assert ask(server, 32_000_000).status_code == 404
-    assert ask(server, 32_000_000).json() == {"error": "System not found"}
-    assert ask(server, 30000142, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert ask(server, "x").status_code == 400
+def test_an_unknown_system_is_404_and_a_bad_key_401(map_server: MapServer) -> None:
+    assert ask(map_server, 32_000_000).status_code == 404
+    assert ask(map_server, 32_000_000).json() == {"error": "System not found"}
+    assert ask(map_server, 30000142, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert ask(map_server, "x").status_code == 400
 
 
-def test_requests_are_counted_per_system_and_failures_can_be_injected(server: MapServer) -> None:
+def test_requests_are_counted_per_system_and_failures_can_be_injected(
+    map_server: MapServer,
+) -> None:
     system_id = 31000777
-    before = server.statistics().static_info_requests.get(system_id, 0)
-    server.fail_static_info(503, count=2)
-    assert [ask(server, system_id).status_code for _ in range(3)] == [503, 503, 200]
-    assert server.statistics().static_info_requests[system_id] == before + 3
+    before = map_server.statistics().static_info_requests.get(system_id, 0)
+    map_server.fail_static_info(503, count=2)
+    assert [ask(map_server, system_id).status_code for _ in range(3)] == [503, 503, 200]
+    assert map_server.statistics().static_info_requests[system_id] == before + 3
 
 
 def test_every_system_of_the_universe_has_static_info() -> None:

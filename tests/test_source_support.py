@@ -8,16 +8,9 @@ import pytest
 
 from actors.source_support import RejectLog
 from realtime.event import Reject
+from tests.support.clocks import FakeClock
 
 LOGGER = "tests.source_support"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def reject(reason: str) -> Reject:
@@ -31,7 +24,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_reject_log_writes_one_line_per_reason_per_minute_and_counts_the_rest(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     log = RejectLog(logging.getLogger(LOGGER), "kills", clock=clock)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         for _ in range(5):
@@ -51,7 +44,7 @@ def test_reject_log_writes_one_line_per_reason_per_minute_and_counts_the_rest(
 
 
 def test_reject_log_bounds_the_reasons_it_tracks(caplog: pytest.LogCaptureFixture) -> None:
-    log = RejectLog(logging.getLogger(LOGGER), "kills", max_reasons=2, clock=Clock())
+    log = RejectLog(logging.getLogger(LOGGER), "kills", max_reasons=2, clock=FakeClock(1000.0))
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         for reason in ("a", "b", "c", "d", "e"):
             log.note(reject(reason))
@@ -60,7 +53,7 @@ def test_reject_log_bounds_the_reasons_it_tracks(caplog: pytest.LogCaptureFixtur
 
 
 def test_reject_log_escapes_what_came_from_outside(caplog: pytest.LogCaptureFixture) -> None:
-    log = RejectLog(logging.getLogger(LOGGER), "map:demo", clock=Clock())
+    log = RejectLog(logging.getLogger(LOGGER), "map:demo", clock=FakeClock(1000.0))
     hostile = Reject("map:demo", "invalid_json", "add\x1b[2J\r\nFORGED LINE", b"raw", 0)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         log.note(hostile)

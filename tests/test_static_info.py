@@ -13,7 +13,7 @@ from realtime.static_info import (
     system_label,
 )
 from realtime.static_info_store import StaticInfoStore
-from tests.cards_support import C4_PULSAR, HOME, JITA, SHATTERED_C5
+from tests.support.cards import C4_PULSAR, HOME, JITA, SHATTERED_C5
 
 
 def test_the_endpoints_answer_is_parsed_with_statics_and_their_destinations() -> None:

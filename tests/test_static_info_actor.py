@@ -28,9 +28,9 @@ from realtime.config import AppConfig, Config, MapConfig, NotifyConfig, Secret, 
 from realtime.tracking import TrackedSnapshot
 from simulator.map_server import MapServer
 from supervision import Registry, SupervisionTree
-from tests.notifier_support import Recorded, map_event, tree_spec
-from tests.notifier_support import running_tree as running_children
-from tests.support import wait_for
+from tests.support.notifier import Recorded, map_event, tree_spec
+from tests.support.notifier import running_tree as running_children
+from tests.support.waiting import wait_for
 
 A, B, C = 31000054, 31000174, 30000142
 FetchResult = Fetched | FetchFailed
@@ -38,14 +38,13 @@ SETTINGS = StaticInfoConfig(wait_s=2.0, request_timeout_s=2.0, min_interval_s=0.
                             retry_min_s=0.2, retry_max_s=1.0)  # fmt: skip
 
 
-@pytest.fixture
-def server() -> Iterator[MapServer]:
-    with MapServer(slug="home") as running:
-        yield running
+pytestmark = pytest.mark.map_server(slug="home")
 
 
-def config(data_dir: Path, server: MapServer, settings: StaticInfoConfig = SETTINGS) -> Config:
-    map_config = MapConfig(slug="home", base_url=server.base_url, api_key=Secret("demo-key", "x"))
+def config(data_dir: Path, map_server: MapServer, settings: StaticInfoConfig = SETTINGS) -> Config:
+    map_config = MapConfig(
+        slug="home", base_url=map_server.base_url, api_key=Secret("demo-key", "x")
+    )
     return Config(app=AppConfig(data_dir=str(data_dir)), maps=(map_config,), static_info=settings)
 
 
@@ -68,18 +67,18 @@ def tracking(*systems: int) -> TrackingChanged:
     return TrackingChanged(view=view, systems=frozenset(systems), characters=frozenset())
 
 
-def requests_for(server: MapServer, *systems: int) -> list[int]:
-    counts = server.statistics().static_info_requests
+def requests_for(map_server: MapServer, *systems: int) -> list[int]:
+    counts = map_server.statistics().static_info_requests
     return [counts.get(system, 0) for system in systems]
 
 
 def test_each_system_is_requested_once_even_across_restarts(
-    tmp_path: Path, server: MapServer
+    tmp_path: Path, map_server: MapServer
 ) -> None:
-    cfg, recorded = config(tmp_path, server), Recorded()
+    cfg, recorded = config(tmp_path, map_server), Recorded()
     with running(cfg, recorded) as tree:
         tree.registry.tell(Names.STATIC_INFO, tracking(A, B, C))
-        wait_for(lambda: requests_for(server, A, B, C) == [1, 1, 1], what="prefetched")
+        wait_for(lambda: requests_for(map_server, A, B, C) == [1, 1, 1], what="prefetched")
         published = wait_for(
             lambda: [
                 m
@@ -95,37 +94,37 @@ def test_each_system_is_requested_once_even_across_restarts(
         tree.registry.tell(Names.STATIC_INFO, tracking(A, B, C))
         fetched = tree.registry.ask(Names.STATIC_INFO, FetchStaticInfo((A, B, C), "home"))
         assert set(fetched.systems) == {A, B, C}
-    assert requests_for(server, A, B, C) == [1, 1, 1]
+    assert requests_for(map_server, A, B, C) == [1, 1, 1]
 
 
 def test_a_failure_degrades_to_the_name_and_is_retried_after_a_backoff(
-    tmp_path: Path, server: MapServer
+    tmp_path: Path, map_server: MapServer
 ) -> None:
-    server.fail_static_info(500, count=2)
-    with running(config(tmp_path, server), Recorded()) as tree:
+    map_server.fail_static_info(500, count=2)
+    with running(config(tmp_path, map_server), Recorded()) as tree:
         client = StaticInfoClient(tree.registry, wait_s=2.0)
         added = map_event("add_system", {"solar_system_id": A, "name": "J488975"}, 1)
         assert client.prepare([added]).static_info(A) is None  # the card goes out with the name
         first_failure = time.monotonic()
         tree.registry.tell(Names.STATIC_INFO, tracking(B, C))
         # the endpoint failed: everything waits, then A is retried (and fails again), later B, C
-        wait_for(lambda: requests_for(server, A, B, C) == [3, 1, 1], timeout_s=10.0)
+        wait_for(lambda: requests_for(map_server, A, B, C) == [3, 1, 1], timeout_s=10.0)
         assert time.monotonic() - first_failure >= 0.2 + 0.4
         status = tree.registry.ask(Names.STATIC_INFO, GetStaticInfo())
         assert set(status.view.systems) == {A, B, C}
-    assert requests_for(server, A) == [3]
+    assert requests_for(map_server, A) == [3]
 
 
-def test_an_unknown_system_does_not_stop_the_others(tmp_path: Path, server: MapServer) -> None:
-    with running(config(tmp_path, server), Recorded()) as tree:
+def test_an_unknown_system_does_not_stop_the_others(tmp_path: Path, map_server: MapServer) -> None:
+    with running(config(tmp_path, map_server), Recorded()) as tree:
         tree.registry.tell(Names.STATIC_INFO, tracking(32_500_000, A))
-        wait_for(lambda: requests_for(server, 32_500_000, A) == [1, 1])
+        wait_for(lambda: requests_for(map_server, 32_500_000, A) == [1, 1])
         answer = tree.registry.ask(Names.STATIC_INFO, GetStaticInfo())
         assert set(answer.view.systems) == {A}
 
 
 def test_a_new_systems_card_waits_at_most_wait_s_for_a_slow_endpoint(
-    tmp_path: Path, server: MapServer
+    tmp_path: Path, map_server: MapServer
 ) -> None:
     release = threading.Event()
     with requests.Session() as session:
@@ -136,7 +135,7 @@ def test_a_new_systems_card_waits_at_most_wait_s_for_a_slow_endpoint(
             return fetch(map_config, system_id, timeout_s)
 
         settings = StaticInfoConfig(wait_s=0.3, request_timeout_s=2.0, min_interval_s=0.0)
-        with running(config(tmp_path, server, settings), Recorded(), fetcher=slow) as tree:
+        with running(config(tmp_path, map_server, settings), Recorded(), fetcher=slow) as tree:
             client = StaticInfoClient(tree.registry, wait_s=settings.wait_s)
             added = map_event("add_system", {"solar_system_id": A, "name": "J488975"}, 1)
             started = time.monotonic()
@@ -161,13 +160,13 @@ def test_without_the_actor_the_client_degrades_at_once() -> None:
 
 
 def test_a_new_systems_card_and_the_kills_in_it_carry_the_fetched_static_info(
-    tmp_path: Path, server: MapServer
+    tmp_path: Path, map_server: MapServer
 ) -> None:
     from actors import tracking
     from simulator import static_info as universe
-    from tests.notifier_support import handle, kill_event, killmail, notifier_spec
+    from tests.support.notifier import handle, kill_event, killmail, notifier_spec
 
-    cfg = dataclasses.replace(config(tmp_path, server), notify=NotifyConfig(sinks=("console",)))
+    cfg = dataclasses.replace(config(tmp_path, map_server), notify=NotifyConfig(sinks=("console",)))
     stream = io.StringIO()
     system = next(universe.wormholes(4, effect=True))
     children = [
@@ -186,4 +185,4 @@ def test_a_new_systems_card_and_the_kills_in_it_carry_the_fetched_static_info(
     assert lines[0].startswith("SYSTEM    New system Home Hole (C4) on home | C4 | Magnetar")
     assert "statics C247\u2192C3 16 h" in lines[0]
     assert "(C4, D-R00015)" in lines[1]
-    assert requests_for(server, system) == [1]
+    assert requests_for(map_server, system) == [1]

@@ -31,7 +31,7 @@ from supervision import (
     TreeStartError,
     render_tree,
 )
-from tests.support import wait_for
+from tests.support.waiting import wait_for
 
 FAST = Backoff(0.001, 0.01, jitter=0.0)
 

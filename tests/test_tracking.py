@@ -12,23 +12,14 @@ from realtime.tracking import (
     characters_from_rest,
     systems_from_rest,
 )
+from tests.support import events
 
 J1, J2, J3 = 31000001, 31000002, 31000003
 PILOT_A, PILOT_B = 2117000001, 2117000002
 
 
 def map_event(slug: str, kind: str, payload: dict[str, Any], sse_id: str = "01J") -> Event:
-    return Event(
-        id=sse_id,
-        source=f"map:{slug}",
-        type=kind,
-        time=0.0,
-        received_at=0,
-        key=f"map:{slug}:{sse_id}",
-        priority=Priority.NORMAL,
-        data=payload,
-        seq=1,
-    )
+    return events.map_event(kind, payload, sse_id, slug=slug, at=0.0, seq=1)
 
 
 def test_bootstrap_tracks_systems_and_characters_and_reports_what_was_added() -> None:

@@ -1,6 +1,6 @@
 """Who may use the web face, and how: Host allow-list, login cookie, CSRF, headers, probes.
 
-Runs a real tree (tests.metrics_support) and talks HTTP to it.
+Runs a real tree (tests.support.metrics_tree) and talks HTTP to it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import requests
 from actors.protocol import Names
 from actors.web_app import CONTENT_SECURITY_POLICY, SESSION_COOKIE
 from realtime.config import DebugConfig, Secret
-from tests.metrics_support import TOKEN, Drop, Running, config_on_free_port, running_tree
-from tests.support import wait_for
+from tests.support.metrics_tree import TOKEN, Drop, Running, config_on_free_port, running_tree
+from tests.support.waiting import wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

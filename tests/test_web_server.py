@@ -18,7 +18,8 @@ import requests
 
 from actors.web_server import BoundedServer
 from realtime.config import HttpConfig
-from tests.support import closed_by_peer, wait_for
+from tests.support.sockets import closed_by_peer
+from tests.support.waiting import wait_for
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import requests
 
-from tests.process import free_port, running
-from tests.support import closed_by_peer, wait_for
+from tests.support.process import running
+from tests.support.sockets import closed_by_peer, free_port
+from tests.support.waiting import wait_for
 
 CLIENTS = 300
 MAX_CONNECTIONS = 100
@@ -88,4 +89,4 @@ def test_300_slow_or_idle_clients_neither_stop_the_probes_nor_grow_threads_or_fd
         assert requests.get(f"{instance.url}/livez", timeout=1).status_code == 200
         for client in clients:
             client.close()
-        assert instance.stop() == 0
+        assert instance.terminate() == 0

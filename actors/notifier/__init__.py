@@ -46,19 +46,23 @@ The send queue holds at most ``send_queue`` entries (waiting, backing off or
 in flight). When it is full, claimed entries simply stay pending in the ledger,
 which is the backlog on disk, and are moved into the queue as room appears.
 
-Modules: :mod:`~actors.notifier.actor` (the actor, its settings and child
-spec), :mod:`~actors.notifier.send_queue`, :mod:`~actors.notifier.discord_sink`
+Modules: :mod:`~actors.notifier.actor` (the actor and its child spec),
+:mod:`~actors.notifier.settings`, :mod:`~actors.notifier.discord_delivery`
+(starting the sink, offering new entries, refilling from the backlog),
+:mod:`~actors.notifier.send_queue`, :mod:`~actors.notifier.discord_sink`
 (workers, the shared ledger, outcome counters),
 :mod:`~actors.notifier.console` and :mod:`~actors.notifier.view` (the tracked
 view decisions read).
 """
 
-from actors.notifier.actor import DISCORD, NotifierActor, NotifierSettings, child_spec
+from actors.notifier.actor import NotifierActor, child_spec
 from actors.notifier.announcer import ProcessStart
 from actors.notifier.console import ConsoleSink
+from actors.notifier.discord_delivery import DISCORD
 from actors.notifier.discord_sink import DiscordSink, Outcomes, SharedLedger
 from actors.notifier.planner import CONSOLE
 from actors.notifier.send_queue import Delivery, SendQueue, SendQueueStatistics
+from actors.notifier.settings import NotifierSettings
 from actors.notifier.view import TrackingUnavailableError
 
 __all__ = [

@@ -8,21 +8,19 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import orjson
 import pykka
 
 from actors.base import ReportingActor
-from actors.discord_http import DiscordSender, RetryPlan
 from actors.notifier.announcer import Announcer, ProcessStart
 from actors.notifier.console import ConsoleSink
-from actors.notifier.discord_sink import DiscordSink, Outcomes, SharedLedger
+from actors.notifier.discord_delivery import DISCORD, DiscordDelivery
+from actors.notifier.discord_sink import Outcomes, SharedLedger
 from actors.notifier.planner import CONSOLE, Candidate, Planner
 from actors.notifier.report import discord_status, queue_status, route_status
-from actors.notifier.send_queue import Delivery, SendQueue
+from actors.notifier.settings import NotifierSettings
 from actors.notifier.view import TrackingUnavailableError, lookup
 from actors.protocol import (
     Announce,
@@ -34,8 +32,8 @@ from actors.protocol import (
     TrackingChanged,
 )
 from actors.static_info import StaticInfoChanged, StaticInfoClient
-from realtime.config import Config, DiscordConfig, NotifyConfig, RouteConfig, StatusConfig
-from realtime.event import Event, Priority
+from realtime.config import Config, DiscordConfig
+from realtime.event import Event
 from realtime.keys import KILLMAIL_TYPES
 from realtime.ledger import Ledger, LedgerEntry
 from realtime.notifications import (
@@ -47,7 +45,7 @@ from realtime.notifications import (
 )
 from realtime.routes import NO_MEMBERSHIP, MapMembership, Pings
 from realtime.static_info import StaticInfoLookup
-from realtime.storage import DATABASE_FILE, StorageUnavailableError
+from realtime.storage import StorageUnavailableError
 from realtime.tracking import TrackedLookup
 from supervision import (
     ActorContext,
@@ -59,8 +57,6 @@ from supervision import (
 
 logger = logging.getLogger(__name__)
 
-DISCORD = "discord"
-
 PRUNE_EVERY_S = 3600.0
 """How often sent and failed ledger entries past their keep time are deleted."""
 
@@ -68,57 +64,6 @@ MAX_OWN_WAITING = 256
 """Alerts and status messages waiting for the ledger (busy or full); beyond, the oldest go."""
 
 _RESUME_CHUNK = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class NotifierSettings:
-    """What the notifier needs from the configuration.
-
-    Attributes:
-        database: the journal's SQLite file, which holds the ledger.
-        notify: ``[notify]`` (sinks, Discord, kill and map switches).
-        routes: the effective routes (``[[routes]]``, or the default one).
-        status: ``[status]``.
-        max_kill_age_s: ``[filters] max_kill_age_s``.
-        keep_s: how long sent and failed ledger entries are kept (then pruned).
-        tick_s: how often the actor looks at its workers' outcomes and backlog.
-        stop_timeout_s: how long a stop waits for workers with an answer outstanding.
-        tracking_timeout_s: how long to wait for tracking's answer to ``GetTracking``.
-        static_info_wait_s: how long a new system's card waits for its static info
-            (``[static_info] wait_s``; 0 when static info is off).
-    """
-
-    database: Path
-    notify: NotifyConfig
-    routes: tuple[RouteConfig, ...]
-    status: StatusConfig
-    max_kill_age_s: float
-    keep_s: float
-    tick_s: float = 0.2
-    stop_timeout_s: float = 2.0
-    tracking_timeout_s: float = 2.0
-    static_info_wait_s: float = 0.0
-
-    @classmethod
-    def from_config(
-        cls, config: Config, *, discord: DiscordConfig | None = None
-    ) -> NotifierSettings:
-        """Settings from ``config``; ``discord`` replaces ``[notify.discord]`` (simulator)."""
-        notify = (
-            config.notify
-            if discord is None
-            else dataclasses.replace(config.notify, discord=discord)
-        )
-        max_age = config.filters.max_kill_age_s
-        return cls(
-            database=config.data_path / DATABASE_FILE,
-            notify=notify,
-            routes=config.effective_routes,
-            status=config.status,
-            max_kill_age_s=max_age,
-            keep_s=max(config.journal.retention_days * 86400.0, 2 * max_age),
-            static_info_wait_s=config.static_info.wait_s if config.static_info.enabled else 0.0,
-        )
 
 
 class _Tick:
@@ -157,15 +102,20 @@ class NotifierActor(ReportingActor):
         self._settings = settings
         self._stdout = stdout
         self._clock = clock
-        self._seed = seed
         self._sinks: tuple[str, ...] = tuple(dict.fromkeys(settings.notify.sinks))
         self._view: TrackedLookup | None = None
         self._ledger = SharedLedger()
         self._console: ConsoleSink | None = None
-        self._discord: DiscordSink | None = None
-        self._discord_error: str | None = None
         self._outcomes = Outcomes()
-        self._backlog = False
+        self._discord = DiscordDelivery(
+            settings.notify.discord,
+            settings.routes,
+            ledger=self._ledger,
+            outcomes=self._outcomes,
+            counters=self.counters,
+            mark_failed=self._mark_failed,
+            seed=seed,
+        )
         self._last_prune = -float("inf")
         self._latency_sink = DISCORD if DISCORD in self._sinks else CONSOLE
         self._planner = Planner(
@@ -187,7 +137,7 @@ class NotifierActor(ReportingActor):
         if CONSOLE in self._sinks:
             self._console = ConsoleSink(self._stdout or sys.stdout)
         if DISCORD in self._sinks:
-            self._start_discord()
+            self._discord.start()
         with self._ledger.held() as ledger:
             self._planner.pings = Pings(ledger.last_mentions())
             self._abandon_unknown_routes(ledger)
@@ -195,31 +145,9 @@ class NotifierActor(ReportingActor):
         self._fetch_view()
         self._prune()
         self._resume_console()
-        self._backlog = True
-        self._refill()
+        self._discord.backlog = True
+        self._discord.refill()
         self.timers.send_interval(self._settings.tick_s, _TICK)
-
-    def _start_discord(self) -> None:
-        config = self._settings.notify.discord
-        try:
-            sender = DiscordSender(config, routes=self._settings.routes)
-        except ValueError as error:
-            # a configuration the sink cannot use: alert, keep claiming (the
-            # entries wait in the ledger for a start with a usable one)
-            self._discord_error = str(error)
-            self.counters["sink_stopped"] += 1
-            logger.error("notifier: the Discord sink cannot start: %s", error)
-            return
-        self._discord = DiscordSink(
-            sender,
-            RetryPlan.from_config(config),
-            SendQueue(config.send_queue),
-            self._ledger,
-            self._outcomes,
-            workers=config.concurrency,
-            seed=self._seed,
-        )
-        self._discord.start()
 
     def _abandon_unknown_routes(self, ledger: Ledger) -> None:
         """Fail the pending entries of routes no longer configured: they can go nowhere."""
@@ -237,11 +165,7 @@ class NotifierActor(ReportingActor):
             )
 
     def on_exit(self) -> None:
-        if self._discord is not None:
-            busy = self._discord.stop(self._settings.stop_timeout_s)
-            if busy:
-                logger.warning("notifier: stopped with answers outstanding: %s", ", ".join(busy))
-            self._discord.sender.close()
+        self._discord.stop(self._settings.stop_timeout_s)
         with self._ledger.use() as ledger:
             if ledger is not None:
                 try:
@@ -354,11 +278,11 @@ class NotifierActor(ReportingActor):
             if entry.route == CONSOLE:
                 console.append((entry, candidate.received_at))
             else:
-                self._offer(entry, candidate.received_at, candidate.priority)
+                self._discord.offer(entry, candidate.received_at, candidate.priority)
         for kill_time in kills.values():
             self._announcer.kill(kill_time)
         self._write_console(console)
-        self._refill()
+        self._discord.refill()
         return claimed
 
     def _keep_own(self, notifications: Sequence[Notification]) -> None:
@@ -449,33 +373,19 @@ class NotifierActor(ReportingActor):
         self.counters[f"failed_{sink}"] += 1
         logger.warning("notifier: %s failed: %s", entry.key, reason)
 
-    def _offer(self, entry: LedgerEntry, received_at: int | None, priority: Priority) -> None:
-        """Queue a new Discord entry, unless older ones wait in the ledger or it does not fit.
-
-        An entry not queued stays pending in the ledger; :meth:`_refill` queues
-        it, in claim order, once there is room.
-        """
-        sink = self._discord
-        if self._backlog or sink is None or sink.route_error(entry.route) is not None:
-            return
-        body = _body(entry)
-        if body is None:
-            self._mark_failed(entry, DISCORD, "the stored message body is unreadable")
-        elif not sink.queue.offer(Delivery(entry.key, entry.nonce, body, received_at, priority)):
-            self._backlog = True
-
     # -- periodic work --------------------------------------------------------------
 
     def _tick(self) -> None:
-        if self._discord is not None and self._discord.failure is not None:
+        sink = self._discord.sink
+        if sink is not None and sink.failure is not None:
             msg = "a Discord worker failed"
-            raise RuntimeError(msg) from self._discord.failure
+            raise RuntimeError(msg) from sink.failure
         counters, latencies = self._outcomes.drain()
         self.counters.update(counters)
         if self._latency_sink == DISCORD:
             for received_at, delivered_at in latencies:
                 self.observe(Names.NOTIFIER, received_at, delivered_at)
-        self._refill()
+        self._discord.refill()
         now = self._clock()
         with self._ledger.use() as ledger:
             if ledger is not None:
@@ -486,38 +396,6 @@ class NotifierActor(ReportingActor):
         self._claim_own()
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._prune()
-
-    def _refill(self) -> None:
-        """Move pending Discord entries from the ledger into the send queue while it has room.
-
-        Reads and offers under the ledger's lock, so that an entry a worker is
-        finishing (marked sent, not yet released from the queue) is either no
-        longer pending or still held: it is never queued twice.
-        """
-        sink = self._discord
-        if not self._backlog or sink is None or sink.error is not None:
-            return
-        sending = [r.name for r in self._settings.routes if sink.route_error(r.name) is None]
-        with self._ledger.use() as ledger:
-            if ledger is None:
-                return
-            room = sink.queue.room()
-            if room == 0:
-                return
-            limit = sink.queue.held() + room
-            entries = ledger.pending(limit, routes=sending)
-            refused = False
-            for entry in entries:
-                if sink.queue.room() == 0:
-                    refused = True
-                    break
-                body = _body(entry)
-                if body is None:
-                    ledger.mark_failed(entry.key, "the stored message body is unreadable")
-                    self.counters["failed_discord"] += 1
-                    continue
-                sink.queue.offer(Delivery(entry.key, entry.nonce, body, None))
-        self._backlog = refused or len(entries) == limit
 
     def _resume_console(self) -> None:
         """Print the console entries a previous run claimed but did not print."""
@@ -541,19 +419,9 @@ class NotifierActor(ReportingActor):
 
     # -- reporting ------------------------------------------------------------------
 
-    def _error(self) -> str | None:
-        """Why Discord delivery is stopped, whole or for a route (the first one)."""
-        sink = self._discord
-        if sink is None:
-            return self._discord_error
-        if sink.error is not None:
-            return sink.error
-        halted = dict(sink.halted)
-        return next((f"route {route}: {reason}" for route, reason in halted.items()), None)
-
     def report_gauges(self) -> Mapping[str, float]:
-        sink = self._discord
-        stopped = sink is None and self._discord_error is not None
+        sink = self._discord.sink
+        stopped = sink is None and self._discord.start_error is not None
         gauges: dict[str, float] = {
             "sink_stopped": 1.0 if stopped or (sink is not None and sink.error) else 0.0,
             "routes_stopped": float(len(sink.halted)) if sink is not None else 0.0,
@@ -577,22 +445,23 @@ class NotifierActor(ReportingActor):
         if self._console is not None:
             sinks[CONSOLE] = {"state": "running", "colour": self._console.colour}
         mode = self._settings.notify.discord.mode
+        sink = self._discord.sink
         if DISCORD in self._sinks:
-            sinks[DISCORD] = discord_status(self._discord, mode, self._discord_error)
+            sinks[DISCORD] = discord_status(sink, mode, self._discord.start_error)
         watch = self._announcer.statistics()
         return {
             "sent": 0 if statistics is None else statistics.sent,
             "failed": 0 if statistics is None else statistics.failed,
             "pending": 0 if statistics is None else statistics.pending,
-            "queue": queue_status(self._discord, backlog=self._backlog),
+            "queue": queue_status(sink, backlog=self._discord.backlog),
             "sinks": sinks,
             "routes": route_status(
                 self._settings.routes,
                 self._settings.notify.discord,
                 statistics,
-                self._discord,
+                sink,
                 enabled=DISCORD in self._sinks,
-                sink_error=self._discord_error,
+                sink_error=self._discord.start_error,
                 last_pings=self._planner.pings.last(),
             ),
             "unrouted": dict(self._unrouted),
@@ -601,7 +470,7 @@ class NotifierActor(ReportingActor):
                 "sent": watch.reported,
                 "waiting": len(self._own),
             },
-            "error": self._error(),
+            "error": self._discord.error(),
             "tracked": self._view is not None,
             "static_info": {
                 "known": self._static.known,
@@ -609,14 +478,6 @@ class NotifierActor(ReportingActor):
                 "timeouts": self._static.timeouts,
             },
         }
-
-
-def _body(entry: LedgerEntry) -> dict[str, Any] | None:
-    try:
-        body = orjson.loads(entry.payload)
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def child_spec(

@@ -38,6 +38,7 @@ from realtime.render.text import (
     RED,
     band_colour,
     bold_with_article,
+    company_phrase,
     dotlan_region_url,
     dotlan_system_url,
     format_isk,
@@ -113,14 +114,7 @@ def kill_summary(details: KillDetails) -> str:
     blow = details.final_blow
     if blow is None:
         return line + "."
-    line += f" to {_attacker_phrase(blow)}"
-    others = details.attacker_count - 1
-    if details.solo:
-        line += ", solo."
-    elif others > 0:
-        line += f" and {others} other{'s' if others != 1 else ''}."
-    else:
-        line += "."
+    line += f" to {_attacker_phrase(blow)}{company_phrase(details)}."
     if details.top_damage is not None:
         line += f"\nTop damage: {_attacker_phrase(details.top_damage)}."
     return line

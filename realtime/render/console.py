@@ -38,6 +38,7 @@ from realtime.render.text import (
     TEAL,
     YELLOW,
     band_colour,
+    company_phrase,
     format_isk,
     hours_text,
     pilot_plain,
@@ -85,12 +86,7 @@ def _kill_parts(notification: Notification, details: KillDetails) -> tuple[str, 
     victim = details.victim
     story = f"{victim_plain(victim)} lost {with_article(victim.ship_name or 'ship')}"
     if details.final_blow is not None:
-        story += f" to {_attacker(details.final_blow)}"
-        others = details.attacker_count - 1
-        if details.solo:
-            story += ", solo"
-        elif others > 0:
-            story += f" and {others} other{'s' if others != 1 else ''}"
+        story += f" to {_attacker(details.final_blow)}{company_phrase(details)}"
     parts = [title, story]
     if details.top_damage is not None:
         parts.append(f"top damage {_attacker(details.top_damage)}")

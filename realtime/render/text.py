@@ -11,7 +11,7 @@ import math
 import re
 from urllib.parse import quote
 
-from realtime.notifications import Pilot
+from realtime.notifications import KillDetails, Pilot
 from realtime.static_info import SecurityBand
 
 RED = 0xED4245
@@ -170,6 +170,16 @@ def pilot_plain(pilot: Pilot) -> str:
     badge = tickers(pilot.corporation_ticker, pilot.alliance_ticker)
     name = pilot_name(pilot)
     return f"{name} {badge}" if badge else name
+
+
+def company_phrase(details: KillDetails) -> str:
+    """Who else was on the kill, after its final blow: ``, solo``, `` and 3 others`` or ""."""
+    others = details.attacker_count - 1
+    if details.solo:
+        return ", solo"
+    if others > 0:
+        return f" and {others} other{'s' if others != 1 else ''}"
+    return ""
 
 
 def mass_text(kilograms: float) -> str:
