@@ -18,7 +18,7 @@ def test_shipped_config_is_valid_and_runs_the_demo_world() -> None:
     loaded = load(SHIPPED, environ={})
     assert loaded.simulator.enabled
     assert [m.slug for m in loaded.maps] == ["demo"]
-    assert loaded.mailbox.flow_control == 10000
+    assert loaded.mailbox.flow_control == 2000
 
 
 def test_unknown_key_is_an_error_naming_the_key() -> None:

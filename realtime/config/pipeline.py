@@ -30,7 +30,7 @@ class JournalConfig:
 
     retention_days: float = 7.0
     batch_max: int = 1000
-    max_pending: int = 20_000
+    max_pending: int = 2000
     max_reject_bytes: int = 65536
     max_db_mb: float = 0.0
     fsync: bool = False
@@ -63,8 +63,8 @@ class FlowConfig:
     ``priorities`` overrides the default priority of an event type.
     """
 
-    high_watermark: int = 8000
-    low_watermark: int = 6000
+    high_watermark: int = 1600
+    low_watermark: int = 1200
     batch: int = 256
     demand: int = 512
     priorities: Mapping[str, Priority] = field(default_factory=dict)

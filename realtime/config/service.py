@@ -66,11 +66,11 @@ class MailboxConfig:
     the journal's counts the events and rejects of its ingest batches)."""
 
     dedup: int = 1000
-    flow_control: int = 10000
+    flow_control: int = 2000
     router: int = 1000
     notifier: int = 1000
     metrics: int = 1000
-    journal: int = 10000
+    journal: int = 2000
     tracking: int = 1000
     static_info: int = 1000
     sources: int = 1000
